@@ -1,0 +1,27 @@
+# The two quick-start commands. Each creates .venv and installs the project on first use.
+#   make quickstart   train MAESTRO on the embedded tiny model (CPU, a few minutes)
+#   make test         run the offline test suite
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet "$(TORCH)"
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/python -m maestro_lit fit --config configs/quickstart.yaml
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest tests
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,169 @@
+"""Prompt data: JSONL, Parquet or an HF dataset id, streamed row by row.
+
+Every row needs a string ``prompt``; ``category``, ``reference`` and any other columns
+ride along and reach the reward components as keyword columns. Files are read lazily
+(an IterableDataset with a shuffle buffer), so a prompt set larger than memory is fine.
+Rows are sharded across distributed ranks and dataloader workers so that no two
+processes see the same prompt in one epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
+
+
+class DataFileError(ValueError):
+    """A prompt file is missing, unreadable or holds a bad row; the message names file and line."""
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("rb") as f:
+        for line_number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFileError(f"{path}:{line_number}: not valid UTF-8 ({err.reason})") from None
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise DataFileError(f"{path}:{line_number}: malformed JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DataFileError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
+            yield line_number, row
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    row_number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            row_number += 1
+            yield row_number, row
+
+
+def _iter_hub(name: str, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        import datasets
+    except ImportError as err:
+        raise DataFileError(f"{name!r} is not a local file; loading hub datasets needs `pip install 'maestro_lit[hub]'`") from err
+    for index, row in enumerate(datasets.load_dataset(name, split=split, streaming=True), start=1):
+        yield index, dict(row)
+
+
+def iter_rows(source: str, split: str = "train") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(location, row)`` with location ``file:line`` for error messages; rows are validated."""
+    path = Path(source)
+    if path.suffix in {".jsonl", ".json", ".parquet"} or path.exists():
+        if not path.is_file():
+            raise DataFileError(f"prompt file {source} does not exist")
+        reader = _iter_parquet if path.suffix == ".parquet" else _iter_jsonl
+        rows = reader(path)
+    else:
+        rows = _iter_hub(source, split)
+    empty = True
+    for number, row in rows:
+        location = f"{source}:{number}"
+        prompt = row.get("prompt")
+        if prompt is None:
+            raise DataFileError(f"{location}: row has no 'prompt' field (fields: {sorted(row)})")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DataFileError(f"{location}: 'prompt' must be a non-empty string, got {prompt!r:.60}")
+        empty = False
+        yield location, row
+    if empty:
+        raise DataFileError(f"prompt source {source} holds no rows")
+
+
+class PromptStream(IterableDataset):
+    """Streams rows of one source; shards by (rank, worker); shuffles within a buffer per epoch."""
+
+    def __init__(self, source: str, split: str = "train", shuffle: bool = False, buffer_size: int = 1024, seed: int = 0) -> None:
+        self.source, self.split, self.shuffle, self.buffer_size, self.seed = source, split, shuffle, buffer_size, seed
+        self.epoch = 0
+
+    def _shard(self) -> tuple[int, int]:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        return rank * workers + worker, world * workers
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        index, count = self._shard()
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        buffer: list[dict[str, Any]] = []
+        for i, (_, row) in enumerate(iter_rows(self.source, self.split)):
+            if i % count != index:
+                continue
+            if not self.shuffle:
+                yield row
+                continue
+            buffer.append(row)
+            if len(buffer) >= self.buffer_size:
+                yield buffer.pop(rng.randrange(len(buffer)))
+        rng.shuffle(buffer)
+        yield from buffer
+
+
+def collate_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """List of rows → dict of columns; a column missing from some rows is None there."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: [row.get(k) for row in rows] for k in keys}
+
+
+class PromptDataModule(L.LightningDataModule):
+    """Batches of ``batch_size`` prompts; each prompt is expanded to G completions by the module.
+
+    ``train_path``/``val_path`` default to the prompt set shipped with the package.
+    """
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        batch_size: int = 4,
+        val_batch_size: int = 16,
+        train_split: str = "train",
+        val_split: str = "validation",
+        shuffle_buffer: int = 1024,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.train_path = train_path or str(TRAIN_PROMPTS)
+        self.val_path = val_path or str(VAL_PROMPTS)
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size
+        self.train_split, self.val_split = train_split, val_split
+        self.shuffle_buffer, self.seed, self.num_workers = shuffle_buffer, seed, num_workers
+
+    def setup(self, stage: str | None = None) -> None:
+        # Fail at start-up, naming the file and line, rather than mid-run.
+        for source, split in ((self.train_path, self.train_split), (self.val_path, self.val_split)):
+            next(iter_rows(source, split))
+        self.train_stream = PromptStream(self.train_path, self.train_split, shuffle=True, buffer_size=self.shuffle_buffer, seed=self.seed)
+        self.val_stream = PromptStream(self.val_path, self.val_split)
+
+    def _loader(self, stream: PromptStream, batch_size: int) -> DataLoader:
+        return DataLoader(stream, batch_size=batch_size, collate_fn=collate_columns, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_stream, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_stream, self.val_batch_size)

@@ -1,0 +1,171 @@
+"""GRPO math in plain torch: reward normalisation, group advantages, clipped loss, k3 KL.
+
+Nothing here knows about Lightning, models or tokenizers, so every formula of
+DESIGN §1 steps 3, 5 and 6 can be checked on hand-made tensors.
+
+Choices where the paper is silent:
+- the group std is the unbiased one (``torch.std``), as TRL uses;
+- a component's NaN scores are left out of its group statistics and its normalised
+  value is 0 (it neither helps nor hurts that completion);
+- ``dapo`` normalises by the number of completion tokens in the whole rollout batch
+  (``num_batch_tokens``), ``bnpo`` by those in the minibatch at hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
+NORMALIZATION_ORDERS = ("normalize_then_sum", "sum_then_normalize")
+
+
+def _grouped(values: torch.Tensor, group_size: int) -> torch.Tensor:
+    if values.shape[0] % group_size:
+        raise ValueError(f"{values.shape[0]} rows do not split into groups of {group_size}")
+    return values.reshape(values.shape[0] // group_size, group_size, *values.shape[1:])
+
+
+def normalize_within_groups(scores: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """Z-score each column of ``scores`` [N, M] over the G completions of one prompt.
+
+    NaN entries are masked out of mean/std and come back as 0; a group whose finite
+    values all agree (zero variance) comes back as all 0.
+    """
+    grouped = _grouped(scores, group_size)  # [B, G, M]
+    finite = torch.isfinite(grouped)
+    count = finite.sum(dim=1, keepdim=True).clamp(min=1)
+    filled = torch.where(finite, grouped, torch.zeros_like(grouped))
+    mean = filled.sum(dim=1, keepdim=True) / count
+    sq = torch.where(finite, (grouped - mean) ** 2, torch.zeros_like(grouped)).sum(dim=1, keepdim=True)
+    std = (sq / (count - 1).clamp(min=1)).sqrt()
+    z = torch.where(std > 0, (filled - mean) / (std + eps), torch.zeros_like(filled))
+    return torch.where(finite, z, torch.zeros_like(z)).reshape_as(scores)
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """A = (r - mean_g r) / (std_g r + eps) per completion (DESIGN §1 step 5).
+
+    A zero-variance group gets advantage 0 everywhere, never NaN.
+    """
+    grouped = _grouped(rewards, group_size)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(grouped)
+    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred)).reshape(-1)
+
+
+def zero_std_group_fraction(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Share of groups whose rewards all agree: those groups teach the policy nothing."""
+    grouped = _grouped(rewards, group_size)
+    return (grouped.max(dim=1).values - grouped.min(dim=1).values == 0).float().mean()
+
+
+def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(π_θ || π_ref): exp(d) - d - 1 with d = log π_ref - log π_θ."""
+    delta = ref_logprobs - logprobs
+    return torch.exp(delta) - delta - 1
+
+
+@dataclass
+class LossStats:
+    """Detached diagnostics of one loss evaluation."""
+
+    clip_fraction: torch.Tensor
+    kl: torch.Tensor
+    ratio_mean: torch.Tensor
+
+
+def aggregate(
+    per_token: torch.Tensor,
+    mask: torch.Tensor,
+    loss_type: str,
+    max_completion_length: int | None = None,
+    num_batch_tokens: float | None = None,
+) -> torch.Tensor:
+    """Reduce a per-token loss [N, T] to a scalar the way ``loss_type`` prescribes."""
+    mask = mask.to(per_token.dtype)
+    if loss_type == "grpo":
+        per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+        return per_seq.mean()
+    if loss_type == "bnpo":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    if loss_type == "dapo":
+        denominator = mask.sum() if num_batch_tokens is None else torch.as_tensor(num_batch_tokens)
+        return (per_token * mask).sum() / denominator.clamp(min=1)
+    if loss_type == "dr_grpo":
+        if max_completion_length is None:
+            raise ValueError("loss_type 'dr_grpo' needs max_completion_length")
+        return (per_token * mask).sum() / (per_token.shape[0] * max_completion_length)
+    raise ValueError(f"unknown loss_type {loss_type!r}; choose one of {LOSS_TYPES}")
+
+
+def clipped_policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon_low: float = 0.2,
+    epsilon_high: float = 0.2,
+    beta: float = 0.0,
+    ref_logprobs: torch.Tensor | None = None,
+    loss_type: str = "grpo",
+    max_completion_length: int | None = None,
+    num_batch_tokens: float | None = None,
+) -> tuple[torch.Tensor, LossStats]:
+    """GRPO's clipped surrogate plus β·k3 KL, per token, aggregated by ``loss_type``.
+
+    ``logprobs``/``old_logprobs``/``ref_logprobs``/``mask`` are [N, T]; ``advantages`` is [N]
+    and applies to every token of its completion.
+    """
+    if beta > 0 and ref_logprobs is None:
+        raise ValueError("beta > 0 needs ref_logprobs")
+    ratio = torch.exp(logprobs - old_logprobs)
+    adv = advantages.unsqueeze(-1)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high) * adv
+    per_token = -torch.min(unclipped, clipped)
+    kl = k3_kl(logprobs, ref_logprobs) if ref_logprobs is not None else torch.zeros_like(logprobs)
+    if beta > 0:
+        per_token = per_token + beta * kl
+    loss = aggregate(per_token, mask, loss_type, max_completion_length, num_batch_tokens)
+
+    with torch.no_grad():
+        m = mask.to(ratio.dtype)
+        n_tokens = m.sum().clamp(min=1)
+        was_clipped = ((ratio < 1 - epsilon_low) & (adv < 0)) | ((ratio > 1 + epsilon_high) & (adv > 0))
+        stats = LossStats(
+            clip_fraction=(was_clipped.to(m.dtype) * m).sum() / n_tokens,
+            kl=(kl.detach() * m).sum() / n_tokens,
+            ratio_mean=(ratio.detach() * m).sum() / n_tokens,
+        )
+    return loss, stats
+
+
+def minibatch_slices(n: int, num_minibatches: int) -> list[slice]:
+    """Split N rows into ``num_minibatches`` contiguous, nearly equal slices."""
+    if not 1 <= num_minibatches <= n:
+        raise ValueError(f"num_minibatches must be in [1, {n}], got {num_minibatches}")
+    bounds = torch.linspace(0, n, num_minibatches + 1).round().long().tolist()
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def scalarize(raw_scores: torch.Tensor, weights: torch.Tensor, group_size: int, order: str = "normalize_then_sum") -> torch.Tensor:
+    """Scalar reward r = w · R̃ per completion (DESIGN §1 steps 3–4).
+
+    ``normalize_then_sum`` z-scores each component within its group first (the design's
+    default), so no component dominates by scale; ``sum_then_normalize`` is TRL's order
+    (weighted raw sum, normalised only by the advantage). Missing (NaN) scores count 0.
+    """
+    if order == "normalize_then_sum":
+        components = normalize_within_groups(raw_scores, group_size)
+    elif order == "sum_then_normalize":
+        components = torch.nan_to_num(raw_scores, nan=0.0, posinf=0.0, neginf=0.0)
+    else:
+        raise ValueError(f"unknown reward normalization order {order!r}; choose one of {NORMALIZATION_ORDERS}")
+    return (components * weights.to(components.dtype)).sum(-1)
+
+
+def unscored_rows(raw_scores: torch.Tensor) -> torch.Tensor:
+    """Completions for which every component is missing: their advantage must be 0."""
+    return ~torch.isfinite(raw_scores).any(dim=-1)

@@ -1,0 +1,325 @@
+"""The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of DESIGN §1.
+
+Manual optimisation with two optimisers: the policy's LoRA parameters (inner loop) and
+the scalariser's parameters (outer step; absent for the static and single baselines).
+
+Choices where the paper is silent:
+- the Conductor optimiser is stepped without Lightning's optimiser wrapper, so
+  ``trainer.global_step`` counts policy updates only (μ × num_minibatches per step);
+- with μ = 1 and one minibatch the scoring pass *is* the training forward (old
+  log-probs = current ones detached), so each step runs a single forward with grad;
+- ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
+- a non-finite loss or gradient norm skips that policy update (``train/skipped_updates``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from maestro_lit import grpo
+from maestro_lit.conductor import Conductor, Scalarization, Scalarizer
+from maestro_lit.policy import ModelSettings, Policy
+from maestro_lit.rewards.base import RewardComponent, as_score_tensor
+from maestro_lit.rewards.diversity import DistinctN
+from maestro_lit.rewards.length import LengthBand
+from maestro_lit.rollout import Rollout, SamplingSettings, generate, tokenize_prompts
+from maestro_lit.step_logging import completion_table, reward_metrics, scalarizer_metrics
+from maestro_lit.timing import PhaseTimer
+
+
+@dataclass
+class GRPOSettings:
+    """Group size, inner-loop and loss settings of DESIGN §1 steps 5–6."""
+
+    num_generations: int = 4
+    num_iterations: int = 1
+    num_minibatches: int = 1
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    beta: float = 0.0
+    loss_type: str = "grpo"
+    max_grad_norm: float = 1.0
+    reward_normalization: str = "normalize_then_sum"
+    merge_adapters_for_rollout: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError(f"grpo.num_generations must be >= 2 (GRPO needs a group to compare), got {self.num_generations}")
+        if self.num_iterations < 1:
+            raise ValueError(f"grpo.num_iterations must be >= 1, got {self.num_iterations}")
+        if self.loss_type not in grpo.LOSS_TYPES:
+            raise ValueError(f"grpo.loss_type {self.loss_type!r} is not one of {grpo.LOSS_TYPES}")
+        if self.reward_normalization not in grpo.NORMALIZATION_ORDERS:
+            raise ValueError(f"grpo.reward_normalization {self.reward_normalization!r} is not one of {grpo.NORMALIZATION_ORDERS}")
+
+
+def _user_turn(prompt: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}]
+
+
+class MaestroModule(L.LightningModule):
+    """LoRA policy + scalariser trained with GRPO; the scalariser picks the reward weights."""
+
+    def __init__(
+        self,
+        policy: ModelSettings = ModelSettings(),
+        rewards: list[RewardComponent] | None = None,
+        scalarizer: Scalarizer | None = None,
+        sampling: SamplingSettings = SamplingSettings(),
+        grpo_settings: GRPOSettings = GRPOSettings(),
+        policy_optimizer: OptimizerCallable = torch.optim.AdamW,
+        conductor_optimizer: OptimizerCallable = torch.optim.Adam,
+        policy_lr_scheduler: LRSchedulerCallable | None = None,
+        val_max_new_tokens: int | None = None,
+        log_completions_every_n_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.strict_loading = False  # checkpoints hold only trainable state; checked in on_load_checkpoint
+        self.settings, self.sampling, self.grpo = policy, sampling, grpo_settings
+        self.rewards: list[RewardComponent] = list(rewards) if rewards is not None else [LengthBand(), DistinctN()]
+        names = [component.name for component in self.rewards]
+        if len(set(names)) != len(names):
+            raise ValueError(f"reward component names must be unique, got {names}")
+        self.policy = Policy(policy)
+        self.scalarizer = scalarizer if scalarizer is not None else Conductor()
+        self.scalarizer.bind(names, self.policy.hidden_size)
+        self.policy_optimizer, self.conductor_optimizer = policy_optimizer, conductor_optimizer
+        self.policy_lr_scheduler = policy_lr_scheduler
+        self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
+        self.log_completions_every_n_steps = log_completions_every_n_steps
+        self.skipped_updates = 0
+        # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
+        self.run_summary = {
+            "policy": asdict(policy),
+            "sampling": asdict(sampling),
+            "grpo": asdict(grpo_settings),
+            "rewards": ",".join(names),
+            "scalarizer": type(self.scalarizer).__name__,
+        }
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def component_names(self) -> list[str]:
+        return [component.name for component in self.rewards]
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.grpo.beta > 0 or any(getattr(c, "requires_reference_logprobs", False) for c in self.rewards)
+
+    def setup(self, stage: str) -> None:
+        for component in self.rewards:
+            if hasattr(component, "to"):
+                component.to(self.device)
+
+    def on_fit_start(self) -> None:
+        if self.logger is not None:
+            self.logger.log_hyperparams(self.run_summary)
+
+    def trainable_policy_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.policy.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        policy_opt = self.policy_optimizer(self.trainable_policy_parameters())
+        optimizers = [policy_opt]
+        if self.scalarizer.learnable:
+            optimizers.append(self.conductor_optimizer(self.scalarizer.parameters()))
+        if self.policy_lr_scheduler is None:
+            return optimizers
+        return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
+
+    # --------------------------------------------------------------- helpers
+    def score_rewards(self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list], extra: dict[str, Any]) -> torch.Tensor:
+        """R ∈ ℝ^{N×M}: every component scores every completion; NaN marks a missing score."""
+        scores = []
+        for component in self.rewards:
+            kwargs = dict(columns)
+            if getattr(component, "requires_reference_logprobs", False):
+                kwargs.update(extra)
+            scores.append(as_score_tensor(component.name, component(list(prompts), list(completions), **kwargs), len(completions)))
+        raw = torch.stack(scores, dim=-1).to(self.device)
+        return raw.masked_fill(~torch.isfinite(raw), float("nan"))
+
+    def _score(self, rollout: Rollout, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.policy.score(rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature)
+
+    def _rollout(self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None) -> tuple[Rollout, int]:
+        conversations = [_user_turn(p) for p in prompts]
+        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, self.sampling.max_prompt_tokens)
+        sampling = self.sampling if max_new_tokens is None else SamplingSettings(**{**asdict(self.sampling), "max_new_tokens": max_new_tokens})
+        with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
+            rollout = generate(self.policy, prompt_ids.to(self.device), prompt_mask.to(self.device), num_generations, sampling, greedy)
+        return rollout, n_truncated
+
+    @torch.no_grad()
+    def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
+        """Greedy answers to chat conversations, batched; used by the benchmark callbacks."""
+        prompt_ids, prompt_mask, _ = tokenize_prompts(self.policy.tokenizer, conversations, self.sampling.max_prompt_tokens)
+        settings = SamplingSettings(max_new_tokens=max_new_tokens, max_prompt_tokens=self.sampling.max_prompt_tokens)
+        with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
+            rollout = generate(self.policy, prompt_ids.to(self.device), prompt_mask.to(self.device), 1, settings, greedy=True)
+        return rollout.completions
+
+    # ------------------------------------------------------------ training
+    def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
+        G, timer = self.grpo.num_generations, PhaseTimer()
+        prompts = [p for p in batch["prompt"] for _ in range(G)]
+        columns = {k: [v for v in values for _ in range(G)] for k, values in batch.items() if k != "prompt"}
+        fused = self.grpo.num_iterations == 1 and self.grpo.num_minibatches == 1
+
+        # 1. Rollout: G completions per prompt from the current policy, no grad.
+        with timer("rollout"):
+            rollout, prompts_truncated = self._rollout(batch["prompt"], G, greedy=False)
+
+        # 2. Scoring pass: completion log-probs and terminal hidden state from one forward.
+        with timer("scoring"):
+            if fused:
+                logprobs, hidden = self._score(rollout)
+                old_logprobs = logprobs.detach()
+            else:
+                with torch.no_grad():
+                    old_logprobs, hidden = self._score(rollout)
+            ref_logprobs = None
+            if self.needs_reference:
+                with torch.no_grad(), self.policy.adapters_disabled():
+                    ref_logprobs, _ = self._score(rollout)
+
+        # 3. Rewards R ∈ ℝ^{N×M}; NaN = missing and masked.
+        with timer("rewards"):
+            extra = {"ref_logprobs": ref_logprobs, "completion_mask": rollout.completion_mask}
+            raw = self.score_rewards(prompts, rollout.completions, columns, extra)
+
+        # 4–5. Scalarise (Conductor / static / single) and take group-relative advantages.
+        with timer("outer"):
+            choice = self.scalarizer.choose(hidden, columns, greedy=False)
+            scalar = grpo.scalarize(raw, choice.weights, G, self.grpo.reward_normalization)
+            advantages = grpo.group_advantages(scalar, G).masked_fill(grpo.unscored_rows(raw), 0.0)
+
+        # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy.
+        with timer("inner"):
+            inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, advantages, logprobs if fused else None)
+
+        # 7. Outer step: the Conductor learns from the advantages its actions produced.
+        with timer("outer"):
+            outer = self._conductor_update(choice, advantages)
+
+        # 8. Logging.
+        metrics = {
+            **reward_metrics(raw, self.component_names, "train"),
+            "train/scalar_reward": scalar.mean(),
+            "train/advantage_mean": advantages.mean(),
+            "train/advantage_std": advantages.std(),
+            "train/advantage_abs": advantages.abs().mean(),
+            "train/zero_std_groups": grpo.zero_std_group_fraction(scalar, G),
+            "train/policy_entropy": -(old_logprobs * rollout.completion_mask).sum() / rollout.completion_mask.sum().clamp(min=1),
+            "train/completion_length": rollout.lengths.float().mean(),
+            "train/truncation_rate": rollout.truncated.float().mean(),
+            "train/prompts_truncated": float(prompts_truncated),
+            **inner,
+            **outer,
+            **scalarizer_metrics(choice, self.scalarizer.action_names, columns.get("category"), "conductor"),
+            **{f"time/{phase}": seconds for phase, seconds in timer.seconds.items()},
+        }
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
+        self._log_completions(prompts, rollout.completions, raw, scalar, choice)
+
+    def _policy_updates(
+        self, rollout: Rollout, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor | None, advantages: torch.Tensor, fused_logprobs: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        optimizer = self.optimizers()
+        optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
+        s, n = self.grpo, advantages.shape[0]
+        sums: dict[str, float] = {"train/policy_loss": 0.0, "train/kl": 0.0, "train/clip_fraction": 0.0, "train/grad_norm": 0.0}
+        updates = 0
+        for _ in range(s.num_iterations):
+            for rows in grpo.minibatch_slices(n, s.num_minibatches):
+                logprobs = fused_logprobs if fused_logprobs is not None else self._score(rollout, rows)[0]
+                mask = rollout.completion_mask[rows]
+                tokens = self.trainer.strategy.reduce(mask.sum().float(), reduce_op="mean") if s.loss_type == "dapo" else None
+                loss, stats = grpo.clipped_policy_loss(
+                    logprobs, old_logprobs[rows], advantages[rows], mask, s.epsilon_low, s.epsilon_high, s.beta,
+                    None if ref_logprobs is None else ref_logprobs[rows], s.loss_type, self.sampling.max_new_tokens, tokens,
+                )  # fmt: skip
+                optimizer.zero_grad()
+                if not torch.isfinite(loss):
+                    self.skipped_updates += 1
+                    continue
+                self.manual_backward(loss)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable_policy_parameters(), s.max_grad_norm)
+                if not torch.isfinite(grad_norm):
+                    optimizer.zero_grad()
+                    self.skipped_updates += 1
+                    continue
+                optimizer.step()
+                updates += 1
+                for key, value in (("policy_loss", loss), ("kl", stats.kl), ("clip_fraction", stats.clip_fraction), ("grad_norm", grad_norm)):
+                    sums[f"train/{key}"] += float(value.detach())
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        metrics = {k: torch.tensor(v / max(updates, 1)) for k, v in sums.items()}
+        metrics["train/skipped_updates"] = torch.tensor(float(self.skipped_updates))
+        metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
+        return metrics
+
+    def _conductor_update(self, choice: Scalarization, advantages: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.scalarizer.learnable:
+            return {}
+        optimizer = self.optimizers()[1].optimizer  # raw: keep global_step = policy updates
+        loss, entropy = self.scalarizer.loss(choice, advantages)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        return {"conductor/loss": loss.detach(), "conductor/entropy": entropy}
+
+    def _log_completions(self, prompts, completions, raw, scalar, choice) -> None:
+        every = self.log_completions_every_n_steps
+        experiment = getattr(self.logger, "experiment", None)
+        if not every or self.global_step % every or not hasattr(experiment, "add_text"):
+            return
+        table = completion_table(prompts, completions, raw, scalar, choice, self.component_names, self.scalarizer.action_names)
+        experiment.add_text("samples/completions", table, global_step=self.global_step)
+
+    # ---------------------------------------------------------- validation
+    @torch.no_grad()
+    def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
+        """Greedy answers to held-out prompts; the mean of each reward component."""
+        columns = {k: v for k, v in batch.items() if k != "prompt"}
+        rollout, _ = self._rollout(batch["prompt"], 1, greedy=True, max_new_tokens=self.val_max_new_tokens)
+        _, hidden = self._score(rollout)
+        extra = {"completion_mask": rollout.completion_mask}
+        if self.needs_reference:
+            with self.policy.adapters_disabled():
+                extra["ref_logprobs"] = self._score(rollout)[0]
+        raw = self.score_rewards(batch["prompt"], rollout.completions, columns, extra)
+        choice = self.scalarizer.choose(hidden, columns, greedy=True)
+        metrics = {
+            **{f"val/reward/{name}": torch.nanmean(raw[:, m]) for m, name in enumerate(self.component_names)},
+            "val/completion_length": rollout.lengths.float().mean(),
+            **scalarizer_metrics(choice, self.scalarizer.action_names, columns.get("category"), "val/conductor"),
+        }
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
+
+    # ---------------------------------------------------------- checkpoints
+    def _trainable_state_keys(self) -> set[str]:
+        keys = {f"policy.{name}" for name, p in self.policy.named_parameters() if p.requires_grad}
+        return keys | {f"scalarizer.{name}" for name in self.scalarizer.state_dict()}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep LoRA + scalariser state only: the frozen base weights are reloaded from the model id."""
+        keep = self._trainable_state_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["maestro"] = {"skipped_updates": self.skipped_updates, "model": self.settings.name_or_path}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        missing = sorted(self._trainable_state_keys() - set(checkpoint.get("state_dict", {})))
+        if missing:
+            raise KeyError(
+                f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}"
+            )
+        self.skipped_updates = int(checkpoint.get("maestro", {}).get("skipped_updates", 0))

@@ -1,0 +1,118 @@
+"""Rollout: G sampled completions per prompt, in one batched ``generate`` call.
+
+Rows come out grouped: completion g of prompt b is row ``b * G + g``, the layout every
+group statistic in ``grpo.py`` assumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class SamplingSettings:
+    """Sampling for the training rollout (evaluation decodes greedily)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 32
+    max_prompt_tokens: int = 256
+
+
+@dataclass
+class Rollout:
+    """Token tensors and decoded text of N = B·G completions."""
+
+    prompt_ids: torch.Tensor  # [N, P], left-padded
+    prompt_mask: torch.Tensor  # [N, P]
+    completion_ids: torch.Tensor  # [N, T]
+    completion_mask: torch.Tensor  # [N, T], 1 up to and including the first EOS
+    completions: list[str]
+    truncated: torch.Tensor  # [N] bool: no EOS within max_new_tokens
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids, self.completion_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.completion_mask], dim=1)
+
+    @property
+    def completion_start(self) -> int:
+        return self.prompt_ids.shape[1]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.completion_mask.sum(-1)
+
+
+def render_prompt(tokenizer, conversation: list[dict[str, str]]) -> str:
+    """Chat-template the conversation when the tokenizer has a template; else plain text."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(message["content"] for message in conversation) + "\n"
+
+
+def tokenize_prompts(tokenizer, conversations: list[list[dict[str, str]]], max_prompt_tokens: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Left-padded prompt ids and mask; over-long prompts keep their last tokens.
+
+    Returns the number of prompts that were truncated so the caller can log it.
+    """
+    texts = [render_prompt(tokenizer, c) for c in conversations]
+    full = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    truncated = sum(len(ids) > max_prompt_tokens for ids in full)
+    batch = tokenizer(
+        texts, add_special_tokens=False, padding=True, truncation=True, max_length=max_prompt_tokens, return_tensors="pt"
+    )
+    return batch["input_ids"], batch["attention_mask"], truncated
+
+
+def completion_mask_from_ids(completion_ids: torch.Tensor, eos_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask [N, T] covering tokens up to and including the first EOS; and a truncated flag [N]."""
+    is_eos = torch.isin(completion_ids, torch.tensor(eos_token_ids, device=completion_ids.device))
+    has_eos = is_eos.any(dim=1)
+    first_eos = torch.where(has_eos, is_eos.int().argmax(dim=1), torch.full_like(has_eos, completion_ids.shape[1], dtype=torch.long))
+    positions = torch.arange(completion_ids.shape[1], device=completion_ids.device)
+    mask = (positions.unsqueeze(0) <= first_eos.unsqueeze(1)).long()
+    return mask, ~has_eos
+
+
+@torch.no_grad()
+def generate(
+    policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, num_generations: int, sampling: SamplingSettings, greedy: bool = False
+) -> Rollout:
+    """Sample ``num_generations`` completions per prompt with the policy in eval mode."""
+    model = policy.model
+    was_training = model.training
+    model.eval()
+    eos_ids = policy.eos_token_ids()
+    kwargs = dict(
+        max_new_tokens=sampling.max_new_tokens,
+        num_return_sequences=num_generations,
+        pad_token_id=policy.tokenizer.pad_token_id,
+        eos_token_id=eos_ids,
+    )
+    if greedy:
+        kwargs.update(do_sample=False, top_p=None, top_k=None, temperature=None)
+    else:
+        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
+    try:
+        sequences = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
+    finally:
+        model.train(was_training)
+    completion_ids = sequences[:, prompt_ids.shape[1] :]
+    mask, truncated = completion_mask_from_ids(completion_ids, eos_ids)
+    completion_ids = completion_ids.masked_fill(mask == 0, policy.tokenizer.pad_token_id)
+    texts = policy.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+    return Rollout(
+        prompt_ids=prompt_ids.repeat_interleave(num_generations, dim=0),
+        prompt_mask=prompt_mask.repeat_interleave(num_generations, dim=0),
+        completion_ids=completion_ids,
+        completion_mask=mask,
+        completions=[t.strip() for t in texts],
+        truncated=truncated,
+    )

@@ -1,0 +1,63 @@
+"""Turn one step's tensors into the scalar tags and text samples of DESIGN §1 step 8."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from maestro_lit.conductor import Scalarization
+
+
+def reward_metrics(raw: torch.Tensor, names: Sequence[str], prefix: str) -> dict[str, torch.Tensor]:
+    """Mean/std of each component over its finite scores, and how many were missing."""
+    metrics: dict[str, torch.Tensor] = {}
+    for m, name in enumerate(names):
+        column = raw[:, m]
+        finite = torch.isfinite(column)
+        values = column[finite]
+        metrics[f"{prefix}/reward/{name}"] = values.mean() if values.numel() else torch.tensor(float("nan"))
+        metrics[f"{prefix}/reward_std/{name}"] = values.std() if values.numel() > 1 else torch.tensor(0.0)
+        metrics[f"{prefix}/reward_nan/{name}"] = (~finite).sum().float()
+    return metrics
+
+
+def action_fractions(actions: torch.Tensor, action_names: Sequence[str]) -> torch.Tensor:
+    return torch.bincount(actions.flatten().cpu(), minlength=len(action_names)).float() / max(actions.numel(), 1)
+
+
+def scalarizer_metrics(choice: Scalarization, action_names: Sequence[str], categories: Sequence | None, prefix: str) -> dict[str, torch.Tensor]:
+    """Share of each Conductor action, overall and per prompt category (nothing for static weights)."""
+    if choice.actions is None:
+        return {}
+    metrics = {f"{prefix}/action/{name}": frac for name, frac in zip(action_names, action_fractions(choice.actions, action_names))}
+    if categories is not None:
+        for category in sorted({c for c in categories if c is not None}):
+            rows = torch.tensor([c == category for c in categories], device=choice.actions.device)
+            fractions = action_fractions(choice.actions[rows], action_names)
+            metrics.update({f"{prefix}/{category}/action/{name}": frac for name, frac in zip(action_names, fractions)})
+    return metrics
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def completion_table(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    raw: torch.Tensor,
+    scalar: torch.Tensor,
+    choice: Scalarization,
+    component_names: Sequence[str],
+    action_names: Sequence[str],
+    limit: int = 8,
+) -> str:
+    """A markdown table of sample completions with their component rewards and chosen action."""
+    header = ["prompt", "completion", *component_names, "scalar", "action"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i in range(min(limit, len(completions))):
+        action = action_names[int(choice.actions[i])] if choice.actions is not None else "static"
+        scores = [f"{float(v):.3f}" for v in raw[i]]
+        lines.append("| " + " | ".join([_cell(prompts[i]), _cell(completions[i]), *scores, f"{float(scalar[i]):.3f}", action]) + " |")
+    return "\n".join(lines)

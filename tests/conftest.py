@@ -1,0 +1,32 @@
+"""Shared fixtures: the embedded tiny model (built once into the user cache) and small modules."""
+
+from __future__ import annotations
+
+import pytest
+
+from maestro_lit.tiny import ensure_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> str:
+    return str(ensure_tiny_model())
+
+
+@pytest.fixture
+def make_module(tiny_model_path):
+    """Build a MaestroModule on the tiny model with test-sized settings."""
+    from maestro_lit.module import GRPOSettings, MaestroModule
+    from maestro_lit.policy import ModelSettings
+    from maestro_lit.rollout import SamplingSettings
+
+    def build(**overrides):
+        grpo_kwargs = overrides.pop("grpo", {})
+        kwargs = dict(
+            policy=ModelSettings(name_or_path=tiny_model_path),
+            sampling=SamplingSettings(max_new_tokens=8),
+            grpo_settings=GRPOSettings(num_generations=3, **grpo_kwargs),
+        )
+        kwargs.update(overrides)
+        return MaestroModule(**kwargs)
+
+    return build

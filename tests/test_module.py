@@ -1,0 +1,110 @@
+"""One real training step on the tiny model: what changes, what does not, and how many forwards run."""
+
+import lightning as L
+import pytest
+import torch
+
+import maestro_lit.module as module_lib
+from maestro_lit.data import PromptDataModule
+from maestro_lit.rewards.base import RewardComponent
+
+
+def _fit_one_step(module, batch_size=2):
+    trainer = L.Trainer(
+        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=PromptDataModule(batch_size=batch_size))
+    return trainer
+
+
+def _snapshot(module):
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def test_one_step_updates_lora_and_conductor_only(make_module):
+    torch.manual_seed(0)
+    module = make_module(policy_optimizer=lambda p: torch.optim.SGD(p, lr=1.0), conductor_optimizer=lambda p: torch.optim.SGD(p, lr=1.0))
+    before = _snapshot(module)
+    trainer = _fit_one_step(module)
+    after = _snapshot(module)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert any("lora_" in n for n in changed), "LoRA weights did not move"
+    assert any(n.startswith("scalarizer.") for n in changed), "Conductor did not move"
+    assert all("lora_" in n or n.startswith("scalarizer.") for n in changed), f"frozen weights changed: {changed}"
+    assert trainer.global_step == 1  # the Conductor's step does not count as a policy update
+
+
+class _ForwardCounter:
+    def __init__(self, module, monkeypatch):
+        self.generate_calls, self.forwards, self._in_generate = 0, 0, False
+        module.policy.backbone.register_forward_hook(self._hook)
+        real_generate = module_lib.generate
+
+        def counting_generate(*args, **kwargs):
+            self.generate_calls += 1
+            self._in_generate = True
+            try:
+                return real_generate(*args, **kwargs)
+            finally:
+                self._in_generate = False
+
+        monkeypatch.setattr(module_lib, "generate", counting_generate)
+
+    def _hook(self, *_):
+        if not self._in_generate:
+            self.forwards += 1
+
+
+@pytest.mark.parametrize(
+    "grpo, expected_forwards",
+    [
+        ({"num_iterations": 1, "beta": 0.0}, 1),  # the scoring pass is the training forward
+        ({"num_iterations": 1, "beta": 0.1}, 2),  # + one adapter-disabled reference forward
+        ({"num_iterations": 2, "beta": 0.1}, 4),  # scoring + reference + μ training forwards
+    ],
+)
+def test_no_forward_is_computed_twice(make_module, monkeypatch, grpo, expected_forwards):
+    module = make_module(grpo=grpo)
+    counter = _ForwardCounter(module, monkeypatch)
+    _fit_one_step(module)
+    assert counter.generate_calls == 1
+    assert counter.forwards == expected_forwards
+
+
+class _AlwaysNaN(RewardComponent):
+    name = "broken"
+
+    def __call__(self, prompts, completions, **columns):
+        return torch.full((len(completions),), float("nan"))
+
+
+def test_nan_component_is_masked_and_counted(make_module):
+    from maestro_lit.rewards.length import LengthBand
+
+    module = make_module(rewards=[LengthBand(), _AlwaysNaN()])
+    logged = {}
+    module.log_dict = lambda metrics, **kw: logged.update(metrics)
+    _fit_one_step(module, batch_size=2)
+    assert logged["train/reward_nan/broken"].item() == 6  # 2 prompts × G=3
+    assert torch.isfinite(logged["train/advantage_abs"]) and torch.isfinite(logged["train/policy_loss"])
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_wrong_length_component_names_itself(make_module):
+    class Short(RewardComponent):
+        name = "short"
+
+        def __call__(self, prompts, completions, **columns):
+            return [1.0]
+
+    module = make_module(rewards=[Short()])
+    with pytest.raises(ValueError, match="'short' returned 1 scores for 3 completions"):
+        module.score_rewards(["p"] * 3, ["a", "b", "c"], {}, {})
+
+
+def test_group_size_below_two_is_rejected():
+    from maestro_lit.module import GRPOSettings
+
+    with pytest.raises(ValueError, match="num_generations must be >= 2"):
+        GRPOSettings(num_generations=1)
