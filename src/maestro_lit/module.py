@@ -94,6 +94,7 @@ class MaestroModule(L.LightningModule):
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.log_completions_every_n_steps = log_completions_every_n_steps
         self.skipped_updates = 0
+        self.last_step: dict[str, Any] = {}
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
         self.run_summary = {
             "policy": asdict(policy),
@@ -227,6 +228,17 @@ class MaestroModule(L.LightningModule):
         }
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
         self._log_completions(prompts, rollout.completions, raw, scalar, choice)
+        # Raw tensors of this step for callbacks (histograms, figures); replaced every step.
+        self.last_step = {
+            "advantages": advantages.detach(),
+            "scalar_rewards": scalar.detach(),
+            "raw_rewards": raw,
+            "completion_lengths": rollout.lengths,
+            "actions": choice.actions,
+            "categories": columns.get("category"),
+            "prompts": prompts,
+            "completions": rollout.completions,
+        }
 
     def _policy_updates(
         self, rollout: Rollout, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor | None, advantages: torch.Tensor, fused_logprobs: torch.Tensor | None
@@ -287,21 +299,31 @@ class MaestroModule(L.LightningModule):
 
     # ---------------------------------------------------------- validation
     @torch.no_grad()
-    def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
-        """Greedy answers to held-out prompts; the mean of each reward component."""
-        columns = {k: v for k, v in batch.items() if k != "prompt"}
-        rollout, _ = self._rollout(batch["prompt"], 1, greedy=True, max_new_tokens=self.val_max_new_tokens)
+    def evaluate_prompts(self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None) -> dict[str, Any]:
+        """Greedy answers, their reward components and the scalariser's argmax action per prompt.
+
+        Shared by validation and by evaluation callbacks (e.g. the testbed), so held-out
+        evaluation is computed one way everywhere.
+        """
+        rollout, _ = self._rollout(prompts, 1, greedy=True, max_new_tokens=max_new_tokens or self.val_max_new_tokens)
         _, hidden = self._score(rollout)
         extra = {"completion_mask": rollout.completion_mask}
         if self.needs_reference:
             with self.policy.adapters_disabled():
                 extra["ref_logprobs"] = self._score(rollout)[0]
-        raw = self.score_rewards(batch["prompt"], rollout.completions, columns, extra)
+        raw = self.score_rewards(prompts, rollout.completions, columns, extra)
         choice = self.scalarizer.choose(hidden, columns, greedy=True)
+        return {"completions": rollout.completions, "lengths": rollout.lengths, "raw_rewards": raw, "choice": choice}
+
+    def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
+        """Greedy answers to held-out prompts; the mean of each reward component."""
+        columns = {k: v for k, v in batch.items() if k != "prompt"}
+        result = self.evaluate_prompts(batch["prompt"], columns)
+        raw = result["raw_rewards"]
         metrics = {
             **{f"val/reward/{name}": torch.nanmean(raw[:, m]) for m, name in enumerate(self.component_names)},
-            "val/completion_length": rollout.lengths.float().mean(),
-            **scalarizer_metrics(choice, self.scalarizer.action_names, columns.get("category"), "val/conductor"),
+            "val/completion_length": result["lengths"].float().mean(),
+            **scalarizer_metrics(result["choice"], self.scalarizer.action_names, columns.get("category"), "val/conductor"),
         }
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
 
