@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from maestro_lit.data import DataFileError, PromptDataModule, PromptStream, collate_columns, iter_rows
+from maestro_lit.data import POSITION_KEY, DataFileError, PromptDataModule, PromptStream, collate_columns, iter_rows
 from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
 
 
@@ -27,9 +27,22 @@ def test_stream_reads_jsonl_and_parquet_with_extra_columns(tmp_path):
     jsonl = _write(tmp_path / "p.jsonl", [json.dumps(r) for r in rows])
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
     for source in (jsonl, str(tmp_path / "p.parquet")):
-        assert list(PromptStream(source)) == rows
-    batch = collate_columns([{"prompt": "a", "x": 1}, {"prompt": "b"}])
-    assert batch == {"prompt": ["a", "b"], "x": [1, None]}
+        streamed = list(PromptStream(source))
+        assert [{k: v for k, v in r.items() if k != POSITION_KEY} for r in streamed] == rows
+        assert [r[POSITION_KEY] for r in streamed] == [(0, i) for i in range(1, 6)]
+    batch = collate_columns([{"prompt": "a", "x": 1, POSITION_KEY: (0, 1)}, {"prompt": "b", POSITION_KEY: (0, 2)}])
+    assert batch == {"prompt": ["a", "b"], "x": [1, None], POSITION_KEY: (0, 2)}
+
+
+def test_resume_at_replays_the_epoch_order_and_skips_consumed_rows(tmp_path):
+    source = _write(tmp_path / "p.jsonl", [json.dumps({"prompt": f"p{i}"}) for i in range(30)])
+    straight = PromptStream(source, shuffle=True, buffer_size=8, seed=3)
+    next(iter(straight))  # epoch 0
+    epoch1 = [r["prompt"] for r in straight]
+    resumed = PromptStream(source, shuffle=True, buffer_size=8, seed=3)
+    resumed.resume_at(epoch=1, rows=11)
+    assert [r["prompt"] for r in resumed] == epoch1[11:]
+    assert [r["prompt"] for r in resumed][:3] != epoch1[11:14]  # the next pass is epoch 2
 
 
 def test_shuffle_is_a_permutation_and_changes_per_epoch(tmp_path):

@@ -22,11 +22,24 @@ def _snapshot(module):
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 
 
+class _CharCount(RewardComponent):
+    """Varies between almost any two completions, so groups always carry a learning signal."""
+
+    def __init__(self, name="chars"):
+        self.name = name
+
+    def __call__(self, prompts, completions, **columns):
+        return torch.tensor([float(len(c)) for c in completions])
+
+
 def test_one_step_updates_lora_and_conductor_only(make_module):
     torch.manual_seed(0)
-    module = make_module(policy_optimizer=lambda p: torch.optim.SGD(p, lr=1.0), conductor_optimizer=lambda p: torch.optim.SGD(p, lr=1.0))
+    module = make_module(
+        rewards=[_CharCount("chars"), _CharCount("chars_again")],
+        policy_optimizer=lambda p: torch.optim.SGD(p, lr=1.0), conductor_optimizer=lambda p: torch.optim.SGD(p, lr=1.0))
     before = _snapshot(module)
     trainer = _fit_one_step(module)
+    assert module.last_step["advantages"].abs().sum() > 0
     after = _snapshot(module)
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert any("lora_" in n for n in changed), "LoRA weights did not move"

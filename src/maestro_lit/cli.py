@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
+
 from lightning.pytorch.cli import LightningCLI
 
+from maestro_lit.checkpointing import verify_checkpoint
 from maestro_lit.data import PromptDataModule
 from maestro_lit.module import MaestroModule
 
@@ -29,6 +32,12 @@ class MaestroCLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            verify_checkpoint(ckpt_path)  # a damaged file fails here, by name, before anything runs
 
     # Checkpoints hold only tensors and plain containers, so restrict unpickling to those.
     def fit(self, model, weights_only: bool | None = None, **kwargs: Any) -> None:
@@ -41,6 +50,9 @@ class MaestroCLI(LightningCLI):
 def cli_main(args: list[str] | dict | None = None, run: bool = True) -> MaestroCLI:
     """Entry point for tests and ``python -m maestro_lit``: ``args`` replaces ``sys.argv[1:]``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Lightning's note assumes a pre-step snapshot; our checkpoints are taken between steps.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
     return MaestroCLI(
         MaestroModule,
         PromptDataModule,
@@ -51,4 +63,12 @@ def cli_main(args: list[str] | dict | None = None, run: bool = True) -> MaestroC
 
 
 def main() -> None:
+    """``export`` is ours (``maestro_lit.export``); every other subcommand is LightningCLI's."""
+    import sys
+
+    if sys.argv[1:2] == ["export"]:
+        from maestro_lit.export import main as export_main
+
+        export_main(sys.argv[2:])
+        return
     cli_main()

@@ -21,6 +21,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
 
 
+POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
+
+
 class DataFileError(ValueError):
     """A prompt file is missing, unreadable or holds a bad row; the message names file and line."""
 
@@ -92,6 +95,11 @@ class PromptStream(IterableDataset):
     def __init__(self, source: str, split: str = "train", shuffle: bool = False, buffer_size: int = 1024, seed: int = 0) -> None:
         self.source, self.split, self.shuffle, self.buffer_size, self.seed = source, split, shuffle, buffer_size, seed
         self.epoch = 0
+        self.skip_rows = 0  # rows of ``epoch`` already consumed before a resume
+
+    def resume_at(self, epoch: int, rows: int) -> None:
+        """Continue a run: the next pass replays ``epoch``'s order and skips ``rows`` rows."""
+        self.epoch, self.skip_rows = epoch, rows
 
     def _shard(self) -> tuple[int, int]:
         rank, world = 0, 1
@@ -102,9 +110,16 @@ class PromptStream(IterableDataset):
         return rank * workers + worker, world * workers
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Rows of this shard, each tagged with its (epoch, ordinal) position for resuming."""
+        epoch, skip = self.epoch, self.skip_rows
+        self.epoch, self.skip_rows = epoch + 1, 0
+        for ordinal, row in enumerate(self._rows(epoch)):
+            if ordinal >= skip:
+                yield {**row, POSITION_KEY: (epoch, ordinal + 1)}
+
+    def _rows(self, epoch: int) -> Iterator[dict[str, Any]]:
         index, count = self._shard()
-        rng = random.Random(self.seed * 100_003 + self.epoch)
-        self.epoch += 1
+        rng = random.Random(self.seed * 100_003 + epoch)
         buffer: list[dict[str, Any]] = []
         for i, (_, row) in enumerate(iter_rows(self.source, self.split)):
             if i % count != index:
@@ -119,10 +134,17 @@ class PromptStream(IterableDataset):
         yield from buffer
 
 
-def collate_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """List of rows → dict of columns; a column missing from some rows is None there."""
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    return {k: [row.get(k) for row in rows] for k in keys}
+def collate_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """List of rows → dict of columns; a column missing from some rows is None there.
+
+    The stream's position tags collapse to the position after the batch's last row.
+    """
+    positions = [row[POSITION_KEY] for row in rows if POSITION_KEY in row]
+    keys = list(dict.fromkeys(k for row in rows for k in row if k != POSITION_KEY))
+    batch: dict[str, Any] = {k: [row.get(k) for row in rows] for k in keys}
+    if positions:
+        batch[POSITION_KEY] = positions[-1]
+    return batch
 
 
 class PromptDataModule(L.LightningDataModule):
@@ -159,8 +181,22 @@ class PromptDataModule(L.LightningDataModule):
         self.train_stream = PromptStream(self.train_path, self.train_split, shuffle=True, buffer_size=self.shuffle_buffer, seed=self.seed)
         self.val_stream = PromptStream(self.val_path, self.val_split)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The data position of the last *trained* batch (not the prefetched one)."""
+        position = getattr(self.trainer.lightning_module, "data_position", None) if self.trainer else None
+        return {"epoch": position[0], "rows": position[1]} if position else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            if self.num_workers:
+                raise ValueError("exact data resume needs data.num_workers=0 (worker processes keep their own stream state)")
+            self.train_stream.resume_at(int(state["epoch"]), int(state["rows"]))
+
     def _loader(self, stream: PromptStream, batch_size: int) -> DataLoader:
-        return DataLoader(stream, batch_size=batch_size, collate_fn=collate_columns, num_workers=self.num_workers)
+        # A private generator: creating a DataLoader iterator draws a seed, and drawing it from
+        # the global RNG would shift the sampling stream of a resumed run by one draw.
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(stream, batch_size=batch_size, collate_fn=collate_columns, num_workers=self.num_workers, generator=generator)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_stream, self.batch_size)

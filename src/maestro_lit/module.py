@@ -15,7 +15,7 @@ Choices where the paper is silent:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import lightning as L
 import torch
@@ -23,12 +23,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from maestro_lit import grpo
 from maestro_lit.conductor import Conductor, Scalarization, Scalarizer
+from maestro_lit.data import POSITION_KEY
 from maestro_lit.policy import ModelSettings, Policy
-from maestro_lit.rewards.base import RewardComponent, as_score_tensor
+from maestro_lit.rewards.base import RewardComponent, RewardError, as_score_tensor
 from maestro_lit.rewards.diversity import DistinctN
 from maestro_lit.rewards.length import LengthBand
 from maestro_lit.rollout import Rollout, SamplingSettings, generate, tokenize_prompts
 from maestro_lit.step_logging import completion_table, reward_metrics, scalarizer_metrics
+from maestro_lit.rng import restore_rng_states, rng_states
 from maestro_lit.timing import PhaseTimer
 
 
@@ -46,6 +48,7 @@ class GRPOSettings:
     max_grad_norm: float = 1.0
     reward_normalization: str = "normalize_then_sum"
     merge_adapters_for_rollout: bool = False
+    max_consecutive_skips: int = 10
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -58,8 +61,15 @@ class GRPOSettings:
             raise ValueError(f"grpo.reward_normalization {self.reward_normalization!r} is not one of {grpo.NORMALIZATION_ORDERS}")
 
 
+SUMMED_METRICS = ("train/reward_nan/", "train/skipped_updates", "train/prompts_truncated")
+
+
 def _user_turn(prompt: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
+
+
+class DivergenceError(RuntimeError):
+    """Too many consecutive policy updates had a non-finite loss or gradient."""
 
 
 class MaestroModule(L.LightningModule):
@@ -77,6 +87,7 @@ class MaestroModule(L.LightningModule):
         policy_lr_scheduler: LRSchedulerCallable | None = None,
         val_max_new_tokens: int | None = None,
         log_completions_every_n_steps: int = 10,
+        on_reward_error: Literal["raise", "skip"] = "raise",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -86,6 +97,11 @@ class MaestroModule(L.LightningModule):
         names = [component.name for component in self.rewards]
         if len(set(names)) != len(names):
             raise ValueError(f"reward component names must be unique, got {names}")
+        if grpo_settings.merge_adapters_for_rollout and (policy.dtype != "float32" or policy.load_in_4bit):
+            raise ValueError(
+                "grpo_settings.merge_adapters_for_rollout=true needs policy.dtype=float32 without 4-bit: merging and "
+                "unmerging LoRA every step in bf16/fp16/4-bit rounds the base weights a little more each time"
+            )
         self.policy = Policy(policy)
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
         self.scalarizer.bind(names, self.policy.hidden_size)
@@ -93,8 +109,10 @@ class MaestroModule(L.LightningModule):
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.log_completions_every_n_steps = log_completions_every_n_steps
-        self.skipped_updates = 0
+        self.on_reward_error = on_reward_error
+        self.skipped_updates = self.consecutive_skips = 0
         self.last_step: dict[str, Any] = {}
+        self.data_position: tuple[int, int] | None = None
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
         self.run_summary = {
             "policy": asdict(policy),
@@ -142,7 +160,13 @@ class MaestroModule(L.LightningModule):
             kwargs = dict(columns)
             if getattr(component, "requires_reference_logprobs", False):
                 kwargs.update(extra)
-            scores.append(as_score_tensor(component.name, component(list(prompts), list(completions), **kwargs), len(completions)))
+            try:
+                output = component(list(prompts), list(completions), **kwargs)
+            except Exception as err:
+                if self.on_reward_error == "raise":
+                    raise RewardError(f"reward component '{component.name}' raised {type(err).__name__}: {err}") from err
+                output = [None] * len(completions)  # skipped: missing for this step, logged as NaN
+            scores.append(as_score_tensor(component.name, output, len(completions)))
         raw = torch.stack(scores, dim=-1).to(self.device)
         return raw.masked_fill(~torch.isfinite(raw), float("nan"))
 
@@ -168,6 +192,7 @@ class MaestroModule(L.LightningModule):
 
     # ------------------------------------------------------------ training
     def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
+        self.data_position = batch.pop(POSITION_KEY, None)  # saved by the datamodule for exact resume
         G, timer = self.grpo.num_generations, PhaseTimer()
         prompts = [p for p in batch["prompt"] for _ in range(G)]
         columns = {k: [v for v in values for _ in range(G)] for k, values in batch.items() if k != "prompt"}
@@ -226,7 +251,7 @@ class MaestroModule(L.LightningModule):
             **scalarizer_metrics(choice, self.scalarizer.action_names, columns.get("category"), "conductor"),
             **{f"time/{phase}": seconds for phase, seconds in timer.seconds.items()},
         }
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
+        self.log_dict(self._reduce_across_ranks(metrics), on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
         self._log_completions(prompts, rollout.completions, raw, scalar, choice)
         # Raw tensors of this step for callbacks (histograms, figures); replaced every step.
         self.last_step = {
@@ -240,12 +265,32 @@ class MaestroModule(L.LightningModule):
             "completions": rollout.completions,
         }
 
+    def _reduce_across_ranks(self, metrics: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Average every metric over ranks in one collective (counts are summed), so rank 0 logs global values.
+
+        Per-category Conductor metrics exist only on ranks that saw that category; they stay
+        per-rank rather than forcing every rank to agree on the set of keys.
+        """
+        values = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device).detach() for k, v in metrics.items()}
+        if self.trainer.world_size <= 1:
+            return values
+        shared = sorted(k for k in values if not (k.startswith("conductor/") and k.count("/") == 3))
+        stacked = self.trainer.strategy.reduce(torch.stack([values[k] for k in shared]), reduce_op="mean")
+        for key, value in zip(shared, stacked):
+            values[key] = value * self.trainer.world_size if key.startswith(SUMMED_METRICS) else value
+        return values
+
     def _policy_updates(
         self, rollout: Rollout, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor | None, advantages: torch.Tensor, fused_logprobs: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
         s, n = self.grpo, advantages.shape[0]
+        if n % s.num_minibatches:
+            raise ValueError(
+                f"{n} completions per step (data.batch_size × grpo_settings.num_generations) do not split into "
+                f"grpo_settings.num_minibatches={s.num_minibatches} equal minibatches"
+            )
         sums: dict[str, float] = {"train/policy_loss": 0.0, "train/kl": 0.0, "train/clip_fraction": 0.0, "train/grad_norm": 0.0}
         updates = 0
         for _ in range(s.num_iterations):
@@ -258,16 +303,15 @@ class MaestroModule(L.LightningModule):
                     None if ref_logprobs is None else ref_logprobs[rows], s.loss_type, self.sampling.max_new_tokens, tokens,
                 )  # fmt: skip
                 optimizer.zero_grad()
-                if not torch.isfinite(loss):
-                    self.skipped_updates += 1
-                    continue
-                self.manual_backward(loss)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable_policy_parameters(), s.max_grad_norm)
+                grad_norm = torch.tensor(float("nan"))
+                if torch.isfinite(loss):
+                    self.manual_backward(loss)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable_policy_parameters(), s.max_grad_norm)
                 if not torch.isfinite(grad_norm):
-                    optimizer.zero_grad()
-                    self.skipped_updates += 1
+                    self._skip_update(optimizer)
                     continue
                 optimizer.step()
+                self.consecutive_skips = 0
                 updates += 1
                 for key, value in (("policy_loss", loss), ("kl", stats.kl), ("clip_fraction", stats.clip_fraction), ("grad_norm", grad_norm)):
                     sums[f"train/{key}"] += float(value.detach())
@@ -278,6 +322,18 @@ class MaestroModule(L.LightningModule):
         metrics["train/skipped_updates"] = torch.tensor(float(self.skipped_updates))
         metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
         return metrics
+
+    def _skip_update(self, optimizer) -> None:
+        """Drop a non-finite update; stop the run once too many come in a row."""
+        optimizer.zero_grad()
+        self.skipped_updates += 1
+        self.consecutive_skips += 1
+        if self.consecutive_skips >= self.grpo.max_consecutive_skips:
+            raise DivergenceError(
+                f"{self.consecutive_skips} consecutive policy updates had a non-finite loss or gradient "
+                f"(grpo_settings.max_consecutive_skips={self.grpo.max_consecutive_skips}); stopping. "
+                "The last checkpoint written before this step is intact; try a lower learning rate."
+            )
 
     def _conductor_update(self, choice: Scalarization, advantages: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.scalarizer.learnable:
@@ -317,6 +373,7 @@ class MaestroModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
         """Greedy answers to held-out prompts; the mean of each reward component."""
+        batch.pop(POSITION_KEY, None)
         columns = {k: v for k, v in batch.items() if k != "prompt"}
         result = self.evaluate_prompts(batch["prompt"], columns)
         raw = result["raw_rewards"]
@@ -336,7 +393,7 @@ class MaestroModule(L.LightningModule):
         """Keep LoRA + scalariser state only: the frozen base weights are reloaded from the model id."""
         keep = self._trainable_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["maestro"] = {"skipped_updates": self.skipped_updates, "model": self.settings.name_or_path}
+        checkpoint["maestro"] = {"skipped_updates": self.skipped_updates, "model": self.settings.name_or_path, "rng": rng_states()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         missing = sorted(self._trainable_state_keys() - set(checkpoint.get("state_dict", {})))
@@ -344,4 +401,7 @@ class MaestroModule(L.LightningModule):
             raise KeyError(
                 f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}"
             )
-        self.skipped_updates = int(checkpoint.get("maestro", {}).get("skipped_updates", 0))
+        state = checkpoint.get("maestro", {})
+        self.skipped_updates = int(state.get("skipped_updates", 0))
+        if "rng" in state:
+            restore_rng_states(state["rng"])

@@ -1,0 +1,42 @@
+"""What the Conductor costs: MAESTRO vs static-weight GRPO step time on the same config.
+
+    python benchmarks/conductor_overhead.py [--repeats 5 --steps 18 --warmup 3 --threads 1]
+
+``configs/quickstart.yaml`` (Conductor) against the same file with the scalarizer swapped
+for ``StaticWeights`` on the command line, so nothing else can differ. Rounds alternate
+order; the ratio is the median of per-round ratios. Also printed: the ``time/outer``
+phase (the Conductor's forward + REINFORCE step) as a share of the step. Goal ≤ 1.03.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import benchutil as bu
+
+CONFIG = "configs/quickstart.yaml"
+STATIC = ["--set", "model.scalarizer=maestro_lit.conductor.StaticWeights", "--set", "model.scalarizer.init_args.weights=[0.5,0.5]"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=18, help="optimizer steps per run, warm-up included")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    bu.THREADS = args.threads
+
+    base = ["benchmarks/maestro_run.py", "--config", CONFIG, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    results = bu.alternate({"maestro": base, "static": [*base, *STATIC]}, args.repeats)
+    rows = []
+    for name, runs in results.items():
+        outer = bu.median([x for run in runs for x in run["phases"]["outer"]])
+        rows.append([name, bu.pooled_median(runs), bu.paired_ratio(runs, results["static"]), bu.pooled_median(runs, "cpu_s"),
+                     bu.paired_ratio(runs, results["static"], "cpu_s"), f"{outer * 1e3:.2f}"])  # fmt: skip
+    print(f"\n{bu.today()} · {bu.machine()} · {CONFIG} · {args.repeats} rounds x {args.steps - args.warmup} timed steps")
+    print(bu.table(["run", "wall s/step", "wall vs static", "CPU s/step", "CPU vs static", "outer ms/step"], rows))
+
+
+if __name__ == "__main__":
+    main()

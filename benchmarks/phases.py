@@ -1,0 +1,56 @@
+"""Where a step's time goes: median seconds per phase (``time/*`` metrics) and peak memory, per config.
+
+    python benchmarks/phases.py [--repeats 2 --steps 15 --warmup 3 --threads 1] [--variant NAME=CONFIG[,key=value...] ...]
+
+Default variants: the three quickstart configs, the MAESTRO one with LoRA merged for the
+rollout, and with β = 0.04 (adds the adapter-off reference forward). ``other`` is step
+time minus the five phases: Lightning's loop, ``log_dict``, the data loader, callbacks.
+Peak memory is the child process's peak RSS, and ``torch.cuda.max_memory_allocated`` on GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import benchutil as bu
+from maestro_run import PHASES
+
+VARIANTS = {
+    "maestro": "configs/quickstart.yaml",
+    "static": "configs/quickstart_static.yaml",
+    "single": "configs/quickstart_single.yaml",
+    "maestro+merge": "configs/quickstart.yaml,model.grpo_settings.merge_adapters_for_rollout=true",
+    "maestro+beta": "configs/quickstart.yaml,model.grpo_settings.beta=0.04",
+}
+
+
+def argv(spec: str, steps: int, warmup: int) -> list[str]:
+    config, *sets = spec.split(",")
+    return ["benchmarks/maestro_run.py", "--config", config, "--steps", str(steps), "--warmup", str(warmup),
+            *[a for s in sets for a in ("--set", s)]]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--variant", action="append", default=[], help="NAME=CONFIG[,key=value...]; replaces the defaults")
+    args = parser.parse_args()
+    bu.THREADS = args.threads
+    variants = dict(v.split("=", 1) for v in args.variant) if args.variant else VARIANTS
+
+    results = bu.alternate({name: argv(spec, args.steps, args.warmup) for name, spec in variants.items()}, args.repeats)
+    rows = []
+    for name, runs in results.items():
+        step = bu.median([x for run in runs for x in run["step_s"]])
+        phases = [bu.median([x for run in runs for x in run["phases"][p]]) for p in PHASES]
+        gpu = max((run["peak_gpu_mb"] or 0) for run in runs)
+        rows.append([name, step, *phases, step - sum(phases), f"{max(run['peak_rss_mb'] for run in runs):.0f}", f"{gpu:.0f}" if gpu else "-"])
+    print(f"\n{bu.today()} · {bu.machine()} · {args.repeats} runs x {args.steps - args.warmup} timed steps each; medians in seconds")
+    print(bu.table(["config", "step", *PHASES, "other", "peak RSS MB", "peak GPU MB"], rows))
+
+
+if __name__ == "__main__":
+    main()

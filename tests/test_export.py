@@ -1,0 +1,71 @@
+"""Export round trip: a short fit → ``python -m maestro_lit export`` → a plain HF model with the same logits."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from maestro_lit import cli
+from maestro_lit.export import load_conductor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One 2-step fit shared by the tests: (run dir, trained module)."""
+    tmp_path = tmp_path_factory.mktemp("export_run")
+    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    config["trainer"].update(
+        max_steps=2, val_check_interval=None, limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        callbacks=[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True}}],
+        logger={"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(tmp_path), "name": "run"}},
+    )  # fmt: skip
+    config["model"]["sampling"]["max_new_tokens"] = 8
+    config["data"]["batch_size"] = 2
+    return tmp_path, cli.cli_main({"fit": config}).model.eval()
+
+
+def test_export_round_trip_matches_the_trained_policy(run, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run_dir, trained = run
+    run_config = next((run_dir / "run").rglob("config.yaml"))  # written by LightningCLI
+    out = tmp_path / "export"
+    monkeypatch.setattr("sys.argv", ["maestro_lit", "export", "--ckpt", str(run_dir / "ckpt" / "last.ckpt"), "--config", str(run_config), "--out", str(out)])
+    cli.main()
+
+    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer_config.json", "conductor/conductor.safetensors"):
+        assert (out / name).is_file(), name
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["What is the capital of France?", "Write a short poem about the sea."], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = trained.policy.model(**batch).logits
+        actual = model(**batch).logits
+        with trained.policy.adapters_disabled():
+            base = trained.policy.model(**batch).logits
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
+    assert (base - expected).abs().max() > 1e-3  # the adapters were trained, so the merge mattered
+
+    meta = json.loads((out / "conductor" / "conductor.json").read_text())
+    assert meta["component_names"] == ["length", "diversity"] and len(meta["action_table"]) == len(meta["action_names"]) == 3
+    conductor = load_conductor(out)
+    torch.testing.assert_close(conductor.head.weight, trained.scalarizer.head.weight)
+    hidden = torch.randn(5, meta["hidden_size"])
+    torch.testing.assert_close(conductor.logits(hidden), trained.scalarizer.logits(hidden))
+
+
+def test_export_rejects_a_checkpoint_that_does_not_match_the_config(run, tmp_path):
+    from maestro_lit.export import export
+
+    run_dir, _ = run
+    checkpoint = torch.load(run_dir / "ckpt" / "last.ckpt", weights_only=True)
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "lora_A" not in k}
+    torch.save(checkpoint, tmp_path / "bad.ckpt")
+    with pytest.raises(KeyError, match="trainable tensors are missing"):
+        export(tmp_path / "bad.ckpt", next((run_dir / "run").rglob("config.yaml")), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # nothing half-written

@@ -1,0 +1,75 @@
+"""The opt-in fast rollout must produce the same tokens as ``rollout.generate`` where it is deterministic."""
+
+import pytest
+import torch
+
+from maestro_lit.fast_rollout import FastRolloutSettings, fast_generate, filter_logits, sample_tokens
+from maestro_lit.policy import ModelSettings, Policy
+from maestro_lit.rollout import SamplingSettings, generate, tokenize_prompts
+
+PROMPTS = ["Write a short poem about the sea at night.", "What is the capital of France?", "Name three colours.", "Hi"]
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls gain nothing from 2 threads, and on a loaded machine OpenMP spin-waits make them ~5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_path):
+    torch.manual_seed(0)
+    policy = Policy(ModelSettings(name_or_path=tiny_model_path))
+    with torch.no_grad():  # non-zero LoRA B so the adapters actually change the logits
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return policy
+
+
+def _prompts(policy):
+    ids, mask, _ = tokenize_prompts(policy.tokenizer, [[{"role": "user", "content": p}] for p in PROMPTS], 64)
+    return ids, mask
+
+
+@pytest.mark.parametrize("static_cache, merged", [(False, False), (True, True)])
+def test_greedy_matches_generate(policy, static_cache, merged):
+    ids, mask = _prompts(policy)
+    sampling = SamplingSettings(max_new_tokens=16)
+    with policy.merged_adapters(merged):
+        plain = generate(policy, ids, mask, 1, sampling, greedy=True)
+        fast = fast_generate(policy, ids, mask, 1, sampling, greedy=True, settings=FastRolloutSettings(static_cache=static_cache))
+    width = plain.completion_ids.shape[1]
+    assert fast.completion_ids.shape[1] == width  # both stop when every row has ended
+    assert torch.equal(fast.completion_ids, plain.completion_ids)
+    assert torch.equal(fast.completion_mask, plain.completion_mask)
+    assert fast.completions == plain.completions
+    assert policy.model.training  # mode restored
+
+
+def test_top_k_one_sampling_is_greedy(policy):
+    ids, mask = _prompts(policy)
+    greedy = fast_generate(policy, ids, mask, 1, SamplingSettings(max_new_tokens=8), greedy=True)
+    sampled = fast_generate(policy, ids, mask, 1, SamplingSettings(max_new_tokens=8, top_k=1, temperature=0.7), greedy=False)
+    assert torch.equal(sampled.completion_ids, greedy.completion_ids)
+
+
+def test_filter_logits_matches_hf_processors():
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    logits = torch.randn(5, 50, generator=torch.Generator().manual_seed(1))
+    ours = filter_logits(logits, 0.8, 10, 0.9)
+    hf = logits.clone()
+    for warper in (TemperatureLogitsWarper(0.8), TopKLogitsWarper(10), TopPLogitsWarper(0.9)):
+        hf = warper(None, hf)
+    assert torch.equal(torch.isinf(ours), torch.isinf(hf))
+    torch.testing.assert_close(ours[~torch.isinf(ours)], hf[~torch.isinf(hf)])
+
+
+def test_exponential_race_samples_the_softmax():
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0]]).expand(20000, -1)
+    draws = sample_tokens(logits, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    torch.testing.assert_close(freq, logits[0].softmax(-1), atol=0.015, rtol=0)
