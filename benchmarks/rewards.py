@@ -111,9 +111,46 @@ def time_component(component, prompts, completions, columns, repeats: int) -> fl
 # quickstart config (rollout + scoring + rewards + inner + outer), e.g. by running a few
 # steps of `maestro_lit.module` with its per-phase timers and taking the median. Until then
 # the share column is computed from --step-seconds, or shown as "n/a".
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+
+
+def completions_per_step() -> int:
+    import yaml
+
+    config = yaml.safe_load(QUICKSTART.read_text())
+    return config["data"]["batch_size"] * config["model"]["grpo_settings"]["num_generations"]
+
+
 def training_step_seconds(args: argparse.Namespace) -> float | None:
-    """Seconds per training step on the quickstart config, used for each component's share."""
-    return args.step_seconds
+    """Median seconds per training step of the quickstart config, measured here (or given)."""
+    if args.step_seconds is not None or args.no_step:
+        return args.step_seconds
+    import statistics
+    import time
+
+    import yaml
+    from lightning.pytorch.callbacks import Callback
+
+    from maestro_lit.cli import MaestroCLI
+    from maestro_lit.data import PromptDataModule
+    from maestro_lit.module import MaestroModule
+
+    class StepClock(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_batch_start(self, *args) -> None:
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, *args) -> None:
+            self.times.append(time.perf_counter() - self.start)
+
+    config = yaml.safe_load(QUICKSTART.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        config["trainer"].update(max_steps=args.step_probe_steps, limit_val_batches=0, logger=False, default_root_dir=tmp, callbacks=[], enable_checkpointing=False)
+        clock = StepClock()
+        MaestroCLI(MaestroModule, PromptDataModule, args={"fit": config}, trainer_defaults={"callbacks": [clock]})
+    return statistics.median(clock.times[2:])  # skip warm-up steps
 # ---------------------------------------------------------------------------------------
 
 
@@ -123,16 +160,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--synthetic", action="store_true", help="made-up completions even if shipped prompts exist")
-    parser.add_argument("--step-seconds", type=float, default=None, help="measured seconds per training step")
+    parser.add_argument("--step-seconds", type=float, default=None, help="seconds per training step (skips measuring it)")
+    parser.add_argument("--step-probe-steps", type=int, default=12, help="quickstart steps run to measure the step time")
+    parser.add_argument("--no-step", action="store_true", help="do not measure the training step")
     args = parser.parse_args()
 
     prompts, completions, columns = make_batch(args.n, synthetic=args.synthetic)
     lengths = torch.randint(10, 48, (args.n,))
     mask = (torch.arange(48)[None, :] < lengths[:, None]).long()
     fluency_columns = {"ref_logprobs": -torch.rand(args.n, 48) * 4, "completion_mask": mask}
-    step = training_step_seconds(args)
+    step, per_step = training_step_seconds(args), completions_per_step()
     source = "shipped prompts" if PROMPTS_FILE.exists() and not args.synthetic else "made-up completions"
     print(f"{args.n} completions ({source}), device={args.device}, torch threads={torch.get_num_threads()}")
+    if step:
+        print(f"quickstart training step: {step * 1000:.0f} ms for {per_step} completions (share = ms/completion × {per_step} / step)")
     print(f"{'component':<14} {'class':<22} {'ms/completion':>14} {'ms/batch':>10} {'step share':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for component in components(build_tiny_reward_model(tmp)):
@@ -140,7 +181,7 @@ def main() -> None:
                 component.to(args.device)
             extra = fluency_columns if getattr(component, "requires_reference_logprobs", False) else {}
             seconds = time_component(component, prompts, completions, {**columns, **extra}, args.repeats)
-            share = f"{seconds / step:>10.2%}" if step else f"{'n/a':>10}"
+            share = f"{seconds / args.n * per_step / step:>10.2%}" if step else f"{'n/a':>10}"
             print(f"{component.name:<14} {type(component).__name__:<22} {1000 * seconds / args.n:>14.3f} {1000 * seconds:>10.1f} {share:>11}")
 
 

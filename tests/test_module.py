@@ -11,7 +11,7 @@ from maestro_lit.rewards.base import RewardComponent
 
 def _fit_one_step(module, batch_size=2):
     trainer = L.Trainer(
-        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_steps=module.grpo.num_iterations * (1 if module.grpo.accumulate_minibatches else module.grpo.num_minibatches), accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
     )  # fmt: skip
     trainer.fit(module, datamodule=PromptDataModule(batch_size=batch_size))
@@ -75,14 +75,18 @@ class _ForwardCounter:
         ({"num_iterations": 1, "beta": 0.0}, 1),  # the scoring pass is the training forward
         ({"num_iterations": 1, "beta": 0.1}, 2),  # + one adapter-disabled reference forward
         ({"num_iterations": 2, "beta": 0.1}, 4),  # scoring + reference + μ training forwards
+        ({"num_minibatches": 2, "accumulate_minibatches": True}, 3),  # scoring + one forward per minibatch
     ],
 )
 def test_no_forward_is_computed_twice(make_module, monkeypatch, grpo, expected_forwards):
     module = make_module(grpo=grpo)
     counter = _ForwardCounter(module, monkeypatch)
-    _fit_one_step(module)
+    trainer = _fit_one_step(module)
     assert counter.generate_calls == 1
     assert counter.forwards == expected_forwards
+    # one policy update per minibatch, or per pass when accumulating
+    per_pass = 1 if grpo.get("accumulate_minibatches") else grpo.get("num_minibatches", 1)
+    assert trainer.global_step == grpo.get("num_iterations", 1) * per_pass
 
 
 class _AlwaysNaN(RewardComponent):
@@ -121,3 +125,29 @@ def test_group_size_below_two_is_rejected():
 
     with pytest.raises(ValueError, match="num_generations must be >= 2"):
         GRPOSettings(num_generations=1)
+
+
+def test_fluency_reuses_the_reference_pass(make_module, monkeypatch):
+    """Fluency reads the reference log-probs of the β > 0 pass: still one scoring + one reference forward."""
+    from maestro_lit.rewards.fluency import Fluency
+    from maestro_lit.rewards.length import LengthBand
+
+    module = make_module(rewards=[LengthBand(), Fluency()], grpo={"beta": 0.1})
+    counter = _ForwardCounter(module, monkeypatch)
+    logged = {}
+    module.log_dict = lambda metrics, **kw: logged.update(metrics)
+    _fit_one_step(module)
+    assert counter.forwards == 2
+    fluency = module.last_step["raw_rewards"][:, 1]
+    assert torch.isfinite(fluency).all() and (fluency < 0).all()  # mean log-probs
+
+
+def test_model_based_rewards_stay_out_of_optimizers_and_checkpoints(make_module):
+    from maestro_lit.rewards.similarity import SemanticSimilarity
+
+    module = make_module(rewards=[SemanticSimilarity()])
+    module.score_rewards(["What is rain?"], ["Water falling from clouds."], {"reference": ["Rain is water from clouds."]}, {})
+    assert not any("encoder" in k for k in module.state_dict())
+    optimized = {id(p) for p in module.trainable_policy_parameters()} | {id(p) for p in module.scalarizer.parameters()}
+    encoder_params = list(module.rewards[0].encoder._model.parameters())
+    assert encoder_params and all(id(p) not in optimized for p in encoder_params)

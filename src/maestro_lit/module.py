@@ -48,6 +48,7 @@ class GRPOSettings:
     max_grad_norm: float = 1.0
     reward_normalization: str = "normalize_then_sum"
     merge_adapters_for_rollout: bool = False
+    accumulate_minibatches: bool = False
     max_consecutive_skips: int = 10
 
     def __post_init__(self) -> None:
@@ -144,7 +145,8 @@ class MaestroModule(L.LightningModule):
         return [p for p in self.policy.parameters() if p.requires_grad]
 
     def configure_optimizers(self) -> Any:
-        policy_opt = self.policy_optimizer(self.trainable_policy_parameters())
+        self._trainable = self.trainable_policy_parameters()  # cached: clipped every update
+        policy_opt = self.policy_optimizer(self._trainable)
         optimizers = [policy_opt]
         if self.scalarizer.learnable:
             optimizers.append(self.conductor_optimizer(self.scalarizer.parameters()))
@@ -283,6 +285,8 @@ class MaestroModule(L.LightningModule):
     def _policy_updates(
         self, rollout: Rollout, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor | None, advantages: torch.Tensor, fused_logprobs: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
+        """μ passes over the rollout's minibatches; one optimiser step per minibatch, or per pass
+        when ``accumulate_minibatches`` (gradients summed, each minibatch weighted by its share)."""
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
         s, n = self.grpo, advantages.shape[0]
@@ -291,37 +295,55 @@ class MaestroModule(L.LightningModule):
                 f"{n} completions per step (data.batch_size × grpo_settings.num_generations) do not split into "
                 f"grpo_settings.num_minibatches={s.num_minibatches} equal minibatches"
             )
-        sums: dict[str, float] = {"train/policy_loss": 0.0, "train/kl": 0.0, "train/clip_fraction": 0.0, "train/grad_norm": 0.0}
+        slices = grpo.minibatch_slices(n, s.num_minibatches)
+        mask_all = rollout.completion_mask
+        sums = {"policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
         updates = 0
         for _ in range(s.num_iterations):
-            for rows in grpo.minibatch_slices(n, s.num_minibatches):
+            optimizer.zero_grad()
+            finite = True
+            for rows in slices:
                 logprobs = fused_logprobs if fused_logprobs is not None else self._score(rollout, rows)[0]
-                mask = rollout.completion_mask[rows]
-                tokens = self.trainer.strategy.reduce(mask.sum().float(), reduce_op="mean") if s.loss_type == "dapo" else None
+                token_rows = mask_all if s.accumulate_minibatches else mask_all[rows]
+                tokens = self.trainer.strategy.reduce(token_rows.sum().float(), reduce_op="mean") if s.loss_type == "dapo" else None
                 loss, stats = grpo.clipped_policy_loss(
-                    logprobs, old_logprobs[rows], advantages[rows], mask, s.epsilon_low, s.epsilon_high, s.beta,
+                    logprobs, old_logprobs[rows], advantages[rows], mask_all[rows], s.epsilon_low, s.epsilon_high, s.beta,
                     None if ref_logprobs is None else ref_logprobs[rows], s.loss_type, self.sampling.max_new_tokens, tokens,
                 )  # fmt: skip
-                optimizer.zero_grad()
-                grad_norm = torch.tensor(float("nan"))
-                if torch.isfinite(loss):
+                sums["policy_loss"] += float(loss.detach())
+                if s.accumulate_minibatches and s.loss_type != "dapo":
+                    loss = loss * (rows.stop - rows.start) / n  # dapo already divides by the whole rollout's tokens
+                finite = finite and bool(torch.isfinite(loss))
+                if finite:
                     self.manual_backward(loss)
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable_policy_parameters(), s.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    self._skip_update(optimizer)
-                    continue
-                optimizer.step()
-                self.consecutive_skips = 0
-                updates += 1
-                for key, value in (("policy_loss", loss), ("kl", stats.kl), ("clip_fraction", stats.clip_fraction), ("grad_norm", grad_norm)):
-                    sums[f"train/{key}"] += float(value.detach())
+                sums["kl"] += float(stats.kl)
+                sums["clip_fraction"] += float(stats.clip_fraction)
+                if not s.accumulate_minibatches:
+                    updates += self._step_policy(optimizer, finite, sums)
+                    optimizer.zero_grad()
+                    finite = True
+            if s.accumulate_minibatches:
+                updates += self._step_policy(optimizer, finite, sums)
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
-        metrics = {k: torch.tensor(v / max(updates, 1)) for k, v in sums.items()}
+        evaluations = s.num_iterations * len(slices)
+        metrics = {f"train/{k}": torch.tensor(v / evaluations) for k, v in sums.items() if k != "grad_norm"}
+        metrics["train/grad_norm"] = torch.tensor(sums["grad_norm"] / max(updates, 1))
         metrics["train/skipped_updates"] = torch.tensor(float(self.skipped_updates))
         metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
         return metrics
+
+    def _step_policy(self, optimizer, finite: bool, sums: dict[str, float]) -> int:
+        """Clip and apply the accumulated gradient unless it is non-finite; returns 1 if applied."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self.grpo.max_grad_norm) if finite else torch.tensor(float("nan"))
+        if not torch.isfinite(grad_norm):
+            self._skip_update(optimizer)
+            return 0
+        optimizer.step()
+        self.consecutive_skips = 0
+        sums["grad_norm"] += float(grad_norm)
+        return 1
 
     def _skip_update(self, optimizer) -> None:
         """Drop a non-finite update; stop the run once too many come in a row."""

@@ -26,7 +26,6 @@ from typing import Any, Sequence
 import torch
 
 from maestro_lit.rewards.base import RewardComponent
-
 from maestro_lit.rewards.columns import column, is_missing
 from maestro_lit.text.instructions import check_instruction, check_instruction_loose, require_supported
 

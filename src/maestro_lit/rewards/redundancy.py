@@ -12,7 +12,6 @@ from typing import Any, Sequence
 import torch
 
 from maestro_lit.rewards.base import RewardComponent
-
 from maestro_lit.text.ngrams import repeated_ngram_rate
 
 

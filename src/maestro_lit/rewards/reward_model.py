@@ -11,7 +11,6 @@ from typing import Any, Sequence
 import torch
 
 from maestro_lit.rewards.base import RewardComponent
-
 from maestro_lit.text.seqcls import SequenceClassifierScorer
 
 

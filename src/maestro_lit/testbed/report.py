@@ -1,0 +1,129 @@
+"""Aggregate the per-run results of the comparison into results.md, results.png and CSV files.
+
+``runs.csv`` holds one row per method x seed (final held-out numbers, wall time);
+``curves.csv`` every evaluation point of every run; ``results.md`` the mean ± std over seeds
+and the Conductor analysis; ``results.png`` the learning curves with ±1 std seed bands.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from maestro_lit.testbed.figures import learning_curves
+
+SCALARS = ("true_utility", "length_words", "redundancy")
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = [v for v in values if v == v]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_row(result: dict[str, Any], categories: Sequence[str]) -> dict[str, Any]:
+    final = result["final"]
+    row = {"method": result["method"], "seed": result["seed"], "steps": result["steps"], "wall_s": round(result["wall_s"], 1)}
+    row["true_utility_step0"] = result["curve"][0]["true_utility"]
+    for key in ("true_utility", *[f"true_utility/{c}" for c in categories], "length_words", "length_tokens", "redundancy"):
+        row[key] = final.get(key, float("nan"))
+    for key in ("mi_bits", "mi_bits_soft"):
+        row[key] = final.get(key, "")
+    for key, value in final.get("signal", {}).items():
+        row[f"signal/{key}"] = value
+    for category, probs in final.get("actions", {}).items():
+        row.update({f"argmax/{category}/{a}": v for a, v in probs.items()})
+    return row
+
+
+def conductor_section(results: list[dict[str, Any]]) -> list[str]:
+    """Per-category action distribution (mean over seeds) and MI, for methods with actions."""
+    lines = []
+    for method in dict.fromkeys(r["method"] for r in results):
+        runs = [r for r in results if r["method"] == method and "actions" in r["final"]]
+        if not runs:
+            continue
+        names = runs[0]["final"]["action_names"]
+        lines += [f"### Conductor actions on held-out prompts: `{method}` ({len(runs)} seeds)", "",
+                  "Mean over seeds of mean π(a | h) per category, and in brackets the share of argmax (greedy) actions.", "",
+                  "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+        for category in runs[0]["final"]["actions"]:
+            cells = [f"{_mean([r['final']['action_probs'][category][a] for r in runs]):.2f} ({_mean([r['final']['actions'][category][a] for r in runs]):.2f})" for a in names]
+            lines.append(f"| {category} | " + " | ".join(cells) + " |")
+        lines += ["", f"Mutual information I(category; action), bits (max log2(3) = 1.585): argmax actions "
+                  f"{_mean_std([r['final']['mi_bits'] for r in runs])}, action probabilities {_mean_std([r['final']['mi_bits_soft'] for r in runs])}.", ""]  # fmt: skip
+        for r in runs:
+            per = "; ".join(f"{c}: {max(p, key=p.get)} {max(p.values()):.2f}" for c, p in r["final"]["actions"].items())
+            lines.append(f"- seed {r['seed']}: argmax action per category — {per}")
+        lines.append("")
+    return lines
+
+
+def meta_table(results: list[dict[str, Any]]) -> list[str]:
+    """Mean training meta-reward per (category, sampled action), pooled over seeds: which action the bandit is pushed to."""
+    runs = [r for r in results if "meta_reward_by_action" in r["final"]]
+    if not runs:
+        return []
+    names = runs[0]["final"]["action_names"]
+    lines = ["### Training meta-reward by category and sampled action", "",
+             "Mean advantage (= the Conductor's meta-reward) of training completions, pooled over steps and seeds; "
+             "in brackets the number of completions.", "", "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+    for category in runs[0]["final"].get("actions") or runs[0]["final"]["meta_reward_by_action"]:
+        cells = []
+        for a in names:
+            pairs = [r["final"]["meta_reward_by_action"].get(category, {}).get(a, [0.0, 0]) for r in runs]
+            n = sum(count for _, count in pairs)
+            cells.append(f"{sum(m * count for m, count in pairs) / n:+.3f} ({n})" if n else "–")
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def write_report(results: list[dict[str, Any]], out: Path, categories: Sequence[str], header: Sequence[str] = ()) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [run_row(r, categories) for r in results]
+    write_csv(out / "runs.csv", rows)
+    write_csv(out / "curves.csv", [{"method": r["method"], "seed": r["seed"], **p} for r in results for p in r["curve"]])
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    keys = ["true_utility", *[f"true_utility/{c}" for c in categories]]
+    learning_curves({m: [{"seed": r["seed"], **p} for r in results if r["method"] == m for p in r["curve"]] for m in methods}, keys, str(out / "results.png"))
+
+    cols = ["true utility", *categories, "words", "redundancy", "adv–true corr", "seeds"]
+    lines = [*header, "", "## Held-out results (mean ± std over seeds)", "",
+             "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]  # fmt: skip
+    for m in methods:
+        mine = [row for row in rows if row["method"] == m]
+        cells = [_mean_std([row[k] for row in mine]) for k in (*keys, "length_words", "redundancy", "signal/adv_true_corr")]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {len(mine)} |")
+    before = _mean_std([row["true_utility_step0"] for row in rows])
+    lines += ["", f"Before training (step 0, same model for every method): true utility {before}.",
+              "`words`: mean words per held-out completion; `redundancy`: share of repeated word trigrams (lower is better); "
+              "`adv–true corr`: mean over training steps of the correlation between the method's advantages and the "
+              "true-utility advantages of the same completions (how well the training signal points at the truth).", ""]  # fmt: skip
+    lines += conductor_section(results)
+    gaps = [r["final"].get("signal", {}).get("meta_gap", float("nan")) for r in results if "actions" in r["final"]]
+    shares = [r["final"].get("signal", {}).get("oracle_action_share", float("nan")) for r in results if "actions" in r["final"]]
+    if gaps:
+        lines += meta_table(results)
+        lines += ["### Is the meta-reward informative?", "",
+                  f"Mean training meta-reward (advantage) of completions whose sampled action is the category's true-weight action, minus that of the other actions: {_mean_std(gaps)} "
+                  f"(positive = the bandit is pushed toward the right action). Share of sampled actions that were the right one: {_mean_std(shares)} (chance with 4 actions: 0.25).", ""]  # fmt: skip
+    lines += ["Raw numbers: `runs.csv` (one row per run), `curves.csv` (every evaluation point); curves: `results.png`.", ""]
+    (out / "results.md").write_text("\n".join(lines))
