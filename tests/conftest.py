@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from maestro_lit.tiny import ensure_tiny_model
 
@@ -30,3 +31,12 @@ def make_module(tiny_model_path):
         return MaestroModule(**kwargs)
 
     return build
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matmuls gain nothing from 2 threads, and on a loaded machine OpenMP spin-waits make them ~5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -50,6 +50,7 @@ def test_reward_model_judge_tiny_model(tmp_path):
     other = judge.compare([PairRequest("what is a cat", "a cat is good", "the dog sat"), PairRequest("what is a cat", "the dog sat", "a cat is good")], None)
     assert sorted(other) == [0.0, 1.0]  # swapping the pair swaps the outcome
     assert judge.metric("win_rate") == "win_rate_rm"
+    assert RewardModelJudge(path, batch_size=2).scorer is judge.scorer  # one judge model per process
 
 
 def test_proxy_judge_prefers_relevant_answer():

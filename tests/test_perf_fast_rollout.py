@@ -9,13 +9,7 @@ from maestro_lit.rollout import SamplingSettings, generate, tokenize_prompts
 
 PROMPTS = ["Write a short poem about the sea at night.", "What is the capital of France?", "Name three colours.", "Hi"]
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from 2 threads, and on a loaded machine OpenMP spin-waits make them ~5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,7 @@ from maestro_lit.data import PromptDataModule
 
 DRIFT_TOL = 1e-6  # merge adds and unmerge subtracts B·A·scale in fp32, so a few ulps may remain
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls gain nothing from 2 threads, and on a loaded machine OpenMP spin-waits make them ~5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise_lora_b(module, std=0.05):

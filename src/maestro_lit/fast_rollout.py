@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from maestro_lit.rollout import Rollout, SamplingSettings, completion_mask_from_ids
+from maestro_lit.rollout import Rollout, SamplingSettings, finish_rollout
 
 
 @dataclass
@@ -107,17 +107,7 @@ def fast_generate(
                                      policy.tokenizer.pad_token_id, settings, generator)  # fmt: skip
     finally:
         model.train(was_training)
-    mask, truncated = completion_mask_from_ids(completion_ids, policy.eos_token_ids())
-    completion_ids = completion_ids.masked_fill(mask == 0, policy.tokenizer.pad_token_id)
-    texts = policy.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-    return Rollout(
-        prompt_ids=prompt_ids.repeat_interleave(num_generations, dim=0),
-        prompt_mask=prompt_mask.repeat_interleave(num_generations, dim=0),
-        completion_ids=completion_ids,
-        completion_mask=mask,
-        completions=[t.strip() for t in texts],
-        truncated=truncated,
-    )
+    return finish_rollout(policy, prompt_ids, prompt_mask, num_generations, completion_ids)
 
 
 @torch.no_grad()

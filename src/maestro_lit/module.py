@@ -89,6 +89,7 @@ class MaestroModule(L.LightningModule):
         val_max_new_tokens: int | None = None,
         log_completions_every_n_steps: int = 10,
         on_reward_error: Literal["raise", "skip"] = "raise",
+        generation_batch_size: int = 64,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -110,7 +111,7 @@ class MaestroModule(L.LightningModule):
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.log_completions_every_n_steps = log_completions_every_n_steps
-        self.on_reward_error = on_reward_error
+        self.on_reward_error, self.generation_batch_size = on_reward_error, generation_batch_size
         self.skipped_updates = self.consecutive_skips = 0
         self.last_step: dict[str, Any] = {}
         self.data_position: tuple[int, int] | None = None
@@ -185,12 +186,16 @@ class MaestroModule(L.LightningModule):
 
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
-        """Greedy answers to chat conversations, batched; used by the benchmark callbacks."""
-        prompt_ids, prompt_mask, _ = tokenize_prompts(self.policy.tokenizer, conversations, self.sampling.max_prompt_tokens)
+        """Greedy answers to chat conversations, in batches of ``generation_batch_size``; used by benchmarks."""
         settings = SamplingSettings(max_new_tokens=max_new_tokens, max_prompt_tokens=self.sampling.max_prompt_tokens)
-        with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
-            rollout = generate(self.policy, prompt_ids.to(self.device), prompt_mask.to(self.device), 1, settings, greedy=True)
-        return rollout.completions
+        answers: list[str] = []
+        for start in range(0, len(conversations), self.generation_batch_size):
+            chunk = conversations[start : start + self.generation_batch_size]
+            prompt_ids, prompt_mask, _ = tokenize_prompts(self.policy.tokenizer, chunk, self.sampling.max_prompt_tokens)
+            with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
+                rollout = generate(self.policy, prompt_ids.to(self.device), prompt_mask.to(self.device), 1, settings, greedy=True)
+            answers.extend(rollout.completions)
+        return answers
 
     # ------------------------------------------------------------ training
     def training_step(self, batch: dict[str, list], batch_idx: int) -> None:

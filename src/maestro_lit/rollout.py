@@ -104,8 +104,12 @@ def generate(
         sequences = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
     finally:
         model.train(was_training)
-    completion_ids = sequences[:, prompt_ids.shape[1] :]
-    mask, truncated = completion_mask_from_ids(completion_ids, eos_ids)
+    return finish_rollout(policy, prompt_ids, prompt_mask, num_generations, sequences[:, prompt_ids.shape[1] :])
+
+
+def finish_rollout(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, num_generations: int, completion_ids: torch.Tensor) -> Rollout:
+    """Mask everything after the first EOS, decode, and lay the prompts out in groups."""
+    mask, truncated = completion_mask_from_ids(completion_ids, policy.eos_token_ids())
     completion_ids = completion_ids.masked_fill(mask == 0, policy.tokenizer.pad_token_id)
     texts = policy.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
     return Rollout(

@@ -14,13 +14,24 @@ from ..aggregate import outcome_from_scores
 from .base import GradeRequest, Judge, JudgePrompt, PairRequest
 
 
+_SCORERS: dict[tuple, Any] = {}
+
+
+def shared_scorer(name_or_path: str, batch_size: int, max_length: int):
+    """One scorer per (model, settings) for all benchmarks: a 3B judge should load once, not once per benchmark."""
+    key = (name_or_path, batch_size, max_length)
+    if key not in _SCORERS:
+        from maestro_lit.text.seqcls import SequenceClassifierScorer
+
+        _SCORERS[key] = SequenceClassifierScorer(name_or_path, batch_size=batch_size, max_length=max_length)
+    return _SCORERS[key]
+
+
 class RewardModelJudge(Judge):
     tag = "rm"
 
     def __init__(self, name_or_path: str, batch_size: int = 8, max_length: int = 1024, tie_margin: float = 0.0) -> None:
-        from maestro_lit.text.seqcls import SequenceClassifierScorer
-
-        self.scorer = SequenceClassifierScorer(name_or_path, batch_size=batch_size, max_length=max_length)
+        self.scorer = shared_scorer(name_or_path, batch_size, max_length)
         self.tie_margin = tie_margin
 
     def to(self, device: Any) -> "RewardModelJudge":
