@@ -11,6 +11,7 @@ import os
 import warnings
 from typing import Any
 
+import torch
 from lightning.pytorch.cli import LightningCLI
 
 from maestro_lit.checkpointing import verify_checkpoint
@@ -22,6 +23,12 @@ class MaestroCLI(LightningCLI):
     """LightningCLI with project defaults: outputs under ``checkpoints/``, safe checkpoint loading."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--torch_threads",
+            type=int | None,
+            default=None,
+            help="torch intra-op threads; 1 suits tiny models on CPU and avoids OpenMP spin-wait slowdowns on shared machines",
+        )
         parser.set_defaults(
             {
                 "trainer.default_root_dir": "checkpoints",
@@ -31,6 +38,11 @@ class MaestroCLI(LightningCLI):
                 },
             }
         )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("torch_threads"):
+            torch.set_num_threads(config["torch_threads"])  # before the model loads (and maybe warms up)
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
