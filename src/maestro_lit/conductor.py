@@ -42,8 +42,13 @@ class Scalarizer(nn.Module):
     def bind(self, component_names: Sequence[str], hidden_size: int) -> None:
         self.component_names = list(component_names)
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False) -> Scalarization:
+    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+        """Weights for each of the N completions; ``group_size`` = G lets a scalariser act per prompt."""
         raise NotImplementedError
+
+    def meta_reward(self, advantages: torch.Tensor, raw_rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+        """What the outer step reinforces; MAESTRO's is each completion's group-relative advantage."""
+        return advantages
 
     @property
     def action_names(self) -> list[str]:
@@ -72,7 +77,7 @@ class StaticWeights(Scalarizer):
             raise ValueError(f"StaticWeights.weights has {len(weights)} entries but there are {m} reward components {list(component_names)}")
         self.register_buffer("weights", _simplex_row(weights, "StaticWeights.weights"), persistent=False)
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False) -> Scalarization:
+    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
         return Scalarization(weights=self.weights.to(hidden.device).expand(hidden.shape[0], -1))
 
 
@@ -149,7 +154,7 @@ class Conductor(Scalarizer):
             h = F.layer_norm(h, h.shape[-1:])
         return self.head(h) / self.temperature
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False) -> Scalarization:
+    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
         log_probs = torch.log_softmax(self.logits(hidden), dim=-1)
         if greedy:
             actions = log_probs.argmax(dim=-1)

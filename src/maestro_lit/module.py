@@ -229,7 +229,7 @@ class MaestroModule(L.LightningModule):
 
         # 4–5. Scalarise (Conductor / static / single) and take group-relative advantages.
         with timer("outer"):
-            choice = self.scalarizer.choose(hidden, columns, greedy=False)
+            choice = self.scalarizer.choose(hidden, columns, greedy=False, group_size=G)
             scalar = grpo.scalarize(raw, choice.weights, G, self.grpo.reward_normalization)
             advantages = grpo.group_advantages(scalar, G).masked_fill(grpo.unscored_rows(raw), 0.0)
 
@@ -239,7 +239,7 @@ class MaestroModule(L.LightningModule):
 
         # 7. Outer step: the Conductor learns from the advantages its actions produced.
         with timer("outer"):
-            outer = self._conductor_update(choice, advantages)
+            outer = self._conductor_update(choice, self.scalarizer.meta_reward(advantages, raw, G))
 
         # 8. Logging.
         metrics = {
@@ -362,11 +362,11 @@ class MaestroModule(L.LightningModule):
                 "The last checkpoint written before this step is intact; try a lower learning rate."
             )
 
-    def _conductor_update(self, choice: Scalarization, advantages: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _conductor_update(self, choice: Scalarization, meta_reward: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.scalarizer.learnable:
             return {}
         optimizer = self.optimizers()[1].optimizer  # raw: keep global_step = policy updates
-        loss, entropy = self.scalarizer.loss(choice, advantages)
+        loss, entropy = self.scalarizer.loss(choice, meta_reward)
         optimizer.zero_grad()
         self.manual_backward(loss)
         optimizer.step()

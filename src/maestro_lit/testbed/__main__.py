@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from maestro_lit.testbed.report import write_report
-from maestro_lit.testbed.runner import METHODS, TESTBEDS, load_done, run_dir, run_one, testbed_paths
+from maestro_lit.testbed.runner import EXTRA_METHODS, METHODS, TESTBEDS, load_done, run_dir, run_one, testbed_paths
 from maestro_lit.testbed.truth import TrueUtility
 
 DEFAULT_STEPS, DEFAULT_EVAL_EVERY = 500, 50
@@ -26,7 +26,7 @@ DEFAULT_STEPS, DEFAULT_EVAL_EVERY = 500, 50
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m maestro_lit.testbed", description=__doc__)
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + EXTRA_METHODS)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="policy steps per run")
     p.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY, help="held-out evaluation interval (steps)")

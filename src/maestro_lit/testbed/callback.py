@@ -111,7 +111,7 @@ class TestbedEvaluation(Callback):
     def _training_signal(self, trainer, pl_module) -> None:
         """Does this step's training advantage agree with the true-utility advantage of the same completions?"""
         step = pl_module.last_step
-        if not step or step.get("categories") is None or set(pl_module.component_names) != set(self.truth.names):
+        if not step or step.get("categories") is None or not set(self.truth.names) <= set(pl_module.component_names):
             return
         order = [pl_module.component_names.index(n) for n in self.truth.names]
         true_u = self.truth.combine(step["raw_rewards"][:, order], step["categories"])
@@ -120,12 +120,13 @@ class TestbedEvaluation(Callback):
         logged = {"testbed/signal/adv_true_corr": tm.pearson(adv, true_adv)}
         actions = step.get("actions")
         if actions is not None:
-            table = pl_module.scalarizer.action_table.cpu()
+            table = pl_module.scalarizer.action_table.cpu()[:, order]  # columns in the truth's order
             right = torch.tensor([tm.nearest_action(table, self.truth.table[c]) for c in step["categories"]])
             hit = actions.cpu() == right
             logged["testbed/signal/oracle_action_share"] = float(hit.float().mean())
+            meta = pl_module.scalarizer.meta_reward(step["advantages"], step["raw_rewards"], G).float().cpu()
             if hit.any() and (~hit).any():
-                logged["testbed/signal/meta_gap"] = float(adv[hit].mean() - adv[~hit].mean())
+                logged["testbed/signal/meta_gap"] = float(meta[hit].mean() - meta[~hit].mean())
             names = pl_module.scalarizer.action_names
             for i, (category, action) in enumerate(zip(step["categories"], actions.cpu().tolist())):
                 cell = self.meta_by_action.setdefault(category, {}).setdefault(names[action], [0.0, 0])

@@ -30,7 +30,7 @@ class CategoryWeights(Scalarizer):
         table = weight_table(spec, component_names)
         self.table = {c: w / w.sum() for c, w in table.items()}
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False) -> Scalarization:
+    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
         categories = columns.get(self.category_column)
         if categories is None:
             raise KeyError(f"CategoryWeights needs the {self.category_column!r} column on every prompt")

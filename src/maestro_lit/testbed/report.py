@@ -124,7 +124,7 @@ def write_report(results: list[dict[str, Any]], out: Path, categories: Sequence[
         n_actions = len(next(r["final"]["action_names"] for r in results if "actions" in r["final"]))
         lines += meta_table(results)
         lines += ["### Is the meta-reward informative?", "",
-                  f"Mean training meta-reward (advantage) of completions whose sampled action is the category's true-weight action, minus that of the other actions: {_mean_std(gaps)} "
+                  f"Mean training meta-reward (the scalariser's own: the advantage for MAESTRO, the centred agreement for maestro_trusted) of completions whose sampled action is the category's true-weight action, minus that of the other actions: {_mean_std(gaps)} "
                   f"(positive = the bandit is pushed toward the right action). Share of sampled actions that were the right one: {_mean_std(shares)} (chance with {n_actions} actions: {1 / n_actions:.2f}).", ""]  # fmt: skip
     lines += ["Raw numbers: `runs.csv` (one row per run), `curves.csv` (every evaluation point); curves: `results.png`.", ""]
     (out / "results.md").write_text("\n".join(lines))

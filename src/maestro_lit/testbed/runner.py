@@ -23,6 +23,7 @@ import yaml
 from maestro_lit.testbed.truth import ASSETS, HELDOUT_PROMPTS, TRAIN_PROMPTS
 
 METHODS = ("single", "static", "maestro", "oracle")
+EXTRA_METHODS = ("maestro_trusted",)  # the alternative meta-reward; configs/testbed_v2 only
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "testbed"
 # testbed name -> (config folder, assets folder with train.jsonl, heldout.jsonl, true_weights.json)
 TESTBEDS = {
@@ -82,6 +83,9 @@ def build_config(method: str, seed: int, steps: int, eval_every: int, out: Path,
     scalarizer = config["model"].get("scalarizer") or {}
     if testbed != "v1" and scalarizer.get("class_path", "").endswith("CategoryWeights"):
         scalarizer.setdefault("init_args", {})["weights_path"] = str(paths["weights"])
+    for reward in config["model"].get("rewards") or []:
+        if reward.get("class_path", "").endswith("TrustedUtility"):  # the trusted signal reads this testbed's truth
+            reward.setdefault("init_args", {})["weights_path"] = str(paths["weights"])
     config["seed_everything"] = seed
     config["data"].update(seed=seed, train_path=str(paths["train"]), val_path=str(paths["heldout"]))
     if smoke:

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from maestro_lit.conductor_trusted import TrustedConductor, group_agreement
+
+
+def test_group_agreement_is_the_correlation_with_trusted_advantages():
+    adv = torch.tensor([-1.0, 0.0, 1.0, 1.0, 0.0, -1.0, 0.5, -0.5, 0.0])
+    trusted = torch.tensor([0.1, 0.2, 0.3, 0.1, 0.2, 0.3, float("nan"), 1.0, 2.0])
+    agreement = group_agreement(adv, trusted, group_size=3)
+    torch.testing.assert_close(agreement[:2], torch.tensor([1.0, -1.0]))
+    assert torch.isnan(agreement[2])  # no trusted label for the whole group: no credit
+
+
+def test_actions_are_per_prompt_and_trusted_weight_is_zero():
+    conductor = TrustedConductor("trusted")
+    conductor.bind(["a", "trusted", "b"], hidden_size=4)
+    assert conductor.action_table.shape == (3, 3)  # uniform + one emphasis row per optimised component
+    assert torch.equal(conductor.action_table[:, 1], torch.zeros(3))
+    torch.testing.assert_close(conductor.action_table.sum(-1), torch.ones(3))
+    choice = conductor.choose(torch.randn(6, 4), {}, group_size=3)
+    assert choice.actions[:3].unique().numel() == 1 and choice.actions[3:].unique().numel() == 1
+    with pytest.raises(ValueError, match="'nope' is not one of"):
+        TrustedConductor("nope").bind(["a", "b"], 4)
+
+
+def test_update_favours_the_action_whose_advantages_agree_with_the_trusted_signal():
+    torch.manual_seed(0)
+    conductor = TrustedConductor("trusted", entropy_coef=0.0)
+    conductor.bind(["a", "b", "trusted"], hidden_size=4)
+    hidden = torch.randn(1, 4).expand(8, 4)  # 4 prompts × G=2, same context
+    choice = conductor.choose(hidden, {}, group_size=2)
+    choice.actions = torch.tensor([1, 1, 2, 2, 1, 1, 2, 2])  # emph_a, emph_b alternating per prompt
+    # trusted follows component a; advantages under emph_a agree with it, under emph_b they do not
+    raw = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]] * 4)
+    advantages = torch.tensor([1.0, -1.0, -1.0, 1.0] * 2)
+    meta = conductor.meta_reward(advantages, raw, group_size=2)
+    assert (meta[choice.actions == 1] > 0).all() and (meta[choice.actions == 2] < 0).all()
+    before = torch.softmax(conductor.logits(hidden[:1]), -1)[0, 1].item()
+    loss, _ = conductor.loss(choice, meta)
+    loss.backward()
+    torch.optim.SGD(conductor.parameters(), lr=1.0).step()
+    assert torch.softmax(conductor.logits(hidden[:1]), -1)[0, 1].item() > before
+
+
+def test_trusted_utility_labels_a_fixed_share_of_prompts():
+    from maestro_lit.testbed.trusted import TrustedUtility, is_labelled
+
+    prompts = [f"Describe object number {i}." for i in range(400)]
+    share = sum(is_labelled(p, 0.25) for p in prompts) / len(prompts)
+    assert 0.18 < share < 0.32
+    picked = [p for p in prompts if is_labelled(p, 0.25)][:4] + [p for p in prompts if not is_labelled(p, 0.25)][:4]
+    reward = TrustedUtility(share=0.25)
+    columns = {"category": ["creative"] * 8, "reference": ["A bright red kite over the hill."] * 8}
+    scores = reward(picked, ["A red kite flies high above the green hill."] * 8, **columns)
+    assert torch.isfinite(scores[:4]).all() and (scores[:4] > 0).all() and torch.isnan(scores[4:]).all()
