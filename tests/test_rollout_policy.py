@@ -95,3 +95,12 @@ def test_adapters_disabled_is_the_base_model(policy):
     expected = torch.log_softmax(logits[:, 1:-1], -1).gather(-1, ids[:, 2:].unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(ref, expected, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(tuned, ref)
+
+
+def test_over_long_prompts_keep_their_last_tokens_and_are_counted(policy):
+    long_prompt = " ".join(["word"] * 200) + " What is the capital of Spain?"
+    conversations = [[{"role": "user", "content": long_prompt}], [{"role": "user", "content": "Hi"}]]
+    ids, mask, n_truncated = tokenize_prompts(policy.tokenizer, conversations, max_prompt_tokens=16)
+    assert n_truncated == 1 and ids.shape[1] == 16
+    tail = policy.tokenizer.decode(ids[0], skip_special_tokens=True)
+    assert "Spain" in tail  # truncated from the left: the question survives
