@@ -14,7 +14,7 @@ Choices where the paper is silent:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Literal, Sequence
 
 import lightning as L
@@ -29,40 +29,12 @@ from maestro_lit.rewards.base import RewardComponent, RewardError, as_score_tens
 from maestro_lit.rewards.diversity import DistinctN
 from maestro_lit.rewards.length import LengthBand
 from maestro_lit.rollout import Rollout, SamplingSettings, generate, tokenize_prompts
-from maestro_lit.step_logging import completion_table, reward_metrics, scalarizer_metrics
 from maestro_lit.rng import restore_rng_states, rng_states
+from maestro_lit.settings import GRPOSettings
+from maestro_lit.step_logging import completion_table, reduce_over_ranks, reward_metrics, scalarizer_metrics
 from maestro_lit.timing import PhaseTimer
 
-
-@dataclass
-class GRPOSettings:
-    """Group size, inner-loop and loss settings of DESIGN §1 steps 5–6."""
-
-    num_generations: int = 4
-    num_iterations: int = 1
-    num_minibatches: int = 1
-    epsilon_low: float = 0.2
-    epsilon_high: float = 0.2
-    beta: float = 0.0
-    loss_type: str = "grpo"
-    max_grad_norm: float = 1.0
-    reward_normalization: str = "normalize_then_sum"
-    merge_adapters_for_rollout: bool = False
-    accumulate_minibatches: bool = False
-    max_consecutive_skips: int = 10
-
-    def __post_init__(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError(f"grpo.num_generations must be >= 2 (GRPO needs a group to compare), got {self.num_generations}")
-        if self.num_iterations < 1:
-            raise ValueError(f"grpo.num_iterations must be >= 1, got {self.num_iterations}")
-        if self.loss_type not in grpo.LOSS_TYPES:
-            raise ValueError(f"grpo.loss_type {self.loss_type!r} is not one of {grpo.LOSS_TYPES}")
-        if self.reward_normalization not in grpo.NORMALIZATION_ORDERS:
-            raise ValueError(f"grpo.reward_normalization {self.reward_normalization!r} is not one of {grpo.NORMALIZATION_ORDERS}")
-
-
-SUMMED_METRICS = ("train/reward_nan/", "train/skipped_updates", "train/prompts_truncated")
+__all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # GRPOSettings re-exported: configs and tests import it here
 
 
 def _user_turn(prompt: str) -> list[dict[str, str]]:
@@ -273,19 +245,8 @@ class MaestroModule(L.LightningModule):
         }
 
     def _reduce_across_ranks(self, metrics: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Average every metric over ranks in one collective (counts are summed), so rank 0 logs global values.
-
-        Per-category Conductor metrics exist only on ranks that saw that category; they stay
-        per-rank rather than forcing every rank to agree on the set of keys.
-        """
         values = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device).detach() for k, v in metrics.items()}
-        if self.trainer.world_size <= 1:
-            return values
-        shared = sorted(k for k in values if not (k.startswith("conductor/") and k.count("/") == 3))
-        stacked = self.trainer.strategy.reduce(torch.stack([values[k] for k in shared]), reduce_op="mean")
-        for key, value in zip(shared, stacked):
-            values[key] = value * self.trainer.world_size if key.startswith(SUMMED_METRICS) else value
-        return values
+        return reduce_over_ranks(values, self.trainer.strategy, self.trainer.world_size)
 
     def _policy_updates(
         self, rollout: Rollout, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor | None, advantages: torch.Tensor, fused_logprobs: torch.Tensor | None

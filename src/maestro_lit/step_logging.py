@@ -61,3 +61,21 @@ def completion_table(
         scores = [f"{float(v):.3f}" for v in raw[i]]
         lines.append("| " + " | ".join([_cell(prompts[i]), _cell(completions[i]), *scores, f"{float(scalar[i]):.3f}", action]) + " |")
     return "\n".join(lines)
+
+
+SUMMED_METRICS = ("train/reward_nan/", "train/skipped_updates", "train/prompts_truncated")
+
+
+def reduce_over_ranks(values: dict[str, torch.Tensor], strategy, world_size: int) -> dict[str, torch.Tensor]:
+    """Average every metric over ranks in one collective (counts are summed), so rank 0 logs global values.
+
+    Per-category Conductor metrics exist only on ranks that saw that category; they stay
+    per-rank rather than forcing every rank to agree on the set of keys.
+    """
+    if world_size <= 1:
+        return values
+    shared = sorted(k for k in values if not (k.startswith("conductor/") and k.count("/") == 3))
+    stacked = strategy.reduce(torch.stack([values[k] for k in shared]), reduce_op="mean")
+    for key, value in zip(shared, stacked):
+        values[key] = value * world_size if key.startswith(SUMMED_METRICS) else value
+    return values
