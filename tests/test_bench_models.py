@@ -1,6 +1,5 @@
 """Model-backed judges on real (tiny/offline) models, the YAML wiring, and a full sample run."""
 
-import pytest
 import yaml
 from jsonargparse import ArgumentParser
 

@@ -10,7 +10,7 @@ importance ratio compares the distributions the rollout actually sampled from.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,8 +165,7 @@ class Policy(nn.Module):
     def merged_adapters(self, enabled: bool = True):
         """LoRA merged into the weights (faster generation); unmerged on exit."""
         if not enabled:
-            with nullcontext():
-                yield
+            yield
             return
         self.model.merge_adapter()
         try:
