@@ -84,7 +84,7 @@ def meta_table(results: list[dict[str, Any]]) -> list[str]:
         return []
     names = runs[0]["final"]["action_names"]
     lines = ["### Training meta-reward by category and sampled action", "",
-             "Mean advantage (= the Conductor's meta-reward) of training completions, pooled over steps and seeds; "
+             "Mean advantage (MAESTRO's meta-reward; maestro_trusted is credited by agreement instead) of training completions, pooled over steps and seeds; "
              "in brackets the number of completions.", "", "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
     for category in runs[0]["final"].get("actions") or runs[0]["final"]["meta_reward_by_action"]:
         cells = []
