@@ -148,13 +148,16 @@ class MaestroModule(L.LightningModule):
     def _score(self, rollout: Rollout, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy.score(rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature)
 
-    def _rollout(self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None) -> tuple[Rollout, int]:
-        conversations = [_user_turn(p) for p in prompts]
-        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, self.sampling.max_prompt_tokens)
-        sampling = self.sampling if max_new_tokens is None else SamplingSettings(**{**asdict(self.sampling), "max_new_tokens": max_new_tokens})
+    def _generate(self, conversations: list[list[dict[str, str]]], num_generations: int, sampling: SamplingSettings, greedy: bool) -> tuple[Rollout, int]:
+        """Tokenise once, generate with LoRA merged if configured; also returns the truncated-prompt count."""
+        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, sampling.max_prompt_tokens)
         with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
             rollout = generate(self.policy, prompt_ids.to(self.device), prompt_mask.to(self.device), num_generations, sampling, greedy)
         return rollout, n_truncated
+
+    def _rollout(self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None) -> tuple[Rollout, int]:
+        sampling = self.sampling if max_new_tokens is None else SamplingSettings(**{**asdict(self.sampling), "max_new_tokens": max_new_tokens})
+        return self._generate([_user_turn(p) for p in prompts], num_generations, sampling, greedy)
 
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
@@ -163,10 +166,7 @@ class MaestroModule(L.LightningModule):
         answers: list[str] = []
         for start in range(0, len(conversations), self.generation_batch_size):
             chunk = conversations[start : start + self.generation_batch_size]
-            prompt_ids, prompt_mask, _ = tokenize_prompts(self.policy.tokenizer, chunk, self.sampling.max_prompt_tokens)
-            with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
-                rollout = generate(self.policy, prompt_ids.to(self.device), prompt_mask.to(self.device), 1, settings, greedy=True)
-            answers.extend(rollout.completions)
+            answers.extend(self._generate(chunk, 1, settings, greedy=True)[0].completions)
         return answers
 
     # ------------------------------------------------------------ training
