@@ -160,3 +160,18 @@ def test_generate_chat_batches_and_keeps_order(make_module):
     module.generation_batch_size = 64
     whole = module.generate_chat(conversations, max_new_tokens=6)
     assert len(chunked) == 5 and chunked == whole  # greedy: batching must not change answers or their order
+
+
+def test_opt_in_fast_rollout_trains_and_answers_like_generate(make_module):
+    from maestro_lit.fast_rollout import FastRolloutSettings
+
+    module = make_module(rewards=[_CharCount("chars"), _CharCount("again")], fast_rollout=FastRolloutSettings())
+    conversations = [[{"role": "user", "content": p}] for p in ("What is rain?", "Name a colour.")]
+    fast = module.generate_chat(conversations, max_new_tokens=6)
+    module.fast_rollout = None
+    plain = module.generate_chat(conversations, max_new_tokens=6)
+    assert fast == plain  # greedy: the fast path must decode the same tokens
+    module.fast_rollout = FastRolloutSettings()
+    before = {n: p.detach().clone() for n, p in module.named_parameters() if "lora_B" in n}
+    _fit_one_step(module)
+    assert any(not torch.equal(before[n], p) for n, p in module.named_parameters() if n in before)

@@ -24,6 +24,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from maestro_lit import grpo
 from maestro_lit.conductor import Conductor, Scalarization, Scalarizer
 from maestro_lit.data import POSITION_KEY
+from maestro_lit.fast_rollout import FastRolloutSettings, fast_generate
 from maestro_lit.policy import ModelSettings, Policy
 from maestro_lit.rewards.base import RewardComponent, RewardError, as_score_tensor
 from maestro_lit.rewards.diversity import DistinctN
@@ -62,6 +63,7 @@ class MaestroModule(L.LightningModule):
         log_completions_every_n_steps: int = 10,
         on_reward_error: Literal["raise", "skip"] = "raise",
         generation_batch_size: int = 64,
+        fast_rollout: FastRolloutSettings | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -84,6 +86,7 @@ class MaestroModule(L.LightningModule):
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.log_completions_every_n_steps = log_completions_every_n_steps
         self.on_reward_error, self.generation_batch_size = on_reward_error, generation_batch_size
+        self.fast_rollout = fast_rollout  # opt-in hand-written decode loop (maestro_lit.fast_rollout)
         self.skipped_updates = self.consecutive_skips = 0
         self.last_step: dict[str, Any] = {}
         self.data_position: tuple[int, int] | None = None
@@ -151,8 +154,12 @@ class MaestroModule(L.LightningModule):
     def _generate(self, conversations: list[list[dict[str, str]]], num_generations: int, sampling: SamplingSettings, greedy: bool) -> tuple[Rollout, int]:
         """Tokenise once, generate with LoRA merged if configured; also returns the truncated-prompt count."""
         prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, sampling.max_prompt_tokens)
+        prompt_ids, prompt_mask = prompt_ids.to(self.device), prompt_mask.to(self.device)
         with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
-            rollout = generate(self.policy, prompt_ids.to(self.device), prompt_mask.to(self.device), num_generations, sampling, greedy)
+            if self.fast_rollout is None:
+                rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
+            else:
+                rollout = fast_generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout)
         return rollout, n_truncated
 
     def _rollout(self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None) -> tuple[Rollout, int]:
