@@ -10,6 +10,8 @@ optimizer-step ends), never from process start, so import and model-load time is
 
 from __future__ import annotations
 
+import argparse
+
 import datetime
 import json
 import os
@@ -26,6 +28,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "RESULT "
 THREADS = 1  # torch threads per child; the same for every contender (set by the harness's --threads)
+
+
+def harness_parser(description: str, repeats: int, steps: int) -> "argparse.ArgumentParser":
+    """The options every alternating harness shares: rounds, steps per run, warm-up, torch threads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--steps", type=int, default=steps, help="optimizer steps per run, warm-up included")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def parse_harness_args(parser: "argparse.ArgumentParser") -> "argparse.Namespace":
+    """Parse, and make ``--threads`` the thread count of every child run."""
+    global THREADS
+    args = parser.parse_args()
+    THREADS = args.threads
+    return args
 
 
 def median(values):

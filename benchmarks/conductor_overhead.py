@@ -10,7 +10,6 @@ phase (the Conductor's forward + REINFORCE step) as a share of the step. Goal â‰
 
 from __future__ import annotations
 
-import argparse
 
 import benchutil as bu
 
@@ -19,13 +18,8 @@ STATIC = ["--set", "model.scalarizer=maestro_lit.conductor.StaticWeights", "--se
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=18, help="optimizer steps per run, warm-up included")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    bu.THREADS = args.threads
+    parser = bu.harness_parser(__doc__.splitlines()[0], repeats=5, steps=18)
+    args = bu.parse_harness_args(parser)
 
     base = ["benchmarks/maestro_run.py", "--config", CONFIG, "--steps", str(args.steps), "--warmup", str(args.warmup)]
     results = bu.alternate({"maestro": base, "static": [*base, *STATIC]}, args.repeats)

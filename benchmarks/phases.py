@@ -10,7 +10,6 @@ Peak memory is the child process's peak RSS, and ``torch.cuda.max_memory_allocat
 
 from __future__ import annotations
 
-import argparse
 
 import benchutil as bu
 from maestro_run import PHASES
@@ -31,14 +30,9 @@ def argv(spec: str, steps: int, warmup: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = bu.harness_parser(__doc__.splitlines()[0], repeats=2, steps=15)
     parser.add_argument("--variant", action="append", default=[], help="NAME=CONFIG[,key=value...]; replaces the defaults")
-    args = parser.parse_args()
-    bu.THREADS = args.threads
+    args = bu.parse_harness_args(parser)
     variants = dict(v.split("=", 1) for v in args.variant) if args.variant else VARIANTS
 
     results = bu.alternate({name: argv(spec, args.steps, args.warmup) for name, spec in variants.items()}, args.repeats)

@@ -16,7 +16,6 @@ Matched and unmatched settings are listed in ``benchmarks/README.md``.
 
 from __future__ import annotations
 
-import argparse
 
 import benchutil as bu
 
@@ -35,15 +34,10 @@ def contenders(steps: int, warmup: int, beta: float, what_if: bool) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run, warm-up included")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = bu.harness_parser(__doc__.splitlines()[0], repeats=3, steps=20)
     parser.add_argument("--beta", type=float, default=0.0)
     parser.add_argument("--what-if", action="store_true", help="add projected variants (fast rollout, lighter logging)")
-    args = parser.parse_args()
-    bu.THREADS = args.threads
+    args = bu.parse_harness_args(parser)
 
     results = bu.alternate(contenders(args.steps, args.warmup, args.beta, args.what_if), args.repeats)
     rows = []
