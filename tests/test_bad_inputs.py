@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+
+from fit_configs import small_fit_config
 
 from maestro_lit import grpo
 from maestro_lit.cli import cli_main
@@ -61,16 +62,13 @@ class Exploding(RewardComponent):
 
 
 def _config_with(tmp_path, rewards, **grpo):
-    config = yaml.safe_load(Path(QUICKSTART).read_text())
-    config["trainer"].update(max_steps=4, limit_val_batches=0, enable_progress_bar=False, default_root_dir=str(tmp_path), logger=False)
-    config["trainer"]["callbacks"] = [
+    callbacks = [
         {"class_path": "maestro_lit.checkpointing.AdapterCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "every_n_train_steps": 1, "save_last": True}},
         {"class_path": "maestro_lit.checkpointing.ExceptionCheckpoint"},
     ]
+    config = small_fit_config(tmp_path, 4, callbacks, max_new_tokens=6)
     config["model"]["rewards"] = rewards
-    config["model"]["sampling"]["max_new_tokens"] = 6
     config["model"]["grpo_settings"].update(grpo)
-    config["data"]["batch_size"] = 2
     return config
 
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from lightning.pytorch.callbacks import Callback
+
+from fit_configs import small_fit_config, tensorboard_logger
 
 from maestro_lit.cli import MaestroCLI, cli_main
 from maestro_lit.data import PromptDataModule
@@ -27,16 +28,10 @@ def test_every_config_parses(config):
 
 
 def _quick_config(tmp_path, max_steps):
-    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    trainer = config["trainer"]
-    trainer.update(max_steps=max_steps, val_check_interval=2, limit_val_batches=1, enable_progress_bar=False, default_root_dir=str(tmp_path))
-    trainer["callbacks"] = [
-        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}
-    ]
-    trainer["logger"] = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(tmp_path), "name": "run"}}
-    config["model"]["sampling"]["max_new_tokens"] = 8
+    checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                  "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}  # fmt: skip
+    config = small_fit_config(tmp_path, max_steps, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1)
     config["model"]["log_completions_every_n_steps"] = 1
-    config["data"]["batch_size"] = 2
     config["data"]["val_batch_size"] = 4
     return config
 

@@ -7,19 +7,14 @@ import sys
 from pathlib import Path
 
 import yaml
+from fit_configs import small_fit_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ddp_two_cpu_processes(tmp_path):
-    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    config["trainer"].update(
-        devices=2, strategy="ddp_find_unused_parameters_true", max_steps=2, limit_val_batches=0,
-        enable_progress_bar=False, default_root_dir=str(tmp_path), logger=False, enable_checkpointing=False,
-        callbacks=[{"class_path": "probes.record.RecordSteps", "init_args": {"out": str(tmp_path)}}],
-    )  # fmt: skip
-    config["model"]["sampling"]["max_new_tokens"] = 8
-    config["data"]["batch_size"] = 2
+    record = {"class_path": "probes.record.RecordSteps", "init_args": {"out": str(tmp_path)}}
+    config = small_fit_config(tmp_path, 2, [record], devices=2, strategy="ddp_find_unused_parameters_true", enable_checkpointing=False)
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}

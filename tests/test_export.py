@@ -1,31 +1,23 @@
 """Export round trip: a short fit → ``python -m maestro_lit export`` → a plain HF model with the same logits."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
+
+from fit_configs import small_fit_config, tensorboard_logger
 
 from maestro_lit import cli
 from maestro_lit.export import load_conductor
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One 2-step fit shared by the tests: (run dir, trained module)."""
     tmp_path = tmp_path_factory.mktemp("export_run")
-    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    config["trainer"].update(
-        max_steps=2, val_check_interval=None, limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-        callbacks=[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True}}],
-        logger={"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(tmp_path), "name": "run"}},
-    )  # fmt: skip
-    config["model"]["sampling"]["max_new_tokens"] = 8
-    config["data"]["batch_size"] = 2
+    checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True}}
+    config = small_fit_config(tmp_path, 2, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=None, enable_model_summary=False)
     return tmp_path, cli.cli_main({"fit": config}).model.eval()
 
 

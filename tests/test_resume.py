@@ -11,6 +11,8 @@ import pytest
 import torch
 import yaml
 
+from fit_configs import small_fit_config
+
 from maestro_lit.checkpointing import CheckpointError, adapter_dir
 from maestro_lit.cli import cli_main
 
@@ -18,19 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(run_dir: Path, extra_callbacks=()):
-    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    config["trainer"].update(
-        max_steps=4, limit_val_batches=0, enable_progress_bar=False, default_root_dir=str(run_dir), logger=False,
-        callbacks=[
-            {"class_path": "maestro_lit.checkpointing.AdapterCheckpoint",
-             "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}},
-            {"class_path": "probes.record.RecordSteps", "init_args": {"out": str(run_dir)}},
-            *extra_callbacks,
-        ],
-    )  # fmt: skip
-    config["model"]["sampling"]["max_new_tokens"] = 8
+    callbacks = [
+        {"class_path": "maestro_lit.checkpointing.AdapterCheckpoint",
+         "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}},
+        {"class_path": "probes.record.RecordSteps", "init_args": {"out": str(run_dir)}},
+        *extra_callbacks,
+    ]  # fmt: skip
+    config = small_fit_config(run_dir, 4, callbacks)
     config["model"]["grpo_settings"]["beta"] = 0.04  # exercise the reference pass too
-    config["data"]["batch_size"] = 2
     config["data"]["shuffle_buffer"] = 16
     run_dir.mkdir(parents=True, exist_ok=True)
     return config

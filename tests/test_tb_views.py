@@ -4,27 +4,22 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+
+from fit_configs import small_fit_config, tensorboard_logger
 
 from maestro_lit.cli import cli_main
 from maestro_lit.tb_views import TensorBoardViews
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(tmp_path: Path, max_steps: int) -> dict:
-    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    config["trainer"].update(
-        max_steps=max_steps, val_check_interval=2, limit_val_batches=1, enable_progress_bar=False, enable_checkpointing=False,
-        enable_model_summary=False, default_root_dir=str(tmp_path),
-        callbacks=[{"class_path": "maestro_lit.tb_views.TensorBoardViews", "init_args": {"every_n_steps": 2, "hp_metric": "val/reward/length"}}],
-        logger={"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(tmp_path), "name": "run"}},
-    )  # fmt: skip
-    config["model"]["sampling"]["max_new_tokens"] = 8
+    views = {"class_path": "maestro_lit.tb_views.TensorBoardViews", "init_args": {"every_n_steps": 2, "hp_metric": "val/reward/length"}}
+    config = small_fit_config(tmp_path, max_steps, [views], logger=tensorboard_logger(tmp_path), batch_size=3, val_check_interval=2,
+                              limit_val_batches=1, enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
     config["model"]["log_completions_every_n_steps"] = 1
-    config["data"].update(batch_size=3, val_batch_size=4)
+    config["data"]["val_batch_size"] = 4
     return config
 
 
