@@ -9,7 +9,6 @@ processes see the same prompt in one epoch.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from maestro_lit.jsonl import iter_jsonl
 from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
 
 
@@ -26,24 +26,6 @@ POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the r
 
 class DataFileError(ValueError):
     """A prompt file is missing, unreadable or holds a bad row; the message names file and line."""
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open("rb") as f:
-        for line_number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataFileError(f"{path}:{line_number}: not valid UTF-8 ({err.reason})") from None
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataFileError(f"{path}:{line_number}: malformed JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DataFileError(f"{path}:{line_number}: expected a JSON object, got {type(row).__name__}")
-            yield line_number, row
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -71,8 +53,7 @@ def iter_rows(source: str, split: str = "train") -> Iterator[tuple[str, dict[str
     if path.suffix in {".jsonl", ".json", ".parquet"} or path.exists():
         if not path.is_file():
             raise DataFileError(f"prompt file {source} does not exist")
-        reader = _iter_parquet if path.suffix == ".parquet" else _iter_jsonl
-        rows = reader(path)
+        rows = _iter_parquet(path) if path.suffix == ".parquet" else iter_jsonl(path, DataFileError)
     else:
         rows = _iter_hub(source, split)
     empty = True

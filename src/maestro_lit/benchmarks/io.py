@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from maestro_lit.jsonl import iter_jsonl
+
 Record = tuple[str, dict[str, Any]]
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -35,20 +37,7 @@ def _existing(path: str | Path) -> Path:
 def read_jsonl(path: str | Path) -> list[Record]:
     """One JSON object per non-blank line; a bad line fails as ``file:line``."""
     path = _existing(path)
-    records: list[Record] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BenchmarkDataError(f"{where}: malformed JSON ({err.msg} at column {err.colno})") from err
-            if not isinstance(row, dict):
-                raise BenchmarkDataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            records.append((where, row))
-    return records
+    return [(f"{path}:{lineno}", row) for lineno, row in iter_jsonl(path, BenchmarkDataError)]
 
 
 def read_json(path: str | Path) -> Any:
