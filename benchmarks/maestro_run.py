@@ -23,7 +23,8 @@ PHASES = ("rollout", "scoring", "rewards", "inner", "outer")
 
 
 class StepRecorder(L.Callback):
-    """Step-end clock plus the per-step metrics the module logged."""
+    """Step-end clock plus the phase times and completion length of each step (from ``last_step``,
+    which every step fills, unlike the logged metrics that follow ``log_every_n_steps``)."""
 
     def __init__(self) -> None:
         self.clock = StepClock()
@@ -35,35 +36,10 @@ class StepRecorder(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.clock.end()
-        metrics = trainer.callback_metrics
+        step = pl_module.last_step
         for phase in PHASES:
-            self.phases[phase].append(float(metrics.get(f"time/{phase}", 0.0)))
-        self.lengths.append(float(metrics["train/completion_length"]))
-
-
-def _fast_rollout() -> None:
-    import maestro_lit.module
-    from maestro_lit.fast_rollout import fast_generate
-
-    maestro_lit.module.generate = fast_generate
-
-
-def _no_log() -> None:
-    from maestro_lit.module import MaestroModule
-
-    real = MaestroModule.log_dict
-
-    def keep_recorded_metrics(self, metrics, **kwargs):  # StepRecorder still needs these two families
-        real(self, {k: v for k, v in metrics.items() if k.startswith("time/") or k == "train/completion_length"}, **kwargs)
-
-    MaestroModule.log_dict = keep_recorded_metrics
-
-
-# What-ifs measured without editing project code: the projected gain of a change the lead may make.
-PATCHES = {
-    "fast_rollout": _fast_rollout,  # module.generate -> maestro_lit.fast_rollout.fast_generate (dynamic cache)
-    "no_log": _no_log,  # log only the 6 metrics the recorder reads instead of ~26
-}
+            self.phases[phase].append(float(step["phase_seconds"].get(phase, 0.0)))
+        self.lengths.append(float(step["completion_lengths"].float().mean()))
 
 
 def quiet_args(config: str, steps: int, sets: list[str]) -> list[str]:
@@ -81,13 +57,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="extra CLI override, e.g. model.grpo_settings.beta=0.04")
-    parser.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES), help="benchmark-only what-if (see PATCHES)")
     args = parser.parse_args()
 
     from maestro_lit.cli import cli_main
-
-    for name in args.patch:
-        PATCHES[name]()
 
     cli = cli_main(quiet_args(args.config, args.steps, args.set)[1:], run=False)
     recorder = StepRecorder()

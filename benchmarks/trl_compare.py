@@ -1,52 +1,62 @@
 """maestro_lit (static weights) against TRL's GRPOTrainer on the same work: seconds per step.
 
     pip install -e ".[bench]"      # trl
-    python benchmarks/trl_compare.py [--repeats 3 --steps 20 --warmup 3 --threads 1 --beta 0.0]
+    python benchmarks/trl_compare.py [--repeats 3 --steps 20 --warmup 3 --threads 1 --beta 0.0 --log-every 5]
 
 Each round runs every contender once in a fresh process, order alternating per round;
 a run's step time is the median of its post-warm-up optimizer steps, measured inside the
 training loop (wall and process-CPU time); a ratio is the median over rounds of
-(run / TRL run of the same round), so load that drifts between rounds cancels. Contenders: ``ours`` = ``configs/quickstart_static.yaml`` as shipped
-(LoRA not merged for rollout, like TRL), ``ours_merged`` = the same with
-``grpo_settings.merge_adapters_for_rollout=true``, ``trl`` = ``benchmarks/trl_run.py``;
-with ``--what-if`` also ``ours_merged`` plus changes not yet in the project, patched into
-the benchmark child only (``maestro_run.PATCHES``): the fast rollout, lighter logging.
+(run / TRL run of the same round), so load that drifts between rounds cancels.
+Contenders: ``ours`` = ``configs/quickstart_static.yaml`` as shipped (LoRA merged for the
+rollout), ``ours_unmerged`` = the same with ``merge_adapters_for_rollout=false`` (TRL's
+way), ``trl`` = ``benchmarks/trl_run.py``; with ``--opt-in`` also ``ours+fast_rollout``
+(the opt-in ``model.fast_rollout`` decode loop). Both sides log metrics every
+``--log-every`` steps (default: the config's ``log_every_n_steps``).
 Matched and unmatched settings are listed in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 
+from pathlib import Path
+
+import yaml
+
 import benchutil as bu
 
 CONFIG = "configs/quickstart_static.yaml"
 
 
-def contenders(steps: int, warmup: int, beta: float, what_if: bool) -> dict[str, list[str]]:
+def config_log_every() -> int:
+    return int(yaml.safe_load(Path(CONFIG).read_text())["trainer"].get("log_every_n_steps", 50))
+
+
+def contenders(steps: int, warmup: int, beta: float, log_every: int, opt_in: bool) -> dict[str, list[str]]:
     common = ["--steps", str(steps), "--warmup", str(warmup)]
-    ours = ["benchmarks/maestro_run.py", "--config", CONFIG, *common, "--set", f"model.grpo_settings.beta={beta}"]
-    merged = [*ours, "--set", "model.grpo_settings.merge_adapters_for_rollout=true"]
-    runs = {"ours": ours, "ours_merged": merged}
-    if what_if:  # projected: project code patched inside the benchmark child only (see maestro_run.PATCHES)
-        runs["ours_merged+fast_rollout"] = [*merged, "--patch", "fast_rollout"]
-        runs["ours_merged+fast_rollout+no_log"] = [*merged, "--patch", "fast_rollout", "--patch", "no_log"]
-    return {**runs, "trl": ["benchmarks/trl_run.py", *common, "--beta", str(beta)]}
+    ours = ["benchmarks/maestro_run.py", "--config", CONFIG, *common,
+            "--set", f"model.grpo_settings.beta={beta}", "--set", f"trainer.log_every_n_steps={log_every}"]  # fmt: skip
+    runs = {"ours": ours, "ours_unmerged": [*ours, "--set", "model.grpo_settings.merge_adapters_for_rollout=false"]}
+    if opt_in:
+        runs["ours+fast_rollout"] = [*ours, "--set", "model.fast_rollout.stop_check_every=1"]
+    return {**runs, "trl": ["benchmarks/trl_run.py", *common, "--beta", str(beta), "--logging-steps", str(log_every)]}
 
 
 def main() -> None:
     parser = bu.harness_parser(__doc__.splitlines()[0], repeats=3, steps=20)
     parser.add_argument("--beta", type=float, default=0.0)
-    parser.add_argument("--what-if", action="store_true", help="add projected variants (fast rollout, lighter logging)")
+    parser.add_argument("--log-every", type=int, default=None, help="metric logging cadence for both sides; default: the config's")
+    parser.add_argument("--opt-in", action="store_true", help="add ours+fast_rollout (the opt-in decode loop)")
     args = bu.parse_harness_args(parser)
+    log_every = args.log_every or config_log_every()
 
-    results = bu.alternate(contenders(args.steps, args.warmup, args.beta, args.what_if), args.repeats)
+    results = bu.alternate(contenders(args.steps, args.warmup, args.beta, log_every, args.opt_in), args.repeats)
     rows = []
     for name, runs in results.items():
         length = bu.median([x for run in runs for x in run["completion_length"]])
         rss = max(run["peak_rss_mb"] for run in runs)
         rows.append([name, bu.pooled_median(runs), bu.paired_ratio(runs, results["trl"]), bu.pooled_median(runs, "cpu_s"),
                      bu.paired_ratio(runs, results["trl"], "cpu_s"), length, f"{rss:.0f}"])  # fmt: skip
-    print(f"\n{bu.today()} · {bu.machine()} · B=4 G=4 max_new_tokens=32 beta={args.beta} · "
+    print(f"\n{bu.today()} · {bu.machine()} · B=4 G=4 max_new_tokens=32 beta={args.beta} log every {log_every} · "
           f"{args.repeats} rounds x {args.steps - args.warmup} timed steps; ratios = median of per-round ratios")  # fmt: skip
     print(bu.table(["run", "wall s/step", "wall vs TRL", "CPU s/step", "CPU vs TRL", "completion len", "peak RSS MB"], rows))
 

@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--beta", type=float, default=0.0)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--logging-steps", type=int, default=1, help="TRL's logging_steps (match ours' log_every_n_steps)")
     args = parser.parse_args()
 
     import torch
@@ -73,7 +74,7 @@ def main() -> None:
     path = str(ensure_tiny_model())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     clock = StepClock()
-    lengths: list[float] = []
+    lengths: list[float] = []  # mean completion length of each logging window after warm-up
 
     class Clock(TrainerCallback):
         def on_step_begin(self, *a, **k):
@@ -82,8 +83,8 @@ def main() -> None:
         def on_step_end(self, *a, **k):
             clock.end()
 
-        def on_log(self, _args, _state, _control, logs=None, **k):
-            if logs and "completions/mean_length" in logs:
+        def on_log(self, _args, state, _control, logs=None, **k):
+            if logs and "completions/mean_length" in logs and state.global_step > args.warmup:
                 lengths.append(float(logs["completions/mean_length"]))
 
     with tempfile.TemporaryDirectory() as out:
@@ -98,7 +99,7 @@ def main() -> None:
             learning_rate=args.lr, weight_decay=0.0, lr_scheduler_type="constant", warmup_steps=0,
             optim="adamw_torch", max_grad_norm=1.0,
             gradient_checkpointing=False, bf16=False, fp16=False,
-            logging_steps=1, report_to="none", disable_tqdm=True, save_strategy="no", log_completions=False,
+            logging_steps=args.logging_steps, report_to="none", disable_tqdm=True, save_strategy="no", log_completions=False,
             dataloader_num_workers=0,
         )  # fmt: skip
         trainer = GRPOTrainer(
@@ -107,8 +108,7 @@ def main() -> None:
             peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"),
         )  # fmt: skip
         trainer.train()
-    keep = slice(args.warmup, None)
-    emit({**clock.result(args.warmup), "completion_length": lengths[keep], "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb()})
+    emit({**clock.result(args.warmup), "completion_length": lengths, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb()})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from maestro_lit.rewards.base import RewardComponent
 def _fit_one_step(module, batch_size=2):
     trainer = L.Trainer(
         max_steps=module.grpo.num_iterations * (1 if module.grpo.accumulate_minibatches else module.grpo.num_minibatches), accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, log_every_n_steps=1,
     )  # fmt: skip
     trainer.fit(module, datamodule=PromptDataModule(batch_size=batch_size))
     return trainer

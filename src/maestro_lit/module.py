@@ -32,7 +32,14 @@ from maestro_lit.rewards.length import LengthBand
 from maestro_lit.rollout import Rollout, SamplingSettings, generate, tokenize_prompts
 from maestro_lit.rng import restore_rng_states, rng_states
 from maestro_lit.settings import GRPOSettings
-from maestro_lit.step_logging import completion_table, reduce_over_ranks, reward_metrics, scalarizer_metrics
+from maestro_lit.step_logging import (
+    completion_table,
+    keep_for_this_step,
+    logger_writes_this_step,
+    reduce_over_ranks,
+    reward_metrics,
+    scalarizer_metrics,
+)
 from maestro_lit.timing import PhaseTimer
 
 __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # GRPOSettings re-exported: configs and tests import it here
@@ -237,6 +244,7 @@ class MaestroModule(L.LightningModule):
             **scalarizer_metrics(choice, self.scalarizer.action_names, columns.get("category"), "conductor"),
             **{f"time/{phase}": seconds for phase, seconds in timer.seconds.items()},
         }
+        metrics = keep_for_this_step(metrics, logger_writes_this_step(self.trainer))
         self.log_dict(self._reduce_across_ranks(metrics), on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
         self._log_completions(prompts, rollout.completions, raw, scalar, choice)
         # Raw tensors of this step for callbacks (histograms, figures); replaced every step.
@@ -249,6 +257,7 @@ class MaestroModule(L.LightningModule):
             "categories": columns.get("category"),
             "prompts": prompts,
             "completions": rollout.completions,
+            "phase_seconds": dict(timer.seconds),
         }
 
     def _reduce_across_ranks(self, metrics: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -64,6 +64,25 @@ def completion_table(
 
 
 SUMMED_METRICS = ("train/reward_nan/", "train/skipped_updates", "train/prompts_truncated")
+EVERY_STEP_METRICS = ("train/scalar_reward", "train/completion_length", "train/reward/")
+
+
+def logger_writes_this_step(trainer) -> bool:
+    """Whether the loggers will write this training step (``log_every_n_steps``), by Lightning's own rule.
+
+    Why: each ``self.log`` costs ~0.7 ms in Lightning's result bookkeeping, which is ~10 % of a
+    tiny-model step for the ~30 step metrics. Metrics no logger will write need not go through
+    it. If the private property ever disappears, this says True and every metric is logged.
+    """
+    connector = getattr(trainer, "_logger_connector", None)
+    return bool(getattr(connector, "should_update_logs", True) or getattr(trainer, "fast_dev_run", False))
+
+
+def keep_for_this_step(metrics: dict[str, Any], logger_writes: bool) -> dict[str, Any]:
+    """All metrics on steps the logger writes; otherwise only the few that callbacks and monitors read every step."""
+    if logger_writes:
+        return metrics
+    return {k: v for k, v in metrics.items() if k.startswith(EVERY_STEP_METRICS)}
 
 
 def reduce_over_ranks(values: dict[str, torch.Tensor], strategy, world_size: int) -> dict[str, torch.Tensor]:
