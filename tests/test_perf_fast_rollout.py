@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from maestro_lit.fast_rollout import FastRolloutSettings, fast_generate, filter_logits, sample_tokens
+from maestro_lit.fast_rollout import FastRolloutSettings, cache_argument_name, fast_generate, filter_logits, sample_tokens
 from maestro_lit.policy import ModelSettings, Policy
 from maestro_lit.rollout import SamplingSettings, generate, tokenize_prompts
 
@@ -67,3 +67,19 @@ def test_exponential_race_samples_the_softmax():
     draws = sample_tokens(logits, torch.Generator().manual_seed(0))
     freq = torch.bincount(draws, minlength=4).float() / draws.numel()
     torch.testing.assert_close(freq, logits[0].softmax(-1), atol=0.015, rtol=0)
+
+
+def test_cache_argument_follows_the_installed_transformers_signature():
+    class Recent(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, **kwargs): ...
+
+    class Older(torch.nn.Module):  # e.g. transformers 5.17, the GPU image's version
+        def forward(self, input_ids=None, past_key_values=None, **kwargs): ...
+
+    class NoCache(torch.nn.Module):
+        def forward(self, input_ids=None, **kwargs): ...
+
+    assert cache_argument_name(Recent()) == "cache"
+    assert cache_argument_name(Older()) == "past_key_values"
+    with pytest.raises(TypeError, match="NoCache.forward takes neither"):
+        cache_argument_name(NoCache())

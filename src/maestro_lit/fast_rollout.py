@@ -20,6 +20,7 @@ Greedy decoding returns the same tokens as ``rollout.generate`` (tested on the t
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,16 @@ def sample_tokens(logits: torch.Tensor, generator: torch.Generator | None = None
     return (probs / noise).argmax(-1)
 
 
+def cache_argument_name(model) -> str:
+    """``cache`` in recent transformers, ``past_key_values`` before (e.g. 5.17): a wrong name lands in
+    ``**kwargs`` silently and every step would decode without its past."""
+    parameters = inspect.signature(model.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in parameters:
+            return name
+    raise TypeError(f"{type(model).__name__}.forward takes neither `cache` nor `past_key_values`; the fast rollout needs a KV cache")
+
+
 class _Decoder:
     """Holds the cache, the growing attention mask and (optionally) the compiled step."""
 
@@ -68,13 +79,15 @@ class _Decoder:
         self.model, self.settings = model, settings
         config = model.config
         self.cache = StaticCache(config=config, max_cache_len=total_len) if settings.static_cache else DynamicCache(config=config)
+        self.cache_kwarg = cache_argument_name(model)
         step = self._step
         if settings.compile:
             step = torch.compile(step, mode=settings.compile_mode, dynamic=False)
         self.step_fn = step
 
     def _step(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, cache=self.cache, use_cache=True, logits_to_keep=1)
+        cache = {self.cache_kwarg: self.cache}
+        out = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **cache)
         return out.logits[:, -1]
 
     def prefill(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
