@@ -129,7 +129,8 @@ def run_child(argv: list[str], timeout: float = 1800) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-6000:])
-        raise RuntimeError(f"child {' '.join(argv)} failed with code {proc.returncode}")
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"child {' '.join(argv)} failed with code {proc.returncode}: {reason}")
     return json.loads(lines[-1][len(MARK) :])
 
 
