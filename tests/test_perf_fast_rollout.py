@@ -83,3 +83,24 @@ def test_cache_argument_follows_the_installed_transformers_signature():
     assert cache_argument_name(Older()) == "past_key_values"
     with pytest.raises(TypeError, match="NoCache.forward takes neither"):
         cache_argument_name(NoCache())
+
+
+def test_static_decoder_is_reused_across_prompt_lengths_in_one_bucket(policy):
+    """Training rollouts vary in prompt length; one bucket must mean one cache (and one compiled graph)."""
+    from maestro_lit.fast_rollout import _STATIC_DECODERS
+
+    settings = FastRolloutSettings(static_cache=True, length_bucket=64)
+    sampling = SamplingSettings(max_new_tokens=12)
+    model = policy.model.get_base_model()
+    ids, mask = _prompts(policy)
+    short_ids, short_mask, _ = tokenize_prompts(policy.tokenizer, [[{"role": "user", "content": "Hi"}]] * 4, 64)
+    assert short_ids.shape[1] < ids.shape[1] <= 64  # different lengths, same bucket
+    decoders = []
+    for prompt_ids, prompt_mask in ((ids, mask), (short_ids, short_mask), (ids, mask)):
+        fast = fast_generate(policy, prompt_ids, prompt_mask, 1, sampling, greedy=True, settings=settings)
+        plain = generate(policy, prompt_ids, prompt_mask, 1, sampling, greedy=True)
+        assert torch.equal(fast.completion_ids, plain.completion_ids)  # a reused cache leaks nothing from the last call
+        decoders.append(_STATIC_DECODERS[model])
+    assert decoders[0] is decoders[1] is decoders[2]
+    fast_generate(policy, ids[:2], mask[:2], 1, sampling, greedy=True, settings=settings)  # other batch size
+    assert _STATIC_DECODERS[model] is not decoders[0]

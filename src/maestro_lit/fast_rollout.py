@@ -11,7 +11,11 @@ only what a GRPO rollout needs:
   sampler that draws with the exponential race ``argmax(p / E)``, E ~ Exp(1), which is
   an exact categorical sample without ``multinomial``'s CPU cost or a host sync;
 - optional static KV cache (fixed shapes) and ``torch.compile`` of the decode step,
-  which on CUDA with ``mode="reduce-overhead"`` replays the step as a CUDA graph;
+  which on CUDA with ``mode="reduce-overhead"`` replays the step as a CUDA graph. Prompts
+  are then left-padded to a multiple of ``length_bucket`` and the decoder (cache + compiled
+  step) is kept for the next call with the same shapes: a training run's rollouts differ in
+  prompt length, and each new length would otherwise recompile (dynamo gives up after 8)
+  and re-record the graph;
 - finished rows emit the pad token; the loop ends when every row has emitted an EOS
   (checked every ``stop_check_every`` steps: each check is one host sync).
 
@@ -21,9 +25,11 @@ Greedy decoding returns the same tokens as ``rollout.generate`` (tested on the t
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from maestro_lit.rollout import Rollout, SamplingSettings, finish_rollout
 
@@ -36,6 +42,7 @@ class FastRolloutSettings:
     compile: bool = False
     compile_mode: str = "reduce-overhead"
     stop_check_every: int = 1
+    length_bucket: int = 64  # static cache only: prompt length rounded up to a multiple of this
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -71,12 +78,13 @@ def cache_argument_name(model) -> str:
 
 
 class _Decoder:
-    """Holds the cache, the growing attention mask and (optionally) the compiled step."""
+    """Holds the cache and (optionally) the compiled step; a static one is reused while ``key`` matches."""
 
     def __init__(self, model, batch: int, total_len: int, settings: FastRolloutSettings) -> None:
         from transformers import DynamicCache, StaticCache
 
         self.model, self.settings = model, settings
+        self.key = _decoder_key(model, batch, total_len, settings)
         config = model.config
         self.cache = StaticCache(config=config, max_cache_len=total_len) if settings.static_cache else DynamicCache(config=config)
         self.cache_kwarg = cache_argument_name(model)
@@ -97,6 +105,26 @@ class _Decoder:
         if self.settings.compile and tokens.is_cuda:
             torch.compiler.cudagraph_mark_step_begin()
         return self.step_fn(tokens, positions, mask).clone()  # clone: a CUDA-graph output is overwritten on replay
+
+
+_STATIC_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its last static-cache decoder
+
+
+def _decoder_key(model, batch: int, total_len: int, settings: FastRolloutSettings) -> tuple:
+    weight = next(model.parameters())
+    return batch, total_len, weight.device, weight.dtype, settings
+
+
+def decoder_for(model, batch: int, total_len: int, settings: FastRolloutSettings) -> _Decoder:
+    """A fresh decoder, or with a static cache the previous one (cache zeroed) when shapes and settings match."""
+    if not settings.static_cache:
+        return _Decoder(model, batch, total_len, settings)
+    previous = _STATIC_DECODERS.get(model)
+    if previous is not None and previous.key == _decoder_key(model, batch, total_len, settings):
+        previous.cache.reset()
+        return previous
+    decoder = _STATIC_DECODERS[model] = _Decoder(model, batch, total_len, settings)
+    return decoder
 
 
 @torch.no_grad()
@@ -129,11 +157,15 @@ def decode_loop(
 ) -> torch.Tensor:
     """Completion token ids [N, T≤max_new_tokens] for a plain HF causal LM; pad after a row's EOS."""
     ids = prompt_ids.repeat_interleave(num_generations, dim=0)
+    prompt_mask = prompt_mask.repeat_interleave(num_generations, dim=0)
+    if settings.static_cache and settings.length_bucket > 1:  # masked left padding: same positions, same tokens
+        extra = -ids.shape[1] % settings.length_bucket
+        ids, prompt_mask = F.pad(ids, (extra, 0), value=pad_token_id), F.pad(prompt_mask, (extra, 0), value=0)
     n, p = ids.shape
     t_max = sampling.max_new_tokens
     mask = torch.zeros(n, p + t_max, dtype=prompt_mask.dtype, device=ids.device)
-    mask[:, :p] = prompt_mask.repeat_interleave(num_generations, dim=0)
-    decoder = _Decoder(model, n, p + t_max, settings)
+    mask[:, :p] = prompt_mask
+    decoder = decoder_for(model, n, p + t_max, settings)
     full = settings.static_cache  # a static cache wants the full-length mask every step (fixed shape)
     positions = (mask[:, :p].cumsum(-1) - 1).clamp(min=0)
     logits = decoder.prefill(ids, positions, mask if full else mask[:, :p])
