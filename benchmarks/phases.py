@@ -2,8 +2,8 @@
 
     python benchmarks/phases.py [--repeats 2 --steps 15 --warmup 3 --threads 1] [--variant NAME=CONFIG[,key=value...] ...]
 
-Default variants: the three quickstart configs, the MAESTRO one with LoRA merged for the
-rollout, and with β = 0.04 (adds the adapter-off reference forward). ``other`` is step
+Default variants: the three quickstart configs, the MAESTRO one with HF ``generate`` instead
+of the project's decode loop, and with β = 0.04 (adds the adapter-off reference forward). ``other`` is step
 time minus the five phases: Lightning's loop, ``log_dict``, the data loader, callbacks.
 Peak memory is the child process's peak RSS, and ``torch.cuda.max_memory_allocated`` on GPU.
 """
@@ -18,7 +18,7 @@ VARIANTS = {
     "maestro": "configs/quickstart.yaml",
     "static": "configs/quickstart_static.yaml",
     "single": "configs/quickstart_single.yaml",
-    "maestro+merge": "configs/quickstart.yaml,model.grpo_settings.merge_adapters_for_rollout=true",
+    "maestro+generate": "configs/quickstart.yaml,model.fast_rollout=null",
     "maestro+beta": "configs/quickstart.yaml,model.grpo_settings.beta=0.04",
 }
 
