@@ -94,6 +94,9 @@ def main() -> None:
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # Every (variant, batch) pair builds its own decoder, i.e. one more compile of the same step;
+    # past dynamo's default of 8 it would fall back to eager without a word and time the wrong thing.
+    torch._dynamo.config.recompile_limit = 64
     dtype = torch.bfloat16 if device == "cuda" and not args.tiny else torch.float32
     batches = [int(b) for b in (args.batches or ("4,16" if args.tiny else "64,256")).split(",")]
     prompt_len = args.prompt_len or (16 if args.tiny else 128)

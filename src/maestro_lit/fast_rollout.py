@@ -14,8 +14,8 @@ only what a GRPO rollout needs:
   which on CUDA with ``mode="reduce-overhead"`` replays the step as a CUDA graph. Prompts
   are then left-padded to a multiple of ``length_bucket`` and the decoder (cache + compiled
   step) is kept for the next call with the same shapes: a training run's rollouts differ in
-  prompt length, and each new length would otherwise recompile (dynamo gives up after 8)
-  and re-record the graph;
+  prompt length, each new length would otherwise recompile (dynamo gives up after 8), and a
+  new cache's addresses make cudagraphs re-record;
 - finished rows emit the pad token; the loop ends when every row has emitted an EOS
   (checked every ``stop_check_every`` steps: each check is one host sync).
 
