@@ -43,9 +43,9 @@ def test_minibatches_must_divide_the_rollout(tmp_path):
         cli_main(_fit_args(tmp_path, "--model.grpo_settings.num_minibatches=5", "--trainer.max_steps=1"))
 
 
-def test_merging_adapters_into_bf16_weights_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="merge_adapters_for_rollout=true needs policy.dtype=float32"):
-        cli_main(_fit_args(tmp_path, "--model.policy.dtype=bfloat16", "--trainer.max_steps=1"))
+def test_merging_adapters_into_4bit_weights_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="merge_adapters_for_rollout=true does not work with policy.load_in_4bit=true"):
+        cli_main(_fit_args(tmp_path, "--model.policy.load_in_4bit=true", "--trainer.max_steps=1"))
 
 
 class Exploding(RewardComponent):

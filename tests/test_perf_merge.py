@@ -6,8 +6,6 @@ import torch
 
 from maestro_lit.data import PromptDataModule
 
-DRIFT_TOL = 1e-6  # merge adds and unmerge subtracts B·A·scale in fp32, so a few ulps may remain
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -25,19 +23,40 @@ def _batch(module):
     return ids["input_ids"], ids["attention_mask"]
 
 
-def test_merged_logits_match_unmerged(make_module):
-    module = make_module()
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("bfloat16", 0.15)])  # bf16: ~2 ulp at |logit| ~14
+def test_merged_logits_match_unmerged_and_the_base_comes_back_bit_for_bit(make_module, tiny_model_path, dtype, tol):
+    from maestro_lit.policy import ModelSettings
+
+    module = make_module(policy=ModelSettings(name_or_path=tiny_model_path, dtype=dtype))
     _randomise_lora_b(module)
     model = module.policy.model.eval()
     ids, mask = _batch(module)
+    base_weights = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
     with torch.no_grad():
-        unmerged = model(input_ids=ids, attention_mask=mask).logits
-        with module.policy.merged_adapters(True):
-            merged = model(input_ids=ids, attention_mask=mask).logits
+        unmerged = model(input_ids=ids, attention_mask=mask).logits.float()
+        for _ in range(3):  # repeated merges reuse their buffers and never touch the originals
+            with module.policy.merged_adapters(True):
+                merged = model(input_ids=ids, attention_mask=mask).logits.float()
         with module.policy.adapters_disabled():
-            base = model(input_ids=ids, attention_mask=mask).logits
-    assert (unmerged - base).abs().max() > 1e-3  # the adapters do change the logits
-    torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
+            base = model(input_ids=ids, attention_mask=mask).logits.float()
+    assert (unmerged - base).abs().max() > 10 * tol  # the adapters do change the logits
+    torch.testing.assert_close(merged, unmerged, rtol=tol, atol=tol)
+    for name, p in model.named_parameters():
+        if name in base_weights:
+            assert torch.equal(p, base_weights[name]), name  # exact, even in bf16 (peft's merge/unmerge would drift)
+    after = model(input_ids=ids, attention_mask=mask).logits.float()
+    assert torch.equal(after, unmerged)  # adapters active again, same logits as before merging
+
+
+def test_merge_buffers_keep_their_addresses_between_rollouts(make_module):
+    """A CUDA-graph decode step records weight addresses; a new buffer each rollout would force a re-record."""
+    module = make_module()
+    layer = module.policy._lora_layers()[0]
+    addresses = []
+    for _ in range(2):
+        with module.policy.merged_adapters(True):
+            addresses.append(layer.get_base_layer().weight.data_ptr())
+    assert addresses[0] == addresses[1] != layer.get_base_layer().weight.data_ptr()
 
 
 def test_training_with_merge_moves_only_adapters(make_module):
@@ -52,6 +71,4 @@ def test_training_with_merge_moves_only_adapters(make_module):
     after = dict(module.named_parameters())
     adapters = {n for n in before if "lora_" in n or n.startswith("scalarizer.")}
     assert any(not torch.equal(before[n], after[n]) for n in adapters if "lora_" in n), "LoRA weights did not move"
-    drift = max((after[n].detach() - before[n]).abs().max().item() for n in before if n not in adapters)
-    print(f"max |base weight drift| after 1 merged-rollout step: {drift:.3e}")
-    assert drift <= DRIFT_TOL, f"base weights drifted by {drift:.3e}"
+    assert all(torch.equal(after[n], before[n]) for n in before if n not in adapters), "base weights changed"

@@ -83,10 +83,10 @@ class MaestroModule(L.LightningModule):
         names = [component.name for component in self.rewards]
         if len(set(names)) != len(names):
             raise ValueError(f"reward component names must be unique, got {names}")
-        if grpo_settings.merge_adapters_for_rollout and (policy.dtype != "float32" or policy.load_in_4bit):
+        if grpo_settings.merge_adapters_for_rollout and policy.load_in_4bit:
             raise ValueError(
-                "grpo_settings.merge_adapters_for_rollout=true needs policy.dtype=float32 without 4-bit: merging and "
-                "unmerging LoRA every step in bf16/fp16/4-bit rounds the base weights a little more each time"
+                "grpo_settings.merge_adapters_for_rollout=true does not work with policy.load_in_4bit=true: "
+                "B·A cannot be added to 4-bit weights without dequantising the whole model; set it to false"
             )
         self.policy = Policy(policy)
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
