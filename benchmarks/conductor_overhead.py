@@ -5,7 +5,11 @@
 ``configs/quickstart.yaml`` (Conductor) against the same file with the scalarizer swapped
 for ``StaticWeights`` on the command line, so nothing else can differ. Rounds alternate
 order; the ratio is the median of per-round ratios. Also printed: the ``time/outer``
-phase (the Conductor's forward + REINFORCE step) as a share of the step. Goal ≤ 1.03.
+phase (the Conductor's forward + REINFORCE step) and the median completion length. Goal ≤ 1.03.
+
+The two runs train differently (the Conductor changes the weights and draws actions from
+the global RNG), so after the first update they generate different completions and the
+step-time ratio carries that noise; ``outer ms/step`` is the Conductor's own cost.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ def main() -> None:
     rows = []
     for name, runs in results.items():
         outer = bu.median([x for run in runs for x in run["phases"]["outer"]])
+        length = bu.median([x for run in runs for x in run["completion_length"]])
         rows.append([name, bu.pooled_median(runs), bu.paired_ratio(runs, results["static"]), bu.pooled_median(runs, "cpu_s"),
-                     bu.paired_ratio(runs, results["static"], "cpu_s"), f"{outer * 1e3:.2f}"])  # fmt: skip
+                     bu.paired_ratio(runs, results["static"], "cpu_s"), f"{outer * 1e3:.2f}", length])  # fmt: skip
     print(f"\n{bu.today()} · {bu.machine()} · {CONFIG} · {args.repeats} rounds x {args.steps - args.warmup} timed steps")
-    print(bu.table(["run", "wall s/step", "wall vs static", "CPU s/step", "CPU vs static", "outer ms/step"], rows))
+    print(bu.table(["run", "wall s/step", "wall vs static", "CPU s/step", "CPU vs static", "outer ms/step", "completion len"], rows))
 
 
 if __name__ == "__main__":
