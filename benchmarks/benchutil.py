@@ -117,6 +117,14 @@ def emit(result: dict) -> None:
     print(MARK + json.dumps(result), flush=True)
 
 
+class ChildFailed(RuntimeError):
+    """A child run that exited non-zero or printed no RESULT; ``reason`` is its last stderr line."""
+
+    def __init__(self, argv: list[str], code: int, reason: str) -> None:
+        super().__init__(f"child {' '.join(argv)} failed with code {code}: {reason}")
+        self.reason = reason
+
+
 def run_child(argv: list[str], timeout: float = 1800) -> dict:
     """Parent side: run ``python argv...`` and return its RESULT dict (stderr shown on failure).
 
@@ -129,19 +137,31 @@ def run_child(argv: list[str], timeout: float = 1800) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-6000:])
-        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"child {' '.join(argv)} failed with code {proc.returncode}: {reason}")
+        raise ChildFailed(argv, proc.returncode, (proc.stderr.strip().splitlines() or ["no output"])[-1])
     return json.loads(lines[-1][len(MARK) :])
 
 
-def alternate(contenders: dict[str, list[str]], repeats: int, log=print) -> dict[str, list[dict]]:
-    """Run each contender's argv once per round, alternating order each round (ABBA...) to cancel drift."""
+def alternate(contenders: dict[str, list[str]], repeats: int, log=print, failures: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    """Run each contender's argv once per round, alternating order each round (ABBA...) to cancel drift.
+
+    With ``failures`` given, a contender whose child fails is recorded there (its last error
+    line) and skipped in later rounds instead of stopping the others.
+    """
     names = list(contenders)
     results: dict[str, list[dict]] = {name: [] for name in names}
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            res = run_child(contenders[name])
+            if failures is not None and name in failures:
+                continue
+            try:
+                res = run_child(contenders[name])
+            except ChildFailed as err:
+                if failures is None:
+                    raise
+                failures[name] = err.reason[:160]
+                log(f"  {name} failed: {failures[name]}", flush=True)
+                continue
             results[name].append(res)
             log(f"  round {r + 1}/{repeats} {name}: median step {median(res['step_s']):.3f} s wall, {median(res['cpu_s']):.3f} s CPU over {len(res['step_s'])} steps", flush=True)
     return results

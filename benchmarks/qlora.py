@@ -73,17 +73,8 @@ def main() -> None:
     try:
         save_random_model(model_dir, args.tiny)
         runs = contenders(model_dir, args.tiny, args.steps, args.warmup, prompts, generations, new_tokens)
-        results: dict[str, list[dict]] = {name: [] for name in runs}
         failures: dict[str, str] = {}
-        for r in range(args.repeats):
-            for name in runs if r % 2 == 0 else list(runs)[::-1]:
-                if name in failures:
-                    continue
-                try:
-                    results[name].append(bu.run_child(runs[name]))
-                except RuntimeError as err:
-                    failures[name] = str(err).split(" failed with code ", 1)[-1].split(": ", 1)[-1][:160]  # the child's last error line
-                    print(f"  {name} failed: {failures[name]}", flush=True)
+        results = bu.alternate(runs, args.repeats, failures=failures)
     finally:
         shutil.rmtree(model_dir, ignore_errors=True)
 
