@@ -1,6 +1,6 @@
 # The two quick-start commands. Each creates .venv and installs the project on first use.
 #   make quickstart   train MAESTRO on the embedded tiny model (CPU, a few minutes)
-#   make test         run the offline test suite
+#   make test         lint (ruff) and run the offline test suite
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
@@ -21,6 +21,8 @@ quickstart: $(STAMP)
 	$(VENV)/bin/python -m maestro_lit fit --config configs/quickstart.yaml
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest tests
 
 clean:

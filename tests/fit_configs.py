@@ -11,11 +11,18 @@ def tensorboard_logger(save_dir: Path, name: str = "run") -> dict:
     return {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(save_dir), "name": name}}
 
 
-def small_fit_config(run_dir: Path, max_steps: int, callbacks: list, logger=False, max_new_tokens: int = 8, batch_size: int = 2, **trainer) -> dict:
+def small_fit_config(
+    run_dir: Path, max_steps: int, callbacks: list, logger=False, max_new_tokens: int = 8, batch_size: int = 2, **trainer
+) -> dict:
     """The quickstart with short completions, few prompts, every metric logged every step and no validation unless ``trainer`` asks for it."""
     config = yaml.safe_load(QUICKSTART.read_text())
     config["trainer"].update(
-        max_steps=max_steps, limit_val_batches=0, enable_progress_bar=False, default_root_dir=str(run_dir), logger=logger, callbacks=callbacks,
+        max_steps=max_steps,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        default_root_dir=str(run_dir),
+        logger=logger,
+        callbacks=callbacks,
         log_every_n_steps=1,
     )
     config["trainer"].update(trainer)

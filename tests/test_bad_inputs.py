@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from fit_configs import small_fit_config
 
 from maestro_lit import grpo
@@ -63,7 +62,10 @@ class Exploding(RewardComponent):
 
 def _config_with(tmp_path, rewards, **grpo):
     callbacks = [
-        {"class_path": "maestro_lit.checkpointing.AdapterCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "every_n_train_steps": 1, "save_last": True}},
+        {
+            "class_path": "maestro_lit.checkpointing.AdapterCheckpoint",
+            "init_args": {"dirpath": str(tmp_path / "ckpt"), "every_n_train_steps": 1, "save_last": True},
+        },
         {"class_path": "maestro_lit.checkpointing.ExceptionCheckpoint"},
     ]
     config = small_fit_config(tmp_path, 4, callbacks, max_new_tokens=6)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from maestro_lit.benchmarks import AlpacaEval, ArenaHard, BenchmarkDataError, CreativeWriting, EQBench, IFEval, MTBench, TruthfulQA
-from maestro_lit.benchmarks.judges.base import Judge
+from maestro_lit.evals import AlpacaEval, ArenaHard, BenchmarkDataError, CreativeWriting, EQBench, IFEval, MTBench, TruthfulQA
+from maestro_lit.evals.judges.base import Judge
 
 
 class RecordingGenerate:
@@ -46,7 +46,11 @@ def test_mt_bench_two_turn_conversations():
     items = MTBench().items()[:3]
     for it, conv1, conv2 in zip(items, turn1, turn2):
         assert conv1 == [{"role": "user", "content": it.turns[0]}]
-        assert conv2 == [{"role": "user", "content": it.turns[0]}, {"role": "assistant", "content": "answer to " + it.turns[0][:20]}, {"role": "user", "content": it.turns[1]}]
+        assert conv2 == [
+            {"role": "user", "content": it.turns[0]},
+            {"role": "assistant", "content": "answer to " + it.turns[0][:20]},
+            {"role": "user", "content": it.turns[1]},
+        ]
     assert result.metrics["score_fake"] == 5.0 and result.failed == 0
     # Math item (index 2) is graded with the reference-guided prompt and its reference.
     names = {p.name for _, p in judge.grade_calls}
@@ -126,16 +130,41 @@ def test_missing_file_named(tmp_path):
 MALFORMED = [
     (IFEval, "bad.jsonl", '{"prompt": "a", "instruction_id_list": [], "kwargs": []}\n{"prompt": \n', r"bad.jsonl:2: malformed JSON"),
     (IFEval, "bad.jsonl", '{"instruction_id_list": [], "kwargs": []}\n', r"bad.jsonl:1: missing field 'prompt'"),
-    (IFEval, "bad.jsonl", '{"prompt": "x", "instruction_id_list": ["language:response_language", "foo:bar"], "kwargs": [{}, {}]}\n', r"foo:bar, language:response_language"),
-    (IFEval, "bad.jsonl", '{"prompt": "x", "instruction_id_list": ["length_constraints:number_words"], "kwargs": [{"num_words": 3}]}\n', r"bad.jsonl:1: field 'kwargs'"),
+    (
+        IFEval,
+        "bad.jsonl",
+        '{"prompt": "x", "instruction_id_list": ["language:response_language", "foo:bar"], "kwargs": [{}, {}]}\n',
+        r"foo:bar, language:response_language",
+    ),
+    (
+        IFEval,
+        "bad.jsonl",
+        '{"prompt": "x", "instruction_id_list": ["length_constraints:number_words"], "kwargs": [{"num_words": 3}]}\n',
+        r"bad.jsonl:1: field 'kwargs'",
+    ),
     (MTBench, "q.jsonl", '{"question_id": 1, "turns": ["only one"]}\n', r"q.jsonl:1: field 'turns'"),
     (MTBench, "q.jsonl", '{"question_id": 1}\n', r"q.jsonl:1: missing field 'turns'"),
     (AlpacaEval, "a.json", '[{"instruction": "hi", "output": "hello"}, {"instruction": "x"}]', r"a.json\[1\]: missing field 'output'"),
     (AlpacaEval, "a.json", '[{"instruction": "hi",\n "output": }]', r"a.json:2: malformed JSON"),
-    (ArenaHard, "q.jsonl", '{"question_id": "q001", "turns": [{"content": "hi"}]}\n{"question_id": "zzz", "turns": [{"content": "x"}]}\n', r"q.jsonl:2: no baseline answer for question_id 'zzz'"),
+    (
+        ArenaHard,
+        "q.jsonl",
+        '{"question_id": "q001", "turns": [{"content": "hi"}]}\n{"question_id": "zzz", "turns": [{"content": "x"}]}\n',
+        r"q.jsonl:2: no baseline answer for question_id 'zzz'",
+    ),
     (ArenaHard, "q.jsonl", '{"question_id": "q001", "turns": []}\n', r"q.jsonl:1: missing field 'turns\[0\].content'"),
-    (CreativeWriting, "w.jsonl", '{"query": "write", "checklist": [{"name": "x"}]}\n', r"w.jsonl:1: missing field 'checklist\[0\].criteria_description'"),
-    (EQBench, "e.json", json.dumps({"1": {"prompt": "p", "reference_answer_fullscale": {"emotion1": "a", "emotion1_score": 1}}}), r"e.json\['1'\]: missing field 'reference_answer_fullscale.emotion2'"),
+    (
+        CreativeWriting,
+        "w.jsonl",
+        '{"query": "write", "checklist": [{"name": "x"}]}\n',
+        r"w.jsonl:1: missing field 'checklist\[0\].criteria_description'",
+    ),
+    (
+        EQBench,
+        "e.json",
+        json.dumps({"1": {"prompt": "p", "reference_answer_fullscale": {"emotion1": "a", "emotion1_score": 1}}}),
+        r"e.json\['1'\]: missing field 'reference_answer_fullscale.emotion2'",
+    ),
     (TruthfulQA, "t.csv", "Question,Best Answer,Correct Answers\nIs it?,Yes,Yes\n", r"t.csv:2: missing field 'Incorrect Answers'"),
     (TruthfulQA, "t.jsonl", '{"question": "q", "correct_answers": ["a"]}\n', r"t.jsonl:1: missing field 'incorrect_answers'"),
 ]

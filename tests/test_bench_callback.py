@@ -8,11 +8,13 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 
-from maestro_lit.benchmarks import AlpacaEval, BenchmarkCallback, EQBench, IFEval
+from maestro_lit.evals import AlpacaEval, BenchmarkCallback, EQBench, IFEval
 
 
 def fake_generate(conversations, max_new_tokens):
-    return ["Proud: 8\nAnnoyed: 3\nEmbarrassed: 1\nSad: 0" if "Mia" in c[0]["content"] else "all lowercase words here" for c in conversations]
+    return [
+        "Proud: 8\nAnnoyed: 3\nEmbarrassed: 1\nSad: 0" if "Mia" in c[0]["content"] else "all lowercase words here" for c in conversations
+    ]
 
 
 class FakeLogger:
@@ -43,7 +45,16 @@ class FakeModule:
 
 
 def fake_trainer(tmp_path, fn="fit", step=0):
-    return SimpleNamespace(global_step=step, loggers=[FakeLogger()], log_dir=str(tmp_path), default_root_dir=str(tmp_path), is_global_zero=True, world_size=1, state=SimpleNamespace(fn=fn), sanity_checking=False)
+    return SimpleNamespace(
+        global_step=step,
+        loggers=[FakeLogger()],
+        log_dir=str(tmp_path),
+        default_root_dir=str(tmp_path),
+        is_global_zero=True,
+        world_size=1,
+        state=SimpleNamespace(fn=fn),
+        sanity_checking=False,
+    )
 
 
 def make_callback(**kwargs):
@@ -131,7 +142,18 @@ class TinyModule(LightningModule):
 
 def test_real_trainer_fit_and_validate(tmp_path):
     cb = BenchmarkCallback([IFEval(limit=2), EQBench(limit=1)], every_n_train_steps=2, progress_bar=True)
-    trainer = Trainer(max_steps=3, logger=CSVLogger(tmp_path), callbacks=[cb], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1, val_check_interval=2, num_sanity_val_steps=1, accelerator="cpu")
+    trainer = Trainer(
+        max_steps=3,
+        logger=CSVLogger(tmp_path),
+        callbacks=[cb],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        val_check_interval=2,
+        num_sanity_val_steps=1,
+        accelerator="cpu",
+    )
     module = TinyModule()
     trainer.fit(module)
     results = trainer.validate(module, verbose=False)

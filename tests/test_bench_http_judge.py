@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from maestro_lit.benchmarks.judges import GradeRequest, HttpJudge, PairRequest
-from maestro_lit.benchmarks.judges.prompts import ARENA_HARD, MT_BENCH_SINGLE
+from maestro_lit.evals.judges import GradeRequest, HttpJudge, PairRequest
+from maestro_lit.evals.judges.prompts import ARENA_HARD, MT_BENCH_SINGLE
 
 
 class FakeServer:

@@ -2,7 +2,13 @@
 
 import pytest
 
-from maestro_lit.text.instructions import SUPPORTED_INSTRUCTIONS, UnsupportedInstructionError, check_instruction, check_instruction_loose, loose_variants
+from maestro_lit.text.instructions import (
+    SUPPORTED_INSTRUCTIONS,
+    UnsupportedInstructionError,
+    check_instruction,
+    check_instruction_loose,
+    loose_variants,
+)
 
 CASES = [
     # (instruction id, kwargs, response that passes, response that fails)
@@ -13,7 +19,12 @@ CASES = [
     ("keywords:letter_frequency", {"letter": "s", "let_frequency": 3, "let_relation": "at least"}, "Sea shells sink", "sea"),
     ("length_constraints:number_words", {"num_words": 3, "relation": "at least"}, "one two three", "one two"),
     ("length_constraints:number_words", {"num_words": 3, "relation": "less than"}, "one two", "one two three"),
-    ("length_constraints:number_sentences", {"num_sentences": 2, "relation": "less than"}, "Only one sentence here.", "First. Second! Third?"),
+    (
+        "length_constraints:number_sentences",
+        {"num_sentences": 2, "relation": "less than"},
+        "Only one sentence here.",
+        "First. Second! Third?",
+    ),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "First part.\n***\nSecond part.", "First part.\n\nSecond part."),
     ("detectable_format:json_format", {}, '```json\n{"season": "spring"}\n```', "season: spring"),
     ("detectable_format:number_bullet_lists", {"num_bullets": 3}, "* a\n* b\n- c", "* a\n* b"),
@@ -21,9 +32,19 @@ CASES = [
     ("change_case:english_lowercase", {}, "hello friends, come along", "Hello friends"),
     ("change_case:english_capital", {}, "GO TEAM GO!", "GO Team GO!"),
     ("punctuation:no_comma", {}, "Boil water then add the egg.", "Boil water, then add the egg."),
-    ("startend:end_checker", {"end_phrase": "Have a wonderful day!"}, "Happy birthday. Have a wonderful day!", "Have a wonderful day! Happy birthday."),
+    (
+        "startend:end_checker",
+        {"end_phrase": "Have a wonderful day!"},
+        "Happy birthday. Have a wonderful day!",
+        "Have a wonderful day! Happy birthday.",
+    ),
     ("startend:quotation", {}, '"Blue is my favorite."', "Blue is my favorite."),
-    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Water the plants.\nP.S. Also the cactus.", "Water the plants. PS also the cactus."),
+    (
+        "detectable_content:postscript",
+        {"postscript_marker": "P.S."},
+        "Water the plants.\nP.S. Also the cactus.",
+        "Water the plants. PS also the cactus.",
+    ),
     ("detectable_content:number_placeholders", {"num_placeholders": 2}, "Dear [name], at [address].", "Dear [name]."),
     ("combination:two_responses", {}, "Answer one.\n******\nAnswer two.", "Answer one.\n******\nAnswer one."),
 ]
@@ -36,7 +57,24 @@ def test_strict_known_answers(instruction_id, kwargs, good, bad):
 
 
 def test_required_ids_supported():
-    required = {"keywords:existence", "keywords:forbidden_words", "keywords:frequency", "keywords:letter_frequency", "length_constraints:number_words", "length_constraints:number_sentences", "length_constraints:number_paragraphs", "detectable_format:json_format", "detectable_format:number_bullet_lists", "detectable_format:title", "change_case:english_lowercase", "change_case:english_capital", "punctuation:no_comma", "startend:end_checker", "startend:quotation", "detectable_content:postscript"}
+    required = {
+        "keywords:existence",
+        "keywords:forbidden_words",
+        "keywords:frequency",
+        "keywords:letter_frequency",
+        "length_constraints:number_words",
+        "length_constraints:number_sentences",
+        "length_constraints:number_paragraphs",
+        "detectable_format:json_format",
+        "detectable_format:number_bullet_lists",
+        "detectable_format:title",
+        "change_case:english_lowercase",
+        "change_case:english_capital",
+        "punctuation:no_comma",
+        "startend:end_checker",
+        "startend:quotation",
+        "detectable_content:postscript",
+    }
     assert required <= SUPPORTED_INSTRUCTIONS
 
 

@@ -3,8 +3,8 @@
 import yaml
 from jsonargparse import ArgumentParser
 
-from maestro_lit.benchmarks import BenchmarkCallback, ProxyJudge, RewardModelJudge
-from maestro_lit.benchmarks.judges import GradeRequest, PairRequest
+from maestro_lit.evals import BenchmarkCallback, ProxyJudge, RewardModelJudge
+from maestro_lit.evals.judges import GradeRequest, PairRequest
 from maestro_lit.rewards.tiny_rm import build_tiny_reward_model
 
 YAML = """
@@ -13,21 +13,21 @@ callback:
   max_new_tokens: 48
   progress_bar: false
   benchmarks:
-    - class_path: maestro_lit.benchmarks.AlpacaEval
+    - class_path: maestro_lit.evals.AlpacaEval
       init_args:
-        judge: {class_path: maestro_lit.benchmarks.ProxyJudge}
-    - class_path: maestro_lit.benchmarks.ArenaHard
+        judge: {class_path: maestro_lit.evals.ProxyJudge}
+    - class_path: maestro_lit.evals.ArenaHard
       init_args:
-        judge: {class_path: maestro_lit.benchmarks.ProxyJudge}
-    - class_path: maestro_lit.benchmarks.MTBench
+        judge: {class_path: maestro_lit.evals.ProxyJudge}
+    - class_path: maestro_lit.evals.MTBench
       init_args:
-        judge: {class_path: maestro_lit.benchmarks.ProxyJudge}
-    - class_path: maestro_lit.benchmarks.CreativeWriting
+        judge: {class_path: maestro_lit.evals.ProxyJudge}
+    - class_path: maestro_lit.evals.CreativeWriting
       init_args:
-        judge: {class_path: maestro_lit.benchmarks.ProxyJudge}
-    - class_path: maestro_lit.benchmarks.EQBench
-    - class_path: maestro_lit.benchmarks.TruthfulQA
-    - class_path: maestro_lit.benchmarks.IFEval
+        judge: {class_path: maestro_lit.evals.ProxyJudge}
+    - class_path: maestro_lit.evals.EQBench
+    - class_path: maestro_lit.evals.TruthfulQA
+    - class_path: maestro_lit.evals.IFEval
       init_args: {enabled: true, limit: 10}
 """
 
@@ -46,7 +46,9 @@ def test_reward_model_judge_tiny_model(tmp_path):
     assert len(grades) == 2 and all(isinstance(g, float) for g in grades)
     same = judge.compare([PairRequest("what is a cat", "a cat is good", "a cat is good")], None)
     assert same == [0.5]  # identical answers tie
-    other = judge.compare([PairRequest("what is a cat", "a cat is good", "the dog sat"), PairRequest("what is a cat", "the dog sat", "a cat is good")], None)
+    other = judge.compare(
+        [PairRequest("what is a cat", "a cat is good", "the dog sat"), PairRequest("what is a cat", "the dog sat", "a cat is good")], None
+    )
     assert sorted(other) == [0.0, 1.0]  # swapping the pair swaps the outcome
     assert judge.metric("win_rate") == "win_rate_rm"
     assert RewardModelJudge(path, batch_size=2).scorer is judge.scorer  # one judge model per process
@@ -55,9 +57,19 @@ def test_reward_model_judge_tiny_model(tmp_path):
 def test_proxy_judge_prefers_relevant_answer():
     judge = ProxyJudge()
     q = "How do I keep cut flowers fresh?"
-    out = judge.compare([PairRequest(q, "Change the vase water daily and trim the flower stems.", "The stock market closed higher today."), PairRequest(q, "Trim the stems.", "Trim the stems.")])
+    out = judge.compare(
+        [
+            PairRequest(q, "Change the vase water daily and trim the flower stems.", "The stock market closed higher today."),
+            PairRequest(q, "Trim the stems.", "Trim the stems."),
+        ]
+    )
     assert out == [1.0, 0.5]
-    grades = judge.grade([GradeRequest(q, "Bananas are yellow.", reference="Trim stems and change water."), GradeRequest(q, "Trim the stems and change the water.", reference="Trim stems and change water.")])
+    grades = judge.grade(
+        [
+            GradeRequest(q, "Bananas are yellow.", reference="Trim stems and change water."),
+            GradeRequest(q, "Trim the stems and change the water.", reference="Trim stems and change water."),
+        ]
+    )
     assert 1.0 <= grades[0] < grades[1] <= 10.0
 
 
@@ -66,10 +78,23 @@ def test_yaml_class_paths_and_all_seven_on_samples(tmp_path):
     assert len(cb.enabled) == 7 and cb.every_n_train_steps == 50
     from types import SimpleNamespace
 
-    module = SimpleNamespace(device="cpu", generate_chat=lambda convs, n: ["A short everyday answer: " + c[-1]["content"][:60].lower() for c in convs])
+    module = SimpleNamespace(
+        device="cpu", generate_chat=lambda convs, n: ["A short everyday answer: " + c[-1]["content"][:60].lower() for c in convs]
+    )
     results = cb.evaluate(module)
     metrics = {f"{r.name}/{k}" for r in results for k in r.metrics}
-    for name in ("alpaca_eval/win_rate_proxy", "alpaca_eval/lc_win_rate_proxy", "arena_hard/win_rate_proxy", "mt_bench/score_proxy", "creative_writing/score_proxy", "creative_writing/distinct_2", "eq_bench/score", "truthfulqa/rougeL_diff", "truthfulqa/embed_diff", "ifeval/prompt_loose"):
+    for name in (
+        "alpaca_eval/win_rate_proxy",
+        "alpaca_eval/lc_win_rate_proxy",
+        "arena_hard/win_rate_proxy",
+        "mt_bench/score_proxy",
+        "creative_writing/score_proxy",
+        "creative_writing/distinct_2",
+        "eq_bench/score",
+        "truthfulqa/rougeL_diff",
+        "truthfulqa/embed_diff",
+        "ifeval/prompt_loose",
+    ):
         assert name in metrics
     assert next(r for r in results if r.name == "eq_bench").failed == 8  # no numbers written
     assert next(r for r in results if r.name == "ifeval").n_items == 10

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from maestro_lit.benchmarks.aggregate import length_controlled_win_rate, outcome_from_scores, win_rate
-from maestro_lit.benchmarks.eq_bench import fullscale_score, parse_answer
-from maestro_lit.benchmarks.judges.parse import parse_score, parse_verdict
-from maestro_lit.benchmarks.truthfulqa import TruthfulQA, TruthItem, similarity_diff
+from maestro_lit.evals.aggregate import length_controlled_win_rate, outcome_from_scores, win_rate
+from maestro_lit.evals.eq_bench import fullscale_score, parse_answer
+from maestro_lit.evals.judges.parse import parse_score, parse_verdict
+from maestro_lit.evals.truthfulqa import TruthfulQA, TruthItem, similarity_diff
 
 REF = {"proud": 8.0, "annoyed": 3.0, "embarrassed": 1.0, "sad": 0.0}
 
@@ -54,12 +54,27 @@ def test_length_controlled_removes_length_advantage():
     assert length_controlled_win_rate([1.0, 0.0, 0.5, 0.5], [5] * 4, [5] * 4) == pytest.approx(50.0)
 
 
-@pytest.mark.parametrize("reply,expected", [("Rating: [[7]]", 7.0), ("score [[8.5]] done", 8.5), ('{"score": 6, "reason": "ok"}', 6.0), ("[[11]]", None), ("no grade", None)])
+@pytest.mark.parametrize(
+    "reply,expected",
+    [("Rating: [[7]]", 7.0), ("score [[8.5]] done", 8.5), ('{"score": 6, "reason": "ok"}', 6.0), ("[[11]]", None), ("no grade", None)],
+)
 def test_parse_score(reply, expected):
     assert parse_score(reply) == expected
 
 
-@pytest.mark.parametrize("reply,expected", [("My final verdict is tie: [[A=B]]", 0.5), ("[[A>>B]]", 1.0), ("[[B>A]]", 0.0), ("scale [[A>B]] ... final: [[B>>A]]", 0.0), ("Output (a)", 1.0), ("Output (b)", 0.0), ("[[C]]", 0.5), ("I like both", None)])
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        ("My final verdict is tie: [[A=B]]", 0.5),
+        ("[[A>>B]]", 1.0),
+        ("[[B>A]]", 0.0),
+        ("scale [[A>B]] ... final: [[B>>A]]", 0.0),
+        ("Output (a)", 1.0),
+        ("Output (b)", 0.0),
+        ("[[C]]", 0.5),
+        ("I like both", None),
+    ],
+)
 def test_parse_verdict(reply, expected):
     assert parse_verdict(reply) == expected
 

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
-
 from fit_configs import small_fit_config, tensorboard_logger
+from lightning.pytorch.callbacks import Callback
 
 from maestro_lit.cli import MaestroCLI, cli_main
 from maestro_lit.data import PromptDataModule
@@ -30,7 +29,9 @@ def test_every_config_parses(config):
 def _quick_config(tmp_path, max_steps):
     checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                   "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}  # fmt: skip
-    config = small_fit_config(tmp_path, max_steps, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1)
+    config = small_fit_config(
+        tmp_path, max_steps, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1
+    )
     config["model"]["log_completions_every_n_steps"] = 1
     config["data"]["val_batch_size"] = 4
     return config
@@ -65,7 +66,9 @@ def test_fit_logs_checkpoints_and_resumes(tmp_path):
 
     resume = _quick_config(tmp_path / "resumed", max_steps=4)
     recorder = _RecordStart()
-    cli = MaestroCLI(MaestroModule, PromptDataModule, args={"fit": {**resume, "ckpt_path": str(last)}}, trainer_defaults={"callbacks": [recorder]})
+    cli = MaestroCLI(
+        MaestroModule, PromptDataModule, args={"fit": {**resume, "ckpt_path": str(last)}}, trainer_defaults={"callbacks": [recorder]}
+    )
     assert recorder.step == 2 and cli.trainer.global_step == 4
     saved = checkpoint["state_dict"]
     for name, value in recorder.lora.items():

@@ -41,7 +41,9 @@ def ignored(relative: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         negate = pattern.startswith("!")
         body = pattern[1:] if negate else pattern
-        regex = re.escape(body.strip("/")).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        regex = (
+            re.escape(body.strip("/")).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        )
         if any(re.fullmatch(regex, c) for c in candidates):
             result = not negate
     return result
@@ -95,7 +97,13 @@ def test_build_context_builds_the_package(tmp_path):
     """Stage exactly what ``COPY`` would put in the image and build a wheel from it."""
     pytest.importorskip("setuptools")
     patterns = dockerignore()
-    for unwanted in (".git/HEAD", ".venv/bin/python", "checkpoints/maestro/version_0/last.ckpt", "tests/test_cli.py", "src/maestro_lit/__pycache__/cli.cpython-311.pyc"):
+    for unwanted in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "checkpoints/maestro/version_0/last.ckpt",
+        "tests/test_cli.py",
+        "src/maestro_lit/__pycache__/cli.cpython-311.pyc",
+    ):
         assert ignored(unwanted, patterns), unwanted
     stage = tmp_path / "app"
     for args in only("COPY"):
@@ -112,7 +120,12 @@ def test_build_context_builds_the_package(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     names = zipfile.ZipFile(next(out.glob("maestro_lit-*.whl"))).namelist()
-    for needed in ("maestro_lit/__main__.py", "maestro_lit/export.py", "maestro_lit/assets/prompts/train.jsonl", "maestro_lit/benchmarks/data/ifeval/input_data.jsonl"):
+    for needed in (
+        "maestro_lit/__main__.py",
+        "maestro_lit/export.py",
+        "maestro_lit/assets/prompts/train.jsonl",
+        "maestro_lit/evals/data/ifeval/input_data.jsonl",
+    ):
         assert needed in names, needed
 
 

@@ -4,20 +4,23 @@ import json
 
 import pytest
 import torch
-
 from fit_configs import small_fit_config, tensorboard_logger
 
 from maestro_lit import cli
 from maestro_lit.export import load_conductor
 
 
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One 2-step fit shared by the tests: (run dir, trained module)."""
     tmp_path = tmp_path_factory.mktemp("export_run")
-    checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True}}
-    config = small_fit_config(tmp_path, 2, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=None, enable_model_summary=False)
+    checkpoint = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True},
+    }
+    config = small_fit_config(
+        tmp_path, 2, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=None, enable_model_summary=False
+    )
     return tmp_path, cli.cli_main({"fit": config}).model.eval()
 
 
@@ -27,7 +30,9 @@ def test_export_round_trip_matches_the_trained_policy(run, tmp_path, monkeypatch
     run_dir, trained = run
     run_config = next((run_dir / "run").rglob("config.yaml"))  # written by LightningCLI
     out = tmp_path / "export"
-    monkeypatch.setattr("sys.argv", ["maestro_lit", "export", "--ckpt", str(run_dir / "ckpt" / "last.ckpt"), "--config", str(run_config), "--out", str(out)])
+    monkeypatch.setattr(
+        "sys.argv", ["maestro_lit", "export", "--ckpt", str(run_dir / "ckpt" / "last.ckpt"), "--config", str(run_config), "--out", str(out)]
+    )
     cli.main()
 
     for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer_config.json", "conductor/conductor.safetensors"):

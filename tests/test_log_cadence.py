@@ -1,8 +1,7 @@
 """Step metrics follow the loggers' cadence: the full set goes through Lightning only on steps a logger writes."""
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from fit_configs import small_fit_config, tensorboard_logger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maestro_lit.cli import cli_main
 from maestro_lit.module import MaestroModule
@@ -14,7 +13,11 @@ FULL_ONLY = ("train/advantage_std", "train/kl", "train/policy_entropy", "conduct
 def test_keep_for_this_step_keeps_everything_on_logger_steps_and_the_core_otherwise():
     metrics = {"train/scalar_reward": 1, "train/reward/length": 2, "train/completion_length": 3, "train/kl": 4, "time/inner": 5}
     assert keep_for_this_step(metrics, logger_writes=True) == metrics
-    assert keep_for_this_step(metrics, logger_writes=False) == {"train/scalar_reward": 1, "train/reward/length": 2, "train/completion_length": 3}
+    assert keep_for_this_step(metrics, logger_writes=False) == {
+        "train/scalar_reward": 1,
+        "train/reward/length": 2,
+        "train/completion_length": 3,
+    }
 
 
 def test_every_tag_is_written_at_every_logged_step_and_nothing_else_is_logged_between(tmp_path, monkeypatch):

@@ -36,7 +36,9 @@ def test_one_step_updates_lora_and_conductor_only(make_module):
     torch.manual_seed(0)
     module = make_module(
         rewards=[_CharCount("chars"), _CharCount("chars_again")],
-        policy_optimizer=lambda p: torch.optim.SGD(p, lr=1.0), conductor_optimizer=lambda p: torch.optim.SGD(p, lr=1.0))
+        policy_optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
+        conductor_optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
+    )
     before = _snapshot(module)
     trainer = _fit_one_step(module)
     assert module.last_step["advantages"].abs().sum() > 0

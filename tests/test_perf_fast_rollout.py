@@ -106,7 +106,9 @@ def test_static_decoder_is_reused_across_prompt_lengths_in_one_bucket(policy):
     assert _STATIC_DECODERS[model] is not decoders[0]
 
 
-@pytest.mark.parametrize("sampling", [SamplingSettings(max_new_tokens=16), SamplingSettings(max_new_tokens=16, temperature=0.8, top_k=20, top_p=0.9)])
+@pytest.mark.parametrize(
+    "sampling", [SamplingSettings(max_new_tokens=16), SamplingSettings(max_new_tokens=16, temperature=0.8, top_k=20, top_p=0.9)]
+)
 def test_sampling_draws_the_same_tokens_as_generate_from_the_same_seed(policy, sampling):
     """torch.multinomial draws one sample by the same exponential race, so equal seeds give equal samples."""
     ids, mask = _prompts(policy)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from fit_configs import small_fit_config
 
 from maestro_lit.checkpointing import CheckpointError, adapter_dir
@@ -49,7 +48,13 @@ def test_sigkill_then_resume_matches_a_straight_run(tmp_path, probes_on_path):
     config = _config(killed, [{"class_path": "probes.kill.KillAtStep", "init_args": {"step": 2}}])
     (killed / "run.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, "-m", "maestro_lit", "fit", "--config", str(killed / "run.yaml")], env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "maestro_lit", "fit", "--config", str(killed / "run.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
     last = killed / "ckpt" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 2

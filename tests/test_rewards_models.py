@@ -29,7 +29,10 @@ def test_encoder_unit_norm_and_batch_invariant(encoder):
 
 
 def test_cosine_identical_beats_paraphrase_beats_unrelated(encoder):
-    sims = encoder.cosine([CAT, CAT, CAT], [CAT, "A cat was sitting on a mat near the fireplace.", "Stock markets fell sharply after the interest rate decision."])
+    sims = encoder.cosine(
+        [CAT, CAT, CAT],
+        [CAT, "A cat was sitting on a mat near the fireplace.", "Stock markets fell sharply after the interest rate decision."],
+    )
     assert sims[0] == pytest.approx(1.0, abs=1e-4)
     assert sims[0] > sims[1] > sims[2]
     assert sims[1] > 0.6 and sims[2] < 0.2
@@ -54,7 +57,14 @@ def tiny_rm(tmp_path_factory):
 
 
 PROMPTS = ["what is a cat", "why", "how is the dog", "explain this", "write a question", "what"]
-COMPLETIONS = ["the cat sat on the mat", "bad", "a good dog is a good dog and it sat", "it is not good", "what is the answer to this question", ""]
+COMPLETIONS = [
+    "the cat sat on the mat",
+    "bad",
+    "a good dog is a good dog and it sat",
+    "it is not good",
+    "what is the answer to this question",
+    "",
+]
 
 
 def test_reward_model_one_score_per_completion_in_order(tiny_rm):

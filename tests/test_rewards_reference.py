@@ -96,15 +96,17 @@ def test_constraints_loose_forgives_a_preamble():
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "my_rewards.py").write_text(textwrap.dedent(
-        """
+    (tmp_path / "my_rewards.py").write_text(
+        textwrap.dedent(
+            """
         def maybe(prompts, completions, **kwargs):
             return [None if c == "skip" else float(len(c)) + kwargs["bonus"][i] for i, c in enumerate(completions)]
 
         def too_short(prompts, completions, **kwargs):
             return [1.0]
         """
-    ))
+        )
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     return "my_rewards"
 

@@ -68,7 +68,10 @@ def test_rollout_groups_rows_and_score_matches_full_forward(policy):
         from maestro_lit.policy import position_ids_from_mask
 
         full = policy.model(
-            input_ids=rollout.input_ids, attention_mask=rollout.attention_mask, position_ids=position_ids_from_mask(rollout.attention_mask), output_hidden_states=True
+            input_ids=rollout.input_ids,
+            attention_mask=rollout.attention_mask,
+            position_ids=position_ids_from_mask(rollout.attention_mask),
+            output_hidden_states=True,
         )
     start = rollout.completion_start
     expected = torch.log_softmax(full.logits[:, start - 1 : -1].float(), -1).gather(-1, rollout.completion_ids.unsqueeze(-1)).squeeze(-1)

@@ -4,14 +4,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fit_configs import small_fit_config, tensorboard_logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from fit_configs import small_fit_config, tensorboard_logger
-
 from maestro_lit.cli import cli_main
 from maestro_lit.tb_views import TensorBoardViews
-
 
 
 def _config(tmp_path: Path, max_steps: int) -> dict:

@@ -33,7 +33,9 @@ def test_smoke_comparison_writes_markdown_figure_and_csv(smoke):
 def test_runs_log_the_testbed_tags_and_the_action_figure(smoke):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(next((smoke / "runs" / "maestro" / "seed0").glob("events.out.tfevents*"))), size_guidance={"images": 0}).Reload()
+    events = EventAccumulator(
+        str(next((smoke / "runs" / "maestro" / "seed0").glob("events.out.tfevents*"))), size_guidance={"images": 0}
+    ).Reload()
     scalars = set(events.Tags()["scalars"])
     for tag in ("testbed/true_utility", "testbed/true_utility/factual", "testbed/redundancy", "testbed/length_words",
                 "testbed/mi_bits", "testbed/signal/adv_true_corr", "train/reward/overlap"):  # fmt: skip

@@ -100,6 +100,8 @@ def test_method_configs_differ_only_in_the_scalarizer(truth):
         assert set(own) == {"trainer", "model"} and set(own["model"]) == {"scalarizer"} and set(own["trainer"]) == {"logger"}
         assert own["trainer"]["logger"]["init_args"]["name"] == method
         full = method_config(method)
-        assert merge(full, {"model": {"scalarizer": None}, "trainer": {"logger": None}}) == merge(base, {"model": {"scalarizer": None}, "trainer": {"logger": None}})
+        assert merge(full, {"model": {"scalarizer": None}, "trainer": {"logger": None}}) == merge(
+            base, {"model": {"scalarizer": None}, "trainer": {"logger": None}}
+        )
         scalarizers.add(json.dumps(full["model"]["scalarizer"], sort_keys=True))
     assert len(scalarizers) == len(METHODS)

@@ -31,7 +31,10 @@ def test_v2_true_utility_on_hand_made_completions(truth):
     assert truth.names == NAMES and truth.categories == ["creative", "factual", "concise"]
     fact, tiny = "The capital of France is Paris.", "Waves sing softly."
     completions = [fact, _words(25), _words(25), tiny, _words(14), "red red red red red red"]
-    columns = {"category": ["factual", "creative", "concise", "concise", "creative", "concise"], "reference": [fact, tiny, tiny, tiny, tiny, tiny]}
+    columns = {
+        "category": ["factual", "creative", "concise", "concise", "creative", "concise"],
+        "reference": [fact, tiny, tiny, tiny, tiny, tiny],
+    }
     raw = truth.components_matrix(["q"] * 6, completions, columns)
     torch.testing.assert_close(raw[0], torch.tensor([1.0, 1.0, 1.0, 0.0]))  # 6 words: short band, 14 below the long band
     torch.testing.assert_close(raw[1], torch.tensor([1.0, 0.0, 0.0, 1.0]))  # 25 words: 17 past the short band

@@ -17,8 +17,9 @@ Conductor choices where the paper is silent (DESIGN §1 step 4, 7):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,9 @@ class StaticWeights(Scalarizer):
         m = len(component_names)
         weights = self.requested if self.requested is not None else [1.0] * m
         if len(weights) != m:
-            raise ValueError(f"StaticWeights.weights has {len(weights)} entries but there are {m} reward components {list(component_names)}")
+            raise ValueError(
+                f"StaticWeights.weights has {len(weights)} entries but there are {m} reward components {list(component_names)}"
+            )
         self.register_buffer("weights", _simplex_row(weights, "StaticWeights.weights"), persistent=False)
 
     def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
@@ -135,7 +138,9 @@ class Conductor(Scalarizer):
         else:
             for k, row in enumerate(self.requested_actions):
                 if len(row) != m:
-                    raise ValueError(f"Conductor.actions[{k}] has {len(row)} weights but there are {m} reward components {list(component_names)}")
+                    raise ValueError(
+                        f"Conductor.actions[{k}] has {len(row)} weights but there are {m} reward components {list(component_names)}"
+                    )
             table = torch.stack([_simplex_row(row, f"Conductor.actions[{k}]") for k, row in enumerate(self.requested_actions)])
         self.register_buffer("action_table", table)
         self.head = nn.Linear(hidden_size, table.shape[0])

@@ -20,7 +20,8 @@ trade-off to pick, it is never optimised by the policy directly.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

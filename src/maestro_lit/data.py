@@ -10,8 +10,9 @@ processes see the same prompt in one epoch.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import lightning as L
 import torch
@@ -19,7 +20,6 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from maestro_lit.jsonl import iter_jsonl
 from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
-
 
 POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
 

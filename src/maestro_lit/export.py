@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import yaml
@@ -130,7 +131,12 @@ def export(ckpt: str | Path, config: str | Path, out: str | Path, dtype: str | N
     generation.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     save_conductor(module, out / CONDUCTOR_DIR)
-    provenance = {"checkpoint": str(ckpt), "config": str(config), "global_step": checkpoint.get("global_step"), "base_model": module.settings.name_or_path}
+    provenance = {
+        "checkpoint": str(ckpt),
+        "config": str(config),
+        "global_step": checkpoint.get("global_step"),
+        "base_model": module.settings.name_or_path,
+    }
     (out / "maestro_export.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return out
 

@@ -174,7 +174,11 @@ def decode_loop(
     done = torch.zeros(n, dtype=torch.bool, device=ids.device)
     out = torch.full((n, t_max), pad_token_id, dtype=ids.dtype, device=ids.device)
     for t in range(t_max):
-        tok = logits.argmax(-1) if greedy else sample_tokens(filter_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p), generator)
+        tok = (
+            logits.argmax(-1)
+            if greedy
+            else sample_tokens(filter_logits(logits, sampling.temperature, sampling.top_k, sampling.top_p), generator)
+        )
         tok = tok.masked_fill(done, pad_token_id)
         out[:, t] = tok
         done |= torch.isin(tok, eos)

@@ -17,8 +17,9 @@ Choices where the paper is silent:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -32,8 +33,8 @@ from maestro_lit.policy import ModelSettings, Policy
 from maestro_lit.rewards.base import RewardComponent, RewardError, as_score_tensor
 from maestro_lit.rewards.diversity import DistinctN
 from maestro_lit.rewards.length import LengthBand
-from maestro_lit.rollout import Rollout, SamplingSettings, generate, tokenize_prompts
 from maestro_lit.rng import restore_rng_states, rng_states
+from maestro_lit.rollout import Rollout, SamplingSettings, generate, tokenize_prompts
 from maestro_lit.settings import GRPOSettings
 from maestro_lit.step_logging import (
     completion_table,
@@ -141,7 +142,9 @@ class MaestroModule(L.LightningModule):
         return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
 
     # --------------------------------------------------------------- helpers
-    def score_rewards(self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list], extra: dict[str, Any]) -> torch.Tensor:
+    def score_rewards(
+        self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list], extra: dict[str, Any]
+    ) -> torch.Tensor:
         """R ∈ ℝ^{N×M}: every component scores every completion; NaN marks a missing score."""
         scores = []
         for component in self.rewards:
@@ -161,7 +164,9 @@ class MaestroModule(L.LightningModule):
     def _score(self, rollout: Rollout, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy.score(rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature)
 
-    def _generate(self, conversations: list[list[dict[str, str]]], num_generations: int, sampling: SamplingSettings, greedy: bool) -> tuple[Rollout, int]:
+    def _generate(
+        self, conversations: list[list[dict[str, str]]], num_generations: int, sampling: SamplingSettings, greedy: bool
+    ) -> tuple[Rollout, int]:
         """Tokenise once, generate with LoRA merged if configured; also returns the truncated-prompt count."""
         prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, sampling.max_prompt_tokens)
         prompt_ids, prompt_mask = prompt_ids.to(self.device), prompt_mask.to(self.device)
@@ -172,8 +177,12 @@ class MaestroModule(L.LightningModule):
                 rollout = fast_generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout)
         return rollout, n_truncated
 
-    def _rollout(self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None) -> tuple[Rollout, int]:
-        sampling = self.sampling if max_new_tokens is None else SamplingSettings(**{**asdict(self.sampling), "max_new_tokens": max_new_tokens})
+    def _rollout(
+        self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None
+    ) -> tuple[Rollout, int]:
+        sampling = (
+            self.sampling if max_new_tokens is None else SamplingSettings(**{**asdict(self.sampling), "max_new_tokens": max_new_tokens})
+        )
         return self._generate([_user_turn(p) for p in prompts], num_generations, sampling, greedy)
 
     @torch.no_grad()
@@ -268,7 +277,12 @@ class MaestroModule(L.LightningModule):
         return reduce_over_ranks(values, self.trainer.strategy, self.trainer.world_size)
 
     def _policy_updates(
-        self, rollout: Rollout, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor | None, advantages: torch.Tensor, fused_logprobs: torch.Tensor | None
+        self,
+        rollout: Rollout,
+        old_logprobs: torch.Tensor,
+        ref_logprobs: torch.Tensor | None,
+        advantages: torch.Tensor,
+        fused_logprobs: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         """μ passes over the rollout's minibatches; one optimiser step per minibatch, or per pass
         when ``accumulate_minibatches`` (gradients summed, each minibatch weighted by its share)."""
@@ -405,9 +419,7 @@ class MaestroModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         missing = sorted(self._trainable_state_keys() - set(checkpoint.get("state_dict", {})))
         if missing:
-            raise KeyError(
-                f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}"
-            )
+            raise KeyError(f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}")
         state = checkpoint.get("maestro", {})
         self.skipped_updates = int(state.get("skipped_updates", 0))
         if "rng" in state:

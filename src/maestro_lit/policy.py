@@ -102,7 +102,9 @@ class Policy(nn.Module):
 
         path = resolve_model_path(settings.name_or_path)
         if not Path(path).exists() and not _looks_like_hub_id(path):
-            raise FileNotFoundError(f"policy.name_or_path {settings.name_or_path!r} is neither an existing folder nor a hub id (owner/name)")
+            raise FileNotFoundError(
+                f"policy.name_or_path {settings.name_or_path!r} is neither an existing folder nor a hub id (owner/name)"
+            )
         dtype = getattr(torch, settings.dtype)
         kwargs = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code}
         if settings.load_in_4bit:

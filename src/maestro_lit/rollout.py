@@ -57,7 +57,9 @@ def render_prompt(tokenizer, conversation: list[dict[str, str]]) -> str:
     return "\n\n".join(message["content"] for message in conversation) + "\n"
 
 
-def tokenize_prompts(tokenizer, conversations: list[list[dict[str, str]]], max_prompt_tokens: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+def tokenize_prompts(
+    tokenizer, conversations: list[list[dict[str, str]]], max_prompt_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Left-padded prompt ids and mask; over-long prompts keep their last tokens.
 
     Returns the number of prompts that were truncated so the caller can log it.
@@ -65,9 +67,7 @@ def tokenize_prompts(tokenizer, conversations: list[list[dict[str, str]]], max_p
     texts = [render_prompt(tokenizer, c) for c in conversations]
     full = tokenizer(texts, add_special_tokens=False)["input_ids"]
     truncated = sum(len(ids) > max_prompt_tokens for ids in full)
-    batch = tokenizer(
-        texts, add_special_tokens=False, padding=True, truncation=True, max_length=max_prompt_tokens, return_tensors="pt"
-    )
+    batch = tokenizer(texts, add_special_tokens=False, padding=True, truncation=True, max_length=max_prompt_tokens, return_tensors="pt")
     return batch["input_ids"], batch["attention_mask"], truncated
 
 
@@ -107,7 +107,9 @@ def generate(
     return finish_rollout(policy, prompt_ids, prompt_mask, num_generations, sequences[:, prompt_ids.shape[1] :])
 
 
-def finish_rollout(policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, num_generations: int, completion_ids: torch.Tensor) -> Rollout:
+def finish_rollout(
+    policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, num_generations: int, completion_ids: torch.Tensor
+) -> Rollout:
     """Mask everything after the first EOS, decode, and lay the prompts out in groups."""
     mask, truncated = completion_mask_from_ids(completion_ids, policy.eos_token_ids())
     completion_ids = completion_ids.masked_fill(mask == 0, policy.tokenizer.pad_token_id)

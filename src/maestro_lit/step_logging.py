@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -26,7 +27,9 @@ def action_fractions(actions: torch.Tensor, action_names: Sequence[str]) -> torc
     return torch.bincount(actions.flatten().cpu(), minlength=len(action_names)).float() / max(actions.numel(), 1)
 
 
-def scalarizer_metrics(choice: Scalarization, action_names: Sequence[str], categories: Sequence | None, prefix: str) -> dict[str, torch.Tensor]:
+def scalarizer_metrics(
+    choice: Scalarization, action_names: Sequence[str], categories: Sequence | None, prefix: str
+) -> dict[str, torch.Tensor]:
     """Share of each Conductor action, overall and per prompt category (nothing for static weights)."""
     if choice.actions is None:
         return {}

@@ -86,7 +86,9 @@ class TensorBoardViews(Callback):
         names = ("policy", "conductor")
         summary.setdefault("optim", {f"{n}_lr": opt.param_groups[0]["lr"] for n, opt in zip(names, trainer.optimizers)})
         scalarizer = getattr(pl_module, "scalarizer", None)
-        fields = {f: getattr(scalarizer, f) for f in _SCALARIZER_FIELDS if isinstance(getattr(scalarizer, f, None), (bool, int, float, str))}
+        fields = {
+            f: getattr(scalarizer, f) for f in _SCALARIZER_FIELDS if isinstance(getattr(scalarizer, f, None), (bool, int, float, str))
+        }
         if fields:
             summary.setdefault("scalarizer_args", fields)
 

@@ -89,7 +89,9 @@ def build_model(tokenizer, hidden_size: int = 128, layers: int = 4):
 
 def warm_up(model, tokenizer, pairs: list[tuple[str, str]], steps: int = 400, batch_size: int = 16, lr: float = 3e-3) -> float:
     """Supervised pass on (prompt, response) pairs, loss on the response only. Returns final loss."""
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p, _ in pairs]
+    prompts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p, _ in pairs
+    ]
     rows = []
     for prompt, (_, response) in zip(prompts, pairs):
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -99,7 +101,7 @@ def warm_up(model, tokenizer, pairs: list[tuple[str, str]], steps: int = 400, ba
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
     loss = torch.tensor(float("nan"))
-    for step in range(steps):
+    for _ in range(steps):
         batch = [rows[i] for i in torch.randint(len(rows), (batch_size,)).tolist()]
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.full((batch_size, width), tokenizer.pad_token_id)

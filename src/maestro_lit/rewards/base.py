@@ -8,7 +8,8 @@ A component is a callable ``f(prompts, completions, **columns) -> Tensor[N]`` wi
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -35,7 +36,9 @@ def as_score_tensor(component_name: str, scores: Any, expected: int) -> torch.Te
     if isinstance(scores, torch.Tensor):
         values = scores.detach().to("cpu", torch.float32).flatten()
         if scores.dim() != 1:
-            raise RewardError(f"reward component '{component_name}' returned a tensor of shape {tuple(scores.shape)}; expected ({expected},)")
+            raise RewardError(
+                f"reward component '{component_name}' returned a tensor of shape {tuple(scores.shape)}; expected ({expected},)"
+            )
     elif isinstance(scores, (list, tuple)):
         try:
             values = torch.tensor([float("nan") if s is None else float(s) for s in scores], dtype=torch.float32)

@@ -7,7 +7,8 @@ Columns come from JSONL/Parquet/HF datasets, so "absent" shows up as a missing k
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def is_missing(value: Any) -> bool:

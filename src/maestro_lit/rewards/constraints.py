@@ -21,7 +21,8 @@ The score is passed / total, NaN for an item with no constraint (masked by the t
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -64,7 +65,18 @@ def _column_checks(row: dict[str, Any]) -> list[Check]:
     return checks
 
 
-COLUMNS = ("required_keywords", "forbidden_words", "min_words", "max_words", "min_sentences", "max_sentences", "json_format", "end_phrase", "instruction_id_list", "kwargs")
+COLUMNS = (
+    "required_keywords",
+    "forbidden_words",
+    "min_words",
+    "max_words",
+    "min_sentences",
+    "max_sentences",
+    "json_format",
+    "end_phrase",
+    "instruction_id_list",
+    "kwargs",
+)
 
 
 class VerifiableConstraints(RewardComponent):

@@ -8,7 +8,8 @@ most expensive forward of the step.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -23,11 +24,22 @@ class Fluency(RewardComponent):
     def __init__(self, name: str = "fluency") -> None:
         self.name = name
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], ref_logprobs: torch.Tensor | None = None, completion_mask: torch.Tensor | None = None, **columns: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        ref_logprobs: torch.Tensor | None = None,
+        completion_mask: torch.Tensor | None = None,
+        **columns: Any,
+    ) -> torch.Tensor:
         if ref_logprobs is None or completion_mask is None:
-            raise ValueError(f"reward component '{self.name}' needs the trainer's ref_logprobs and completion_mask columns (requires_reference_logprobs=True)")
+            raise ValueError(
+                f"reward component '{self.name}' needs the trainer's ref_logprobs and completion_mask columns (requires_reference_logprobs=True)"
+            )
         if ref_logprobs.shape != completion_mask.shape or ref_logprobs.shape[0] != len(completions):
-            raise ValueError(f"reward component '{self.name}': ref_logprobs {tuple(ref_logprobs.shape)} and completion_mask {tuple(completion_mask.shape)} must both be [{len(completions)}, T]")
+            raise ValueError(
+                f"reward component '{self.name}': ref_logprobs {tuple(ref_logprobs.shape)} and completion_mask {tuple(completion_mask.shape)} must both be [{len(completions)}, T]"
+            )
         mask = completion_mask.detach() > 0
         # where(), not a product: padded positions may hold -inf/NaN, and NaN * 0 is NaN.
         total = torch.where(mask, ref_logprobs.detach().float(), 0.0).sum(-1)

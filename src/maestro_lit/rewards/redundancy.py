@@ -7,7 +7,8 @@ which makes the paper's "less redundant generation" claim measurable.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

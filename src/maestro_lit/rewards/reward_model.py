@@ -6,7 +6,8 @@ reward-model benchmark judge shares, so training and evaluation read the model i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -17,11 +18,21 @@ from maestro_lit.text.seqcls import SequenceClassifierScorer
 class RewardModel(RewardComponent):
     """Score = reward model logit for (prompt, completion) rendered with its chat template."""
 
-    def __init__(self, model: str, batch_size: int = 8, max_length: int = 1024, torch_dtype: str = "auto", trust_remote_code: bool = False, name: str = "reward_model") -> None:
-        self.scorer = SequenceClassifierScorer(model, batch_size=batch_size, max_length=max_length, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 8,
+        max_length: int = 1024,
+        torch_dtype: str = "auto",
+        trust_remote_code: bool = False,
+        name: str = "reward_model",
+    ) -> None:
+        self.scorer = SequenceClassifierScorer(
+            model, batch_size=batch_size, max_length=max_length, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
         self.name = name
 
-    def to(self, device: str | torch.device) -> "RewardModel":
+    def to(self, device: str | torch.device) -> RewardModel:
         self.scorer.to(device)
         return self
 

@@ -6,13 +6,13 @@ code report. Items without a reference score NaN, which the trainer masks.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-
-from maestro_lit.rewards.base import RewardComponent
 from torchmetrics.functional.text.rouge import rouge_score
 
+from maestro_lit.rewards.base import RewardComponent
 from maestro_lit.rewards.columns import column, is_missing
 
 

@@ -7,7 +7,8 @@ completion is compared to its prompt instead, a relevance proxy, unless
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -19,11 +20,19 @@ from maestro_lit.text.encoder import SentenceEncoder
 class SemanticSimilarity(RewardComponent):
     """Cosine similarity in [-1, 1] under a sentence encoder (default: the shipped all-MiniLM-L6-v2)."""
 
-    def __init__(self, model: str | None = None, reference_column: str = "reference", fallback_to_prompt: bool = True, batch_size: int = 32, max_length: int = 256, name: str = "similarity") -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        reference_column: str = "reference",
+        fallback_to_prompt: bool = True,
+        batch_size: int = 32,
+        max_length: int = 256,
+        name: str = "similarity",
+    ) -> None:
         self.encoder = SentenceEncoder(model, batch_size=batch_size, max_length=max_length)
         self.reference_column, self.fallback_to_prompt, self.name = reference_column, fallback_to_prompt, name
 
-    def to(self, device: str | torch.device) -> "SemanticSimilarity":
+    def to(self, device: str | torch.device) -> SemanticSimilarity:
         self.encoder.to(device)
         return self
 

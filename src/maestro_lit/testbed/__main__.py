@@ -30,7 +30,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="policy steps per run")
     p.add_argument("--eval-every", type=int, default=DEFAULT_EVAL_EVERY, help="held-out evaluation interval (steps)")
-    p.add_argument("--testbed", default="v1", choices=sorted(TESTBEDS), help="v1: assets/testbed (default); v2: assets/testbed_v2, conflicting categories")
+    p.add_argument(
+        "--testbed",
+        default="v1",
+        choices=sorted(TESTBEDS),
+        help="v1: assets/testbed (default); v2: assets/testbed_v2, conflicting categories",
+    )
     p.add_argument("--out", default=None, help="results folder (default results/testbed, or results/testbed_v2 for --testbed v2)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads; 1 avoids thread thrashing on a shared machine")
     p.add_argument("--smoke", action="store_true", help="2 steps, 1 seed, 8 new tokens: checks the plumbing only")
@@ -55,14 +60,19 @@ def main(argv: list[str] | None = None) -> Path:
             if done is None and not args.report_only:
                 print(f"[testbed] {method} seed {seed}: {args.steps} steps -> {run_dir(out, method, seed)}", flush=True)
                 done = run_one(method, seed, args.steps, args.eval_every, out, args.smoke, args.testbed)
-                print(f"[testbed] {method} seed {seed}: true utility {done['final']['true_utility']:.3f} in {done['wall_s']:.0f} s", flush=True)
+                print(
+                    f"[testbed] {method} seed {seed}: true utility {done['final']['true_utility']:.3f} in {done['wall_s']:.0f} s",
+                    flush=True,
+                )
             if done is not None:
                 results.append(done)
     if not results:
         raise SystemExit(f"no finished runs under {out}")
     wall = sum(r["wall_s"] for r in results)
     given = " ".join(argv if argv is not None else sys.argv[1:])
-    effective = f"--methods {' '.join(args.methods)} --seeds {args.seeds} --steps {args.steps} --eval-every {args.eval_every} --out {args.out}"
+    effective = (
+        f"--methods {' '.join(args.methods)} --seeds {args.seeds} --steps {args.steps} --eval-every {args.eval_every} --out {args.out}"
+    )
     if args.testbed != "v1":
         effective = f"--testbed {args.testbed} " + effective
     weights_file = testbed_paths(args.testbed)["weights"]

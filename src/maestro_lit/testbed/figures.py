@@ -5,7 +5,7 @@ Agg backend, so figures render on a headless CPU box and in TensorBoard.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 

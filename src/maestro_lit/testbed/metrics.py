@@ -7,7 +7,7 @@ Kept free of Lightning so the tests can check them on hand-made inputs.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -7,7 +7,8 @@ trade-off is worth in this testbed. It has no parameters and no actions.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -18,7 +19,9 @@ from maestro_lit.testbed.truth import load_spec, rows_for, weight_table
 class CategoryWeights(Scalarizer):
     """Per-category weight vectors: from ``weights`` ({category: {component: w}}) or the true-weights file."""
 
-    def __init__(self, weights: dict[str, dict[str, float]] | None = None, weights_path: str | None = None, category_column: str = "category") -> None:
+    def __init__(
+        self, weights: dict[str, dict[str, float]] | None = None, weights_path: str | None = None, category_column: str = "category"
+    ) -> None:
         super().__init__()
         self.requested, self.weights_path, self.category_column = weights, weights_path, category_column
 

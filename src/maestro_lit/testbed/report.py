@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from maestro_lit.testbed.figures import learning_curves
 
@@ -66,7 +67,10 @@ def conductor_section(results: list[dict[str, Any]]) -> list[str]:
                   "Mean over seeds of mean π(a | h) per category, and in brackets the share of argmax (greedy) actions.", "",
                   "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
         for category in runs[0]["final"]["actions"]:
-            cells = [f"{_mean([r['final']['action_probs'][category][a] for r in runs]):.2f} ({_mean([r['final']['actions'][category][a] for r in runs]):.2f})" for a in names]
+            cells = [
+                f"{_mean([r['final']['action_probs'][category][a] for r in runs]):.2f} ({_mean([r['final']['actions'][category][a] for r in runs]):.2f})"
+                for a in names
+            ]
             lines.append(f"| {category} | " + " | ".join(cells) + " |")
         lines += ["", f"Mutual information I(category; action), bits (max log2(3) = 1.585): argmax actions "
                   f"{_mean_std([r['final']['mi_bits'] for r in runs])}, action probabilities {_mean_std([r['final']['mi_bits_soft'] for r in runs])}.", ""]  # fmt: skip
@@ -103,7 +107,11 @@ def write_report(results: list[dict[str, Any]], out: Path, categories: Sequence[
     write_csv(out / "curves.csv", [{"method": r["method"], "seed": r["seed"], **p} for r in results for p in r["curve"]])
     methods = list(dict.fromkeys(r["method"] for r in results))
     keys = ["true_utility", *[f"true_utility/{c}" for c in categories]]
-    learning_curves({m: [{"seed": r["seed"], **p} for r in results if r["method"] == m for p in r["curve"]] for m in methods}, keys, str(out / "results.png"))
+    learning_curves(
+        {m: [{"seed": r["seed"], **p} for r in results if r["method"] == m for p in r["curve"]] for m in methods},
+        keys,
+        str(out / "results.png"),
+    )
 
     cols = ["true utility", *categories, "words", "redundancy", "adv–true corr", "seeds"]
     lines = [*header, "", "## Held-out results (mean ± std over seeds)", "",

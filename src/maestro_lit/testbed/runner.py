@@ -39,7 +39,12 @@ def testbed_paths(testbed: str = "v1") -> dict[str, Path]:
     config_dir, assets = TESTBEDS[testbed]
     if testbed == "v1":  # the v1 module constants, unchanged
         return {"config_dir": config_dir, "train": TRAIN_PROMPTS, "heldout": HELDOUT_PROMPTS, "weights": assets / "true_weights.json"}
-    return {"config_dir": config_dir, "train": assets / "train.jsonl", "heldout": assets / "heldout.jsonl", "weights": assets / "true_weights.json"}
+    return {
+        "config_dir": config_dir,
+        "train": assets / "train.jsonl",
+        "heldout": assets / "heldout.jsonl",
+        "weights": assets / "true_weights.json",
+    }
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +68,9 @@ def run_dir(out: Path, method: str, seed: int) -> Path:
     return out / "runs" / method / f"seed{seed}"
 
 
-def build_config(method: str, seed: int, steps: int, eval_every: int, out: Path, smoke: bool = False, testbed: str = "v1") -> dict[str, Any]:
+def build_config(
+    method: str, seed: int, steps: int, eval_every: int, out: Path, smoke: bool = False, testbed: str = "v1"
+) -> dict[str, Any]:
     """The full fit config of one run; TensorBoard logs land in ``<out>/runs/<method>/seed<k>``."""
     paths = testbed_paths(testbed)
     config = method_config(method, paths["config_dir"])

@@ -8,8 +8,9 @@ prompt text, so the same prompts are labelled in every run and seed.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -72,7 +73,10 @@ class TrueUtility:
     def components_matrix(self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list]) -> torch.Tensor:
         """Raw component scores [N, M] in spec order."""
         return torch.stack(
-            [as_score_tensor(n, c(list(prompts), list(completions), **columns), len(completions)) for n, c in zip(self.names, self.components)],
+            [
+                as_score_tensor(n, c(list(prompts), list(completions), **columns), len(completions))
+                for n, c in zip(self.names, self.components)
+            ],
             dim=-1,
         )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +52,9 @@ def _sentence_transformers_layout(path: str) -> tuple[str, str]:
 class SentenceEncoder:
     """Batched, L2-normalised sentence embeddings; a plain object (not an nn.Module)."""
 
-    def __init__(self, name_or_path: str | None = None, batch_size: int = 32, max_length: int = 256, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self, name_or_path: str | None = None, batch_size: int = 32, max_length: int = 256, device: str | torch.device | None = None
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"SentenceEncoder.batch_size must be >= 1, got {batch_size}")
         self.name_or_path = name_or_path
@@ -62,7 +64,7 @@ class SentenceEncoder:
         self._tokenizer = None
         self._pooling = "mean"
 
-    def to(self, device: str | torch.device) -> "SentenceEncoder":
+    def to(self, device: str | torch.device) -> SentenceEncoder:
         self.device = torch.device(device)
         if self._model is not None:
             self._model.to(self.device)
@@ -93,7 +95,9 @@ class SentenceEncoder:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                batch = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+                batch = self._tokenizer(
+                    [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                ).to(self.device)
                 hidden = self._model(**batch).last_hidden_state
                 out[torch.tensor(idx, device=self.device)] = F.normalize(self._pool(hidden, batch["attention_mask"]).float(), dim=-1)
         return out

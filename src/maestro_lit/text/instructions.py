@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 Checker = Callable[..., bool]
 _CHECKERS: dict[str, Checker] = {}
@@ -159,7 +160,7 @@ def _json_format(response: str) -> bool:
     text = response.strip()
     for fence in ("```json", "```Json", "```JSON", "```"):
         if text.startswith(fence):
-            text = text[len(fence):]
+            text = text[len(fence) :]
             break
     text = text.removesuffix("```").strip()
     try:

@@ -8,7 +8,7 @@ and take ``logits[:, 0]`` as the score. bf16 on CUDA under ``torch_dtype="auto"`
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -16,7 +16,9 @@ import torch
 class SequenceClassifierScorer:
     """Lazy, batched reward-model scorer; a plain object so it never joins a state_dict."""
 
-    def __init__(self, name_or_path: str, batch_size: int = 8, max_length: int = 1024, torch_dtype: str = "auto", trust_remote_code: bool = False) -> None:
+    def __init__(
+        self, name_or_path: str, batch_size: int = 8, max_length: int = 1024, torch_dtype: str = "auto", trust_remote_code: bool = False
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"SequenceClassifierScorer.batch_size must be >= 1, got {batch_size}")
         self.name_or_path, self.batch_size, self.max_length = name_or_path, batch_size, max_length
@@ -30,7 +32,7 @@ class SequenceClassifierScorer:
             return torch.bfloat16 if self.device.type == "cuda" else torch.float32
         return getattr(torch, self.torch_dtype)
 
-    def to(self, device: str | torch.device) -> "SequenceClassifierScorer":
+    def to(self, device: str | torch.device) -> SequenceClassifierScorer:
         self.device = torch.device(device)
         if self._model is not None:
             self._model.to(device=self.device, dtype=self._dtype())
@@ -42,7 +44,9 @@ class SequenceClassifierScorer:
         tok = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=self.trust_remote_code)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        model = AutoModelForSequenceClassification.from_pretrained(self.name_or_path, dtype=self._dtype(), trust_remote_code=self.trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            self.name_or_path, dtype=self._dtype(), trust_remote_code=self.trust_remote_code
+        )
         if model.config.pad_token_id is None:
             # Without it the model cannot find each row's last real token in a padded batch.
             model.config.pad_token_id = tok.pad_token_id
@@ -70,7 +74,14 @@ class SequenceClassifierScorer:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                batch = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, add_special_tokens=not templated, return_tensors="pt").to(self.device)
+                batch = self._tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    add_special_tokens=not templated,
+                    return_tensors="pt",
+                ).to(self.device)
                 out = self._model(**batch)
                 # ArmoRM-style remote-code models expose a scalar ``score``; standard heads expose logits.
                 values = out.score if getattr(out, "score", None) is not None else out.logits[:, 0]

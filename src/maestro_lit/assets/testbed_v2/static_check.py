@@ -34,7 +34,7 @@ def candidates(rows, family: str, max_len: int = 40):
     for r in rows:
         by_cat.setdefault(r["category"], []).append(r)
     out = []
-    for cat, items in by_cat.items():
+    for _category, items in by_cat.items():
         for k, r in enumerate(items):
             start = k if family == "own" else (k + 1) % len(items)
             stream = []
@@ -85,7 +85,7 @@ def analyse(truth, raw, cats, step=0.05, tol=0.01):
 
 
 def report(spec, per_category, split, static_weights=None):
-    rows = [json.loads(l) for l in (HERE / f"{split}.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in (HERE / f"{split}.jsonl").read_text().splitlines() if line.strip()]
     lines = []
     for family in ("own", "generic"):
         truth, raw, cats = score(spec, rows, family, per_category)
@@ -97,13 +97,19 @@ def report(spec, per_category, split, static_weights=None):
         lines.append(f"  oracle true utility per category: {[round(float(x), 3) for x in oracle]} (mean {float(oracle.mean()):.3f})")
         opt_len = [int((true_u[cat_idx == i].argmax(-1) + 1).float().median()) for i in range(len(order))]
         lines.append(f"  oracle's median chosen length (words) per category: {opt_len}")
-        lines.append(f"  best static w {[round(float(x), 2) for x in grid[best]]}: per category {[round(float(x), 3) for x in static[best]]} (mean {float(static[best].mean()):.3f}, gap {float(static[best].mean() - oracle.mean()):+.3f})")
+        lines.append(
+            f"  best static w {[round(float(x), 2) for x in grid[best]]}: per category {[round(float(x), 3) for x in static[best]]} (mean {float(static[best].mean()):.3f}, gap {float(static[best].mean() - oracle.mean()):+.3f})"
+        )
         if static_weights is not None:
             w = torch.tensor(static_weights, dtype=torch.float32)
             w = w / w.sum()
             k = int((grid - w).abs().sum(-1).argmin())
-            lines.append(f"  static baseline w {[round(float(x), 2) for x in grid[k]]}: per category {[round(float(x), 3) for x in static[k]]} (mean {float(static[k].mean()):.3f}, gap {float(static[k].mean() - oracle.mean()):+.3f})")
-        lines.append(f"  static w within 0.01 of the oracle in EVERY category: {int(all_ok.sum())} of {len(grid)}; smallest worst-category gap over all w: {float(worst.max()):+.3f}")
+            lines.append(
+                f"  static baseline w {[round(float(x), 2) for x in grid[k]]}: per category {[round(float(x), 3) for x in static[k]]} (mean {float(static[k].mean()):.3f}, gap {float(static[k].mean() - oracle.mean()):+.3f})"
+            )
+        lines.append(
+            f"  static w within 0.01 of the oracle in EVERY category: {int(all_ok.sum())} of {len(grid)}; smallest worst-category gap over all w: {float(worst.max()):+.3f}"
+        )
         for i, c in enumerate(order):
             ok = gap[:, i] > -0.01
             lines.append(f"  {c}: {int(ok.sum())} of {len(grid)} static w reach its oracle utility")

@@ -1,0 +1,172 @@
+"""Rollout speed: HF ``generate`` (dynamic cache) against ``maestro_lit.fast_rollout`` in one run.
+
+    python perf/gpu_rollout.py                      # GPU: Qwen2-0.5B-shaped, random bf16 weights
+    python perf/gpu_rollout.py --tiny               # CPU smoke run on the embedded tiny model
+    python perf/gpu_rollout.py --batches 64 --variants generate,fast_compiled
+
+The model is built from a config with random weights (nothing can be downloaded on the GPU
+machines); EOS is disabled so every row decodes the full ``--new-tokens``. For each batch
+size and variant: one warm-up call (its time includes any compilation), then ``--repeats``
+timed calls. Reported: tokens/s, ms per decode step (call time / new tokens, prefill
+included), the memory-bandwidth floor per step (weights + mean KV cache read once, over
+``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``.
+``--check`` first compares greedy tokens of every fast variant with ``generate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import benchutil as bu
+import torch
+
+from maestro_lit.fast_rollout import FastRolloutSettings, decode_loop
+from maestro_lit.rollout import SamplingSettings
+
+QWEN2_05B = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                 num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=True)  # fmt: skip
+FAST = {  # variant -> fast-path settings
+    "fast_dynamic": FastRolloutSettings(),
+    "fast_static": FastRolloutSettings(static_cache=True),
+    "fast_compiled": FastRolloutSettings(static_cache=True, compile=True, compile_mode="reduce-overhead", stop_check_every=16),
+    "fast_compiled_nograph": FastRolloutSettings(static_cache=True, compile=True, compile_mode="default", stop_check_every=16),
+}
+PEAK_TBS = {"H200": 4.8, "H100": 3.35, "A100": 2.0}
+
+
+def build_model(tiny: bool, device: str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    if tiny:
+        from maestro_lit.tiny import ensure_tiny_model
+
+        model = AutoModelForCausalLM.from_pretrained(str(ensure_tiny_model()), dtype=dtype).to(device)
+    else:
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(Qwen2Config(**QWEN2_05B), dtype=dtype)
+    model.config.eos_token_id = model.generation_config.eos_token_id = None  # random weights: decode every token
+    return model.eval()
+
+
+def run_variant(model, name, ids, mask, new_tokens, greedy=False):
+    """Completion ids [B, T] from one variant (no EOS, so T = new_tokens)."""
+    if name.startswith("generate"):
+        extra = {"cache_implementation": "static"} if name == "generate_static" else {}
+        sample = {"do_sample": False} if greedy else {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": None}
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                             pad_token_id=0, eos_token_id=None, **sample, **extra)  # fmt: skip
+        return out[:, ids.shape[1] :]
+    return decode_loop(model, ids, mask, 1, SamplingSettings(max_new_tokens=new_tokens), greedy, [], 0, FAST[name])
+
+
+def timed(fn, device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def floor_ms(model, batch, prompt_len, new_tokens, tbs):
+    """Bytes that must move per decode step (weights + mean KV cache) over peak bandwidth."""
+    c = model.config
+    elem = next(model.parameters()).element_size()
+    weights = sum(p.numel() for p in model.parameters()) * elem
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    kv = 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * batch * (prompt_len + new_tokens / 2) * elem
+    return (weights + kv) / (tbs * 1e12) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="embedded tiny model, small shapes (CPU smoke run)")
+    parser.add_argument("--batches", default=None, help="comma list; default 64,256 (GPU) or 4,16 (--tiny)")
+    parser.add_argument("--prompt-len", type=int, default=None)
+    parser.add_argument("--new-tokens", type=int, default=None)
+    parser.add_argument("--variants", default=None, help="comma list of generate, generate_static, " + ", ".join(FAST))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bandwidth-tbs", type=float, default=None, help="peak memory bandwidth; default from the GPU's name")
+    parser.add_argument("--check", action="store_true", help="greedy agreement of each fast variant with generate first")
+    args = parser.parse_args()
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # Every (variant, batch) pair builds its own decoder, i.e. one more compile of the same step;
+    # past dynamo's default of 8 it would fall back to eager without a word and time the wrong thing.
+    torch._dynamo.config.recompile_limit = 64
+    dtype = torch.bfloat16 if device == "cuda" and not args.tiny else torch.float32
+    batches = [int(b) for b in (args.batches or ("4,16" if args.tiny else "64,256")).split(",")]
+    prompt_len = args.prompt_len or (16 if args.tiny else 128)
+    new_tokens = args.new_tokens or (32 if args.tiny else 256)
+    default_variants = (
+        "generate,fast_dynamic,fast_static"
+        if device == "cpu"
+        else "generate,generate_static,fast_dynamic,fast_static,fast_compiled,fast_compiled_nograph"
+    )
+    variants = (args.variants or default_variants).split(",")
+    name = torch.cuda.get_device_name(0) if device == "cuda" else ""
+    tbs = args.bandwidth_tbs or next((v for k, v in PEAK_TBS.items() if k in name), None)
+    model = build_model(args.tiny, device, dtype)
+    gen = torch.Generator(device).manual_seed(0)
+
+    if args.check:
+        ids = torch.randint(10, model.config.vocab_size, (8, prompt_len), device=device, generator=gen)
+        mask = torch.ones_like(ids)
+        reference = run_variant(model, "generate", ids, mask, 32, greedy=True)
+        for v in variants:
+            if v.startswith("fast"):
+                try:
+                    agree = (run_variant(model, v, ids, mask, 32, greedy=True) == reference).float().mean().item()
+                    print(f"greedy agreement {v} vs generate: {agree:.1%} of 8x32 tokens", flush=True)
+                except Exception as err:  # report and go on: a later session needs every number it can get
+                    print(f"greedy check {v} failed: {type(err).__name__}: {err}"[:400], flush=True)
+
+    rows = []
+    for batch in batches:
+        ids = torch.randint(10, model.config.vocab_size, (batch, prompt_len), device=device, generator=gen)
+        mask = torch.ones_like(ids)
+        base_tps = None
+        for v in variants:
+            try:
+                if device == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+
+                def run(v=v, ids=ids, mask=mask):
+                    return run_variant(model, v, ids, mask, new_tokens)
+
+                first = timed(run, device)
+                secs = bu.median([timed(run, device) for _ in range(args.repeats)])
+            except Exception as err:
+                print(f"{v} at batch {batch} failed: {type(err).__name__}: {err}"[:400], flush=True)
+                rows.append([batch, v, "failed", "-", "-", "-", "-", "-"])
+                continue
+            tps, ms = batch * new_tokens / secs, secs / new_tokens * 1e3
+            base_tps = base_tps or (tps if v == "generate" else None)
+            fl = floor_ms(model, batch, prompt_len, new_tokens, tbs) if tbs else None
+            peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if device == "cuda" else "-"
+            speedup = f"{tps / base_tps:.2f}x" if base_tps else "-"
+            rows.append(
+                [
+                    batch,
+                    v,
+                    f"{tps:,.0f}",
+                    f"{ms:.2f}",
+                    f"{fl:.2f}" if fl else "-",
+                    f"{fl / ms:.1%}" if fl else "-",
+                    f"{first:.1f}",
+                    peak,
+                    speedup,
+                ]
+            )
+            print(f"  batch {batch} {v}: {tps:,.0f} tok/s, {ms:.2f} ms/step (first call {first:.1f} s)", flush=True)
+    what = "tiny Llama (fp32)" if args.tiny else f"Qwen2-0.5B-shaped, random weights ({dtype})"
+    print(f"\n{bu.today()} · {name or bu.machine()} · {what} · prompt {prompt_len} + {new_tokens} new tokens · median of {args.repeats}")
+    print(bu.table(["batch", "variant", "tokens/s", "ms/step", "floor ms", "of floor", "first call s", "peak GiB", "vs generate"],
+                   [r + ["-"] * (9 - len(r)) for r in rows]))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

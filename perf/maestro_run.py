@@ -1,0 +1,79 @@
+"""Child process: train maestro_lit for a few steps from a YAML config and report timings.
+
+    python perf/maestro_run.py --config configs/quickstart_static.yaml --steps 12 --warmup 2 [--set key=value ...]
+
+Runs through ``cli_main`` (the same path as ``python -m maestro_lit fit``), with logger,
+checkpointing, progress bar and validation switched off so that only training steps run.
+Prints one ``RESULT {json}`` line: seconds per step after warm-up, ``time/*`` phases per
+step, mean completion length, peak RSS / CUDA memory. Used by the other harnesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import lightning as L
+
+sys.path.insert(0, str(Path(__file__).parent))
+from benchutil import StepClock, emit, peak_gpu_mb, peak_rss_mb  # noqa: E402
+
+PHASES = ("rollout", "scoring", "rewards", "inner", "outer")
+
+
+class StepRecorder(L.Callback):
+    """Step-end clock plus the phase times and completion length of each step (from ``last_step``,
+    which every step fills, unlike the logged metrics that follow ``log_every_n_steps``)."""
+
+    def __init__(self) -> None:
+        self.clock = StepClock()
+        self.phases: dict[str, list[float]] = {p: [] for p in PHASES}
+        self.lengths: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.clock.begin()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.clock.end()
+        step = pl_module.last_step
+        for phase in PHASES:
+            self.phases[phase].append(float(step["phase_seconds"].get(phase, 0.0)))
+        self.lengths.append(float(step["completion_lengths"].float().mean()))
+
+
+def quiet_args(config: str, steps: int, sets: list[str]) -> list[str]:
+    """CLI args: the config, then overrides that leave only the training steps running."""
+    args = ["fit", "--config", config, f"--trainer.max_steps={steps}", "--trainer.logger=false",
+            "--trainer.enable_checkpointing=false", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false", "--trainer.limit_val_batches=0",
+            "--trainer.num_sanity_val_steps=0", "--trainer.callbacks=[]"]  # fmt: skip
+    return args + [f"--{s}" for s in sets]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="extra CLI override, e.g. model.grpo_settings.beta=0.04")
+    args = parser.parse_args()
+
+    from maestro_lit.cli import cli_main
+
+    cli = cli_main(quiet_args(args.config, args.steps, args.set)[1:], run=False)
+    recorder = StepRecorder()
+    cli.trainer.callbacks.append(recorder)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    keep = slice(args.warmup, None)
+    emit({
+        **recorder.clock.result(args.warmup),
+        "phases": {p: v[keep] for p, v in recorder.phases.items()},
+        "completion_length": recorder.lengths[keep],
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb(),
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The judge contract shared by the pairwise and single-grade benchmarks.
+
+Why requests carry both ``prompt`` and ``fields``: model-based judges (reward model, embedding
+proxy) read a flat (prompt, answer) pair, while an LLM judge fills the benchmark's published
+prompt template, which for MT-Bench turn 2 shows the whole conversation. Each adapter builds
+both once and any judge picks what it needs. Judges return ``None`` for a failed item.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+ParseKind = Literal["score", "verdict"]
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """A published judge prompt: system text, a ``str.format`` user template, reply parser."""
+
+    name: str
+    system: str
+    user: str
+    parse: ParseKind
+
+
+@dataclass
+class GradeRequest:
+    """Grade one answer. ``reference`` is a gold answer when the benchmark has one."""
+
+    prompt: str
+    answer: str
+    reference: Optional[str] = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PairRequest:
+    """Compare the model's ``answer`` with ``baseline``; ``model_first`` puts it in slot A."""
+
+    prompt: str
+    answer: str
+    baseline: str
+    model_first: bool = True
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class Judge(ABC):
+    """Scores answers. ``tag`` is appended to metric names ("proxy", "rm"; "" for an LLM judge)."""
+
+    tag: str = ""
+
+    @abstractmethod
+    def grade(self, requests: Sequence[GradeRequest], prompt: JudgePrompt) -> list[Optional[float]]:
+        """One score per request (LLM judge: the 1-10 grade), ``None`` where it failed."""
+
+    @abstractmethod
+    def compare(self, requests: Sequence[PairRequest], prompt: JudgePrompt) -> list[Optional[float]]:
+        """Model-side outcome per request: 1 win, 0.5 tie, 0 loss, ``None`` failed."""
+
+    def metric(self, base: str) -> str:
+        """``base`` with this judge's tag, e.g. ``win_rate_proxy``."""
+        return f"{base}_{self.tag}" if self.tag else base
+
+    def to(self, device: Any) -> Judge:
+        return self
