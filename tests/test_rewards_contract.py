@@ -198,3 +198,21 @@ def test_none_and_numpy_outputs_become_float_tensors():
             return numpy.array([0.5, 1.5, 2.5])
 
     assert call_component(Np(), batch()).tolist() == [0.5, 1.5, 2.5]
+
+
+def test_inputs_from_rollout_unpads_ids_and_keeps_masks():
+    from maestro_lit.rewards.base import inputs_from_rollout
+    from maestro_lit.rollout import Rollout
+
+    rollout = Rollout(
+        prompt_ids=torch.tensor([[0, 5], [6, 7]]),
+        prompt_mask=torch.tensor([[0, 1], [1, 1]]),
+        completion_ids=torch.tensor([[8, 9, 0], [10, 0, 0]]),
+        completion_mask=torch.tensor([[1, 1, 0], [1, 0, 0]]),
+        completions=["a b", "c"],
+        truncated=torch.tensor([False, False]),
+    )
+    logprobs = torch.zeros(2, 3)
+    inputs = inputs_from_rollout(rollout, ["p", "p"], {"reference": ["r", "r"]}, 2, logprobs=logprobs, trainer_state=_State())
+    assert inputs.completion_ids == [[8, 9], [10]] and inputs.group_size == 2 and inputs.logprobs is logprobs
+    assert inputs.prompt_mask is rollout.prompt_mask and inputs.columns == {"reference": ["r", "r"]}
