@@ -93,6 +93,20 @@ def _quantization_config(dtype: torch.dtype):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
 
 
+def _keep_4bit_trainable_on_cpu(model: nn.Module) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference.
+
+    On a CPU with AVX512-BF16, ``Linear4bit`` repacks its weight the first time it runs in eval
+    mode without grad (as generation does) and from then on uses a kernel with no autograd:
+    later training forwards drop the gradient through every 4-bit layer, with only a warning.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
 def _looks_like_hub_id(name: str) -> bool:
     return name.count("/") <= 1 and not name.startswith((".", "/", "~")) and bool(name.strip())
 
@@ -135,6 +149,7 @@ class Policy(nn.Module):
         if settings.load_in_4bit:
             from peft import prepare_model_for_kbit_training
 
+            _keep_4bit_trainable_on_cpu(base)
             base = prepare_model_for_kbit_training(
                 base, use_gradient_checkpointing=settings.gradient_checkpointing, gradient_checkpointing_kwargs=checkpointing
             )
