@@ -154,7 +154,10 @@ class Policy(nn.Module):
                 base, use_gradient_checkpointing=settings.gradient_checkpointing, gradient_checkpointing_kwargs=checkpointing
             )
         elif settings.gradient_checkpointing:
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+            if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
+                base.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing)
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
         self.full_finetuning = settings.lora is None
         if self.full_finetuning:
             # The reference: the initial weights, frozen. Not registered as a submodule so that
