@@ -103,10 +103,11 @@ def test_hidden_layer_picks_hidden_states_of_the_same_forward(layer, index):
     model = _tiny("qwen3")
     ids, mask = _batch()
     calls = []
-    model.model.register_forward_hook(lambda *_: calls.append(1))
+    model.register_forward_hook(lambda *_: calls.append("model"))
+    model.model.register_forward_hook(lambda *_: calls.append("backbone"))
     with torch.no_grad():
         result = scoring_pass(model, ids, mask, 6, hidden_layer=layer, with_entropy=True)
-        assert len(calls) == 1  # one forward gives log-probs, the chosen hidden state and the entropy
+        assert calls == ["backbone", "model"]  # one forward gives log-probs, the chosen hidden state and the entropy
         _, _, hidden_states = _reference_logprobs(model, ids, mask, 6, 1.0)
     torch.testing.assert_close(result.hidden, terminal_hidden_state(hidden_states[index], mask), atol=1e-5, rtol=1e-5)
     others = [i for i in (1, 2, -1) if i != index]
