@@ -15,6 +15,7 @@ would hold every layer for the whole batch).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Literal
@@ -110,8 +111,9 @@ def hidden_source(causal_lm: nn.Module, hidden_layer: HiddenLayer) -> nn.Module:
     raise ValueError(f"hidden_layer must be 'last', 'middle' or 'first', got {hidden_layer!r}")
 
 
-def _accepts(forward, name: str) -> bool:
-    return name in inspect.signature(forward).parameters
+@functools.cache
+def _accepts(model_type: type, name: str) -> bool:
+    return name in inspect.signature(model_type.forward).parameters
 
 
 def _first_tensor(output) -> torch.Tensor:
@@ -143,11 +145,10 @@ def scoring_pass(
         captured.append(terminal_hidden_state(_first_tensor(output), attention_mask).detach())
 
     completion_len = input_ids.shape[1] - completion_start
-    forward = causal_lm.forward
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
-    if _accepts(forward, "position_ids"):
+    if _accepts(type(causal_lm), "position_ids"):
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
-    keeps_logits = _accepts(forward, "logits_to_keep")
+    keeps_logits = _accepts(type(causal_lm), "logits_to_keep")
     if keeps_logits:
         kwargs["logits_to_keep"] = completion_len + 1
     handle = hidden_source(causal_lm, hidden_layer).register_forward_hook(capture)
