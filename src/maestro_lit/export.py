@@ -1,10 +1,11 @@
 """``python -m maestro_lit export``: a run's checkpoint → a plain Hugging Face model + the Conductor.
 
-Why a separate step: checkpoints hold only the trainable tensors (LoRA + scalariser) and
-the base weights come from the model id, so a checkpoint is useless without this project.
+Why a separate step: checkpoints hold only the trainable tensors (LoRA + scalariser, or
+every weight in full fine-tuning) and the base weights come from the model id, so a checkpoint is useless without this project.
 Export rebuilds the module from the run's ``config.yaml`` (the same ``model`` section the
 LightningCLI parsed, through Lightning's own argument parser), loads the checkpoint with
-``weights_only=True``, merges LoRA into the base weights (``merge_and_unload``) and writes
+``weights_only=True``, merges LoRA into the base weights (``merge_and_unload``; a full
+fine-tuning run's checkpoint already holds every weight, written as is) and writes
 
 - ``<out>/`` : ``config.json``, ``model.safetensors``, tokenizer files and
   ``generation_config.json`` — loads with ``AutoModelForCausalLM.from_pretrained(out)``,
@@ -121,7 +122,8 @@ def export(ckpt: str | Path, config: str | Path, out: str | Path, dtype: str | N
     module = build_module(config, dtype)
     checkpoint = load_trainable_state(module, ckpt)
     module.eval()
-    merged = module.policy.model.merge_and_unload()
+    policy = module.policy
+    merged = policy.model if policy.full_finetuning else policy.model.merge_and_unload()
     tokenizer = module.policy.tokenizer
     generation = merged.generation_config
     if generation.pad_token_id is None:
