@@ -212,7 +212,7 @@ class Conductor(Scalarizer):
         self.probability_floor, self.eval_weights, self.update_every = probability_floor, eval_weights, update_every
         self.learn_temperature = learn_temperature
         if learn_temperature:
-            self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
+            self.log_temperature = nn.Parameter(torch.full((1,), math.log(temperature)))  # 1-d: shardable
         else:
             self.fixed_temperature = temperature
 

@@ -92,7 +92,8 @@ class OuterLoop:
                 metrics["conductor/loss"] = self.update(optimizer, backward)
         metrics["conductor/updates"] = torch.tensor(float(self.updates))
         metrics["conductor/buffered"] = torch.tensor(float(len(self.buffer)))
-        metrics["conductor/temperature"] = torch.tensor(float(self.scalarizer.temperature))
+        if hasattr(self.scalarizer, "temperature"):
+            metrics["conductor/temperature"] = torch.tensor(float(self.scalarizer.temperature))
         return metrics
 
     def buffered_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
