@@ -110,9 +110,16 @@ def load_conductor(directory: str | Path):
     meta = json.loads((directory / "conductor.json").read_text())
     if meta["type"] != "Conductor":
         raise ValueError(f"{directory} holds a {meta['type']} (fixed weights {meta['action_table']}), not a learned Conductor")
-    conductor = Conductor(temperature=meta["temperature"], actions=meta["action_table"], normalize_hidden=meta["normalize_hidden"])
+    tensors = load_file(str(directory / "conductor.safetensors"))
+    conductor = Conductor(
+        temperature=meta["temperature"],
+        actions=meta["action_table"],
+        normalize_hidden=meta["normalize_hidden"],
+        action_names=meta["action_names"],
+        learn_temperature="log_temperature" in tensors,
+    )
     conductor.bind(meta["component_names"], meta["hidden_size"])
-    conductor.load_state_dict(load_file(str(directory / "conductor.safetensors")))
+    conductor.load_state_dict(tensors)
     return conductor.eval()
 
 
