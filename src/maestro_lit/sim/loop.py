@@ -38,8 +38,10 @@ class RunResult:
     length: float  # expected completion length (words) under the final policy
     redundancy: float
     action_joint: torch.Tensor  # [C, A] counts of (category, action) over the last quarter of steps
+    type_action_joint: torch.Tensor  # [T, A] counts of (response type, action): high MI here = "emphasise what it already does"
     weights_per_category: torch.Tensor  # [C, K] mean weight on the observable components, last quarter
     type_probs: torch.Tensor = field(repr=False)  # [C, T] final policy
+    action_names: list[str] = field(default_factory=list)  # the scalariser's actions; empty when it has none
 
     @property
     def utility(self) -> float:
@@ -64,7 +66,7 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.policy_lr)
     k = len(world.components)
     tail_start = config.steps - max(1, config.steps // 4)
-    joint, weight_sum, weight_count = None, torch.zeros(C, k), torch.zeros(C, 1)
+    joint, type_joint, weight_sum, weight_count = None, None, torch.zeros(C, k), torch.zeros(C, 1)
     curve_steps, curve = [], []
 
     for step in range(config.steps):
@@ -89,8 +91,10 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
         if step >= tail_start:
             actions = choice.actions if choice.actions is not None else choice.weights[:, :k].argmax(-1)
             n_actions = choice.weights.shape[-1] if choice.actions is None else scalarizer.action_table.shape[0]
-            joint = torch.zeros(C, n_actions) if joint is None else joint
+            if joint is None:
+                joint, type_joint = torch.zeros(C, n_actions), torch.zeros(len(world.types), n_actions)
             joint.index_put_((categories, actions), torch.ones(len(actions)), accumulate=True)
+            type_joint.index_put_((types, actions), torch.ones(len(actions)), accumulate=True)
             weight_sum.index_add_(0, categories, choice.weights[:, :k].detach().float())
             weight_count.index_add_(0, categories, torch.ones(len(categories), 1))
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
@@ -107,6 +111,8 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
         length=length,
         redundancy=redundancy,
         action_joint=joint,
+        type_action_joint=type_joint,
         weights_per_category=weight_sum / weight_count.clamp(min=1),
         type_probs=policy.probs(),
+        action_names=list(scalarizer.action_names),
     )

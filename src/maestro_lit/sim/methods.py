@@ -54,7 +54,7 @@ METHODS: dict[str, Method] = {
             "maestro_onehot",
             lambda w: Conductor(actions=_one_hot(w), entropy_coef=1e-3),
             outer_every=3,
-            note="Conductor with one-hot actions, λ_ent 1e-3, M = 3 (paper-like; fixed τ, no floor)",
+            note="Conductor with one-hot actions (a_k = all weight on component k), λ_ent 1e-3, M = 3 (paper-like; fixed τ, no floor)",
         ),
         Method("trusted", lambda w: TrustedConductor(TRUSTED_COLUMN), trusted_share=0.25, note="per-prompt action, 25 % labelled"),
         Method("oracle", _oracle, note="true weights per category"),

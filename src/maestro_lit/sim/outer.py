@@ -42,7 +42,9 @@ class OuterUpdate:
         self.buffer.clear()
         return self._step(torch.stack(losses).mean(), torch.stack(entropies).mean())
 
-    def _step(self, loss_entropy: tuple[torch.Tensor, torch.Tensor] | torch.Tensor, entropy: torch.Tensor | None = None) -> dict[str, float]:
+    def _step(
+        self, loss_entropy: tuple[torch.Tensor, torch.Tensor] | torch.Tensor, entropy: torch.Tensor | None = None
+    ) -> dict[str, float]:
         loss, entropy = loss_entropy if entropy is None else (loss_entropy, entropy)
         self.optimizer.zero_grad()
         loss.backward()

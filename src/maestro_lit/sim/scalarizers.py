@@ -18,7 +18,9 @@ from maestro_lit.conductor import Scalarization, Scalarizer
 class OracleWeights(Scalarizer):
     """Each completion is weighted with its category's true weights (zero on columns not in the truth)."""
 
-    def __init__(self, true_weights: dict[str, Sequence[float]], truth_components: Sequence[str], category_column: str = "category") -> None:
+    def __init__(
+        self, true_weights: dict[str, Sequence[float]], truth_components: Sequence[str], category_column: str = "category"
+    ) -> None:
         super().__init__()
         self.true_weights, self.truth_components, self.category_column = true_weights, list(truth_components), category_column
 
