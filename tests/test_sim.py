@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import csv
+import math
 import statistics
 
 import torch
 
 from maestro_lit.conductor import Conductor, Scalarization
 from maestro_lit.sim.__main__ import main
-from maestro_lit.sim.compare import mi_bits
+from maestro_lit.sim.compare import mi_bits, type_mi_bits
 from maestro_lit.sim.loop import SimConfig, run
 from maestro_lit.sim.methods import METHODS
 from maestro_lit.sim.outer import OuterUpdate
@@ -117,3 +119,12 @@ def test_mi_of_an_action_that_is_the_category_is_its_entropy():
     counts = result.action_joint.sum(1).double()
     p = counts / counts.sum()
     assert abs(mi_bits(result) - float(-(p * p.log2()).sum())) < 1e-9
+
+
+def test_type_mi_is_zero_for_per_prompt_weights_and_positive_when_actions_follow_the_type():
+    oracle = run(METHODS["oracle"], 0, WORLD, SimConfig(steps=8, eval_every=4))
+    assert abs(type_mi_bits(oracle)) < 1e-12
+    follows = copy.copy(oracle)
+    follows.type_action_joint = torch.zeros(2, 3, 3)
+    follows.type_action_joint[:, [0, 1, 2], [0, 1, 2]] = 5.0  # within each category the action is the type
+    assert abs(type_mi_bits(follows) - math.log2(3)) < 1e-9

@@ -22,8 +22,13 @@ def mi_bits(result: RunResult) -> float:
 
 
 def type_mi_bits(result: RunResult) -> float:
-    """I(response type; action): how much the action follows what the completion is rather than the prompt."""
-    return mutual_information_bits(result.type_action_joint.double())
+    """I(type; action | category): how much the action follows what the completion is, beyond its prompt.
+
+    High = "emphasise what this completion already does"; 0 for any per-prompt scalariser.
+    """
+    joint = result.type_action_joint.double()
+    total = joint.sum()
+    return sum(float(block.sum() / total) * mutual_information_bits(block) for block in joint if block.sum() > 0)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

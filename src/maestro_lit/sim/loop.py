@@ -38,7 +38,7 @@ class RunResult:
     length: float  # expected completion length (words) under the final policy
     redundancy: float
     action_joint: torch.Tensor  # [C, A] counts of (category, action) over the last quarter of steps
-    type_action_joint: torch.Tensor  # [T, A] counts of (response type, action): high MI here = "emphasise what it already does"
+    type_action_joint: torch.Tensor  # [C, T, A] counts: action vs the completion's own type within a category
     weights_per_category: torch.Tensor  # [C, K] mean weight on the observable components, last quarter
     type_probs: torch.Tensor = field(repr=False)  # [C, T] final policy
     action_names: list[str] = field(default_factory=list)  # the scalariser's actions; empty when it has none
@@ -92,9 +92,9 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
             actions = choice.actions if choice.actions is not None else choice.weights[:, :k].argmax(-1)
             n_actions = choice.weights.shape[-1] if choice.actions is None else scalarizer.action_table.shape[0]
             if joint is None:
-                joint, type_joint = torch.zeros(C, n_actions), torch.zeros(len(world.types), n_actions)
+                joint, type_joint = torch.zeros(C, n_actions), torch.zeros(C, len(world.types), n_actions)
             joint.index_put_((categories, actions), torch.ones(len(actions)), accumulate=True)
-            type_joint.index_put_((types, actions), torch.ones(len(actions)), accumulate=True)
+            type_joint.index_put_((categories, types, actions), torch.ones(len(actions)), accumulate=True)
             weight_sum.index_add_(0, categories, choice.weights[:, :k].detach().float())
             weight_count.index_add_(0, categories, torch.ones(len(categories), 1))
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:

@@ -33,7 +33,7 @@ def results_markdown(summaries: dict[str, Summary], results: dict[str, list[RunR
         "",
         "True utility at the end of training (mean ± std over seeds); gap closure = (U − U_static)/(U_oracle − U_static); "
         "MI = I(category; action) in bits over the last quarter of training (argmax weight for methods without actions); "
-        "MI type = I(response type; action), the same for the completion's own type; "
+        "MI type = I(response type; action | category): how much the action follows the completion's own type beyond its prompt; "
         "length in words and redundancy are the expected response-type features of the final policy.",
         "",
         "| method | U | " + " | ".join(cats) + " | gap closure | MI (bits) | MI type (bits) | length | redundancy |",
