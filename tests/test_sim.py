@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import math
 import statistics
 
@@ -128,3 +129,15 @@ def test_type_mi_is_zero_for_per_prompt_weights_and_positive_when_actions_follow
     follows.type_action_joint = torch.zeros(2, 3, 3)
     follows.type_action_joint[:, [0, 1, 2], [0, 1, 2]] = 5.0  # within each category the action is the type
     assert abs(type_mi_bits(follows) - math.log2(3)) < 1e-9
+
+
+def test_an_injected_outer_loop_replaces_the_default_and_sees_every_step():
+    calls = []
+
+    def factory(scalarizer, optimizer):
+        assert scalarizer.learnable and optimizer is not None
+        return lambda hidden, columns, group_size, choice, meta_reward: calls.append((hidden.shape, group_size, meta_reward.shape)) or {}
+
+    method = dataclasses.replace(METHODS["maestro"], name="maestro_injected", outer_factory=factory)
+    result = run(method, 0, WORLD, SimConfig(steps=5, eval_every=5))
+    assert calls == [((128, WORLD.hidden_size), 8, (128,))] * 5 and result.method == "maestro_injected"

@@ -28,9 +28,14 @@ class Method:
     trusted_share: float = 0.0  # > 0 adds a ``trusted`` column: the true utility on this share of prompts, NaN elsewhere
     outer_every: int = 1  # M: outer step every M GRPO steps on the buffer
     note: str = ""
+    # Replaces OuterUpdate, e.g. the project's own buffered outer loop: (scalarizer, optimizer or None) -> callable
+    # with OuterUpdate's __call__(hidden, columns, group_size, choice, meta_reward) -> dict.
+    outer_factory: Callable[[Scalarizer, torch.optim.Optimizer | None], Callable[..., dict]] | None = None
 
-    def outer(self, scalarizer: Scalarizer, lr: float) -> OuterUpdate:
+    def outer(self, scalarizer: Scalarizer, lr: float) -> Callable[..., dict]:
         optimizer = torch.optim.Adam(scalarizer.parameters(), lr=lr) if scalarizer.learnable else None
+        if self.outer_factory is not None:
+            return self.outer_factory(scalarizer, optimizer)
         return OuterUpdate(scalarizer, optimizer, self.outer_every)
 
 

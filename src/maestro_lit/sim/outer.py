@@ -29,7 +29,7 @@ class OuterUpdate:
         if not self.scalarizer.learnable or self.optimizer is None:
             return {}
         if self.every == 1:
-            return self._step(self.scalarizer.loss(choice, meta_reward))
+            return self._step(*self.scalarizer.loss(choice, meta_reward))
         self.buffer.append((hidden.detach(), columns, group_size, choice.actions, meta_reward.detach()))
         if len(self.buffer) < self.every:
             return {}
