@@ -108,6 +108,7 @@ def test_command_writes_results_csv_and_figure(tmp_path):
     for name in ("results.md", "results.csv", "curves.csv", "figure.png"):
         assert (tmp_path / name).stat().st_size > 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert all(None not in r and "" not in r.values() and None not in r.values() for r in rows)  # every column filled
     assert [(r["method"], r["seed"]) for r in rows] == [(m, s) for m in ("static", "oracle", "maestro") for s in ("0", "1")]
     mi = {r["method"]: float(r["mi_bits"]) for r in rows}
     assert mi["static"] == 0.0 and mi["oracle"] > 1.5  # static's argmax never moves; the oracle's is the category (≤ 2 bits)

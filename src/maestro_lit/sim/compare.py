@@ -91,6 +91,7 @@ def write_csv(results: dict[str, list[RunResult]], world: World, out: Path) -> N
                     r.utility,
                     *[r.utility_per_category[c] for c in world.categories],
                     mi_bits(r),
+                    type_mi_bits(r),
                     r.length,
                     r.redundancy,
                 ]
