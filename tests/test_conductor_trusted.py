@@ -54,3 +54,17 @@ def test_trusted_utility_labels_a_fixed_share_of_prompts():
     columns = {"category": ["creative"] * 8, "reference": ["A bright red kite over the hill."] * 8}
     scores = reward(picked, ["A red kite flies high above the green hill."] * 8, **columns)
     assert torch.isfinite(scores[:4]).all() and (scores[:4] > 0).all() and torch.isnan(scores[4:]).all()
+
+
+@pytest.mark.parametrize("names", [["a", "trusted", "b"], ["trusted", "a", "b"], ["a", "b", "trusted"]])
+def test_action_names_match_the_rows_they_label(names):
+    """Issue 12: the names came from the full component list, so ``emph_trusted`` labelled the row weighting ``b``."""
+    conductor = TrustedConductor("trusted")
+    conductor.bind(names, hidden_size=4)
+    assert conductor.action_names == ["uniform", "emph_a", "emph_b"]
+    for name, row in zip(conductor.action_names[1:], conductor.action_table[1:]):
+        assert names[int(row.argmax())] == name.removeprefix("emph_")
+    one_hot = TrustedConductor("trusted", action_table="one_hot")
+    one_hot.bind(names, hidden_size=4)
+    assert one_hot.action_names == ["only_a", "only_b"]
+    assert [names[int(row.argmax())] for row in one_hot.action_table] == ["a", "b"]

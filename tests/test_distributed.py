@@ -17,7 +17,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     config = small_fit_config(tmp_path, 2, [record], devices=2, strategy="ddp_find_unused_parameters_true", enable_checkpointing=False)
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-m", "maestro_lit", "fit", "--config", str(path)],
         cwd=tmp_path,

@@ -47,7 +47,7 @@ def test_sigkill_then_resume_matches_a_straight_run(tmp_path, probes_on_path):
 
     config = _config(killed, [{"class_path": "probes.kill.KillAtStep", "init_args": {"step": 2}}])
     (killed / "run.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-m", "maestro_lit", "fit", "--config", str(killed / "run.yaml")],
         env=env,

@@ -40,12 +40,26 @@ def test_saved_model_loads_through_the_hub_path(tmp_path, tiny_model_path):
     assert all("q_proj" in n or "v_proj" in n for n in trainable)
 
 
-def test_missing_model_path_and_4bit_without_cuda_fail_clearly(tmp_path):
+def test_missing_model_path_fails_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="name_or_path"):
         Policy(ModelSettings(name_or_path=str(tmp_path / "nope")))
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA"):
-            Policy(ModelSettings(name_or_path="maestro-lit/tiny", load_in_4bit=True))
+
+
+def test_4bit_without_bitsandbytes_or_with_an_old_one_fails_naming_the_key(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import raises ImportError
+    with pytest.raises(RuntimeError, match=r"model\.policy\.load_in_4bit=true needs bitsandbytes>=0\.49: pip install"):
+        Policy(ModelSettings(name_or_path="maestro-lit/tiny", load_in_4bit=True))
+    monkeypatch.setitem(sys.modules, "bitsandbytes", types.SimpleNamespace(__version__="0.45.5"))
+    with pytest.raises(RuntimeError, match=r"model\.policy\.load_in_4bit=true needs bitsandbytes>=0\.49 .*found 0\.45\.5"):
+        Policy(ModelSettings(name_or_path="maestro-lit/tiny", load_in_4bit=True))
+
+
+def test_full_finetuning_refuses_4bit():
+    with pytest.raises(ValueError, match=r"model\.policy\.lora=null .*load_in_4bit=false"):
+        Policy(ModelSettings(name_or_path="maestro-lit/tiny", lora=None, load_in_4bit=True))
 
 
 def test_rollout_groups_rows_and_score_matches_full_forward(policy):

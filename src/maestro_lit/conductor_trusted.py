@@ -21,7 +21,7 @@ trade-off to pick, it is never optimised by the policy directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -44,9 +44,25 @@ def group_agreement(advantages: torch.Tensor, trusted: torch.Tensor, group_size:
 class TrustedConductor(Conductor):
     """Conductor with per-prompt actions, credited by agreement with ``trusted_component``."""
 
-    def __init__(self, trusted_component: str, temperature: float = 1.0, entropy_coef: float = 0.01,
-                 actions: list[list[float]] | None = None, emphasis: float = 0.7, normalize_hidden: bool = True) -> None:  # fmt: skip
-        super().__init__(temperature, entropy_coef, actions, emphasis, normalize_hidden)
+    def __init__(
+        self,
+        trusted_component: str,
+        temperature: float = 1.0,
+        entropy_coef: float = 0.01,
+        actions: list[list[float]] | None = None,
+        emphasis: float = 0.7,
+        normalize_hidden: bool = True,
+        action_table: Literal["emphasis", "one_hot"] = "emphasis",
+        learn_temperature: bool = False,
+        probability_floor: float = 0.0,
+        eval_weights: Literal["argmax", "continuous"] = "argmax",
+        update_every: int = 1,
+    ) -> None:
+        """See ``Conductor``; the action table is built over the components other than ``trusted_component``."""
+        super().__init__(
+            temperature, entropy_coef, actions, emphasis, normalize_hidden, action_table, learn_temperature,
+            probability_floor, eval_weights, update_every,
+        )  # fmt: skip
         self.trusted_component = trusted_component
 
     def bind(self, component_names: Sequence[str], hidden_size: int) -> None:
@@ -55,23 +71,26 @@ class TrustedConductor(Conductor):
             raise ValueError(f"TrustedConductor.trusted_component {self.trusted_component!r} is not one of the reward components {names}")
         self.trusted_index = names.index(self.trusted_component)
         others = [n for n in names if n != self.trusted_component]
-        super().bind(others, hidden_size)  # the table is built over the optimised components only
+        super().bind(others, hidden_size)  # the table and the action names are built over the optimised components only
         table = self.action_table
         full = torch.zeros(table.shape[0], len(names))
         full[:, [names.index(n) for n in others]] = table
         self.action_table = full  # trusted column: weight 0 in every row
         self.component_names = names
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def policy_log_probs(self, hidden: torch.Tensor, group_size: int = 1) -> torch.Tensor:
+        """One distribution per prompt, from the mean hidden state of its G completions, repeated per completion.
+
+        Rows repeat within a group, so the base loss's mean over completions is a mean over prompts.
+        """
         prompt_hidden = hidden.reshape(-1, group_size, hidden.shape[-1]).mean(dim=1)
-        log_probs = torch.log_softmax(self.logits(prompt_hidden), dim=-1)
-        if greedy:
-            actions = log_probs.argmax(dim=-1)
-        else:
-            actions = torch.multinomial(log_probs.detach().exp(), 1).squeeze(-1)
-        actions = actions.repeat_interleave(group_size)
-        # Rows repeat within a group, so the base loss's mean over completions is a mean over prompts.
-        return Scalarization(weights=self.action_table[actions], actions=actions, log_probs=log_probs.repeat_interleave(group_size, dim=0))
+        return self.log_policy(prompt_hidden).repeat_interleave(group_size, dim=0)
+
+    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+        log_probs = self.policy_log_probs(hidden, group_size)
+        actions, weights = self.pick(log_probs[::group_size], greedy)  # one draw per prompt
+        actions, weights = actions.repeat_interleave(group_size), weights.repeat_interleave(group_size, dim=0)
+        return Scalarization(weights=weights, actions=actions, log_probs=log_probs)
 
     def meta_reward(self, advantages: torch.Tensor, raw_rewards: torch.Tensor, group_size: int) -> torch.Tensor:
         agreement = group_agreement(advantages, raw_rewards[:, self.trusted_index], group_size)

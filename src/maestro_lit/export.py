@@ -1,10 +1,11 @@
 """``python -m maestro_lit export``: a run's checkpoint → a plain Hugging Face model + the Conductor.
 
-Why a separate step: checkpoints hold only the trainable tensors (LoRA + scalariser) and
-the base weights come from the model id, so a checkpoint is useless without this project.
+Why a separate step: checkpoints hold only the trainable tensors (LoRA + scalariser, or
+every weight in full fine-tuning) and the base weights come from the model id, so a checkpoint is useless without this project.
 Export rebuilds the module from the run's ``config.yaml`` (the same ``model`` section the
 LightningCLI parsed, through Lightning's own argument parser), loads the checkpoint with
-``weights_only=True``, merges LoRA into the base weights (``merge_and_unload``) and writes
+``weights_only=True``, merges LoRA into the base weights (``merge_and_unload``; a full
+fine-tuning run's checkpoint already holds every weight, written as is) and writes
 
 - ``<out>/`` : ``config.json``, ``model.safetensors``, tokenizer files and
   ``generation_config.json`` — loads with ``AutoModelForCausalLM.from_pretrained(out)``,
@@ -109,9 +110,16 @@ def load_conductor(directory: str | Path):
     meta = json.loads((directory / "conductor.json").read_text())
     if meta["type"] != "Conductor":
         raise ValueError(f"{directory} holds a {meta['type']} (fixed weights {meta['action_table']}), not a learned Conductor")
-    conductor = Conductor(temperature=meta["temperature"], actions=meta["action_table"], normalize_hidden=meta["normalize_hidden"])
+    tensors = load_file(str(directory / "conductor.safetensors"))
+    conductor = Conductor(
+        temperature=meta["temperature"],
+        actions=meta["action_table"],
+        normalize_hidden=meta["normalize_hidden"],
+        action_names=meta["action_names"],
+        learn_temperature="log_temperature" in tensors,
+    )
     conductor.bind(meta["component_names"], meta["hidden_size"])
-    conductor.load_state_dict(load_file(str(directory / "conductor.safetensors")))
+    conductor.load_state_dict(tensors)
     return conductor.eval()
 
 
@@ -121,7 +129,8 @@ def export(ckpt: str | Path, config: str | Path, out: str | Path, dtype: str | N
     module = build_module(config, dtype)
     checkpoint = load_trainable_state(module, ckpt)
     module.eval()
-    merged = module.policy.model.merge_and_unload()
+    policy = module.policy
+    merged = policy.model if policy.full_finetuning else policy.model.merge_and_unload()
     tokenizer = module.policy.tokenizer
     generation = merged.generation_config
     if generation.pad_token_id is None:

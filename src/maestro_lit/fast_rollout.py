@@ -140,7 +140,7 @@ def fast_generate(
 ) -> Rollout:
     """Drop-in for ``rollout.generate``: same arguments and the same ``Rollout`` (rows grouped b·G + g)."""
     settings = settings or FastRolloutSettings()
-    model = policy.model.get_base_model()  # LoRA layers are injected in place; skip the peft wrapper
+    model = policy.causal_lm  # LoRA layers are injected in place; skip the peft wrapper
     was_training = model.training
     model.eval()
     try:

@@ -13,6 +13,7 @@ Choices where the paper is silent:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,50 @@ def normalize_within_groups(scores: torch.Tensor, group_size: int, eps: float = 
     std = (sq / (count - 1).clamp(min=1)).sqrt()
     z = torch.where(std > 0, (filled - mean) / (std + eps), torch.zeros_like(filled))
     return torch.where(finite, z, torch.zeros_like(z)).reshape_as(scores)
+
+
+def rank_within_groups(scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """NOVER's within-group rank of each column of ``scores`` [N, M], higher score = better.
+
+    Among a group's n valid (finite) entries the best gets 1 and the i-th best (0-based rank r)
+    gets (n − r)/n, so values lie in (0, 1]; tied entries share their average rank; invalid
+    (NaN/±inf) entries get 0, below every valid one. This is the paper's rank normalisation
+    (App. C.4) for ``ppl`` and ``ent``.
+    """
+    grouped = _grouped(scores, group_size)  # [B, G, M]
+    valid = torch.isfinite(grouped)
+    mine, other = grouped.unsqueeze(2), grouped.unsqueeze(1)  # [B, i, j, M]
+    both = valid.unsqueeze(2) & valid.unsqueeze(1)
+    better = ((other > mine) & both).sum(dim=2).to(scores.dtype)  # strictly better others
+    tied = ((other == mine) & both).sum(dim=2).to(scores.dtype)  # includes itself
+    rank = better + (tied - 1) / 2
+    n_valid = valid.sum(dim=1, keepdim=True).to(scores.dtype)
+    ranked = (n_valid - rank) / n_valid.clamp(min=1)
+    return torch.where(valid, ranked, torch.zeros_like(ranked)).reshape_as(scores)
+
+
+COMPONENT_NORMALIZATIONS = ("rank", "zscore", "none")
+
+
+def normalize_components(scores: torch.Tensor, group_size: int, modes: Sequence[str] | None = None) -> torch.Tensor:
+    """Normalise each column of ``scores`` [N, M] within its group by its own mode.
+
+    ``modes[m]`` is ``rank`` (:func:`rank_within_groups`), ``zscore``
+    (:func:`normalize_within_groups`, the default for every column when ``modes`` is None) or
+    ``none`` (raw score, NaN → 0). Missing scores always come out as 0.
+    """
+    modes = ["zscore"] * scores.shape[-1] if modes is None else list(modes)
+    if len(modes) != scores.shape[-1]:
+        raise ValueError(f"{len(modes)} normalisation modes for {scores.shape[-1]} reward components")
+    unknown = sorted(set(modes) - set(COMPONENT_NORMALIZATIONS))
+    if unknown:
+        raise ValueError(f"unknown reward normalisation {unknown}; choose from {COMPONENT_NORMALIZATIONS}")
+    out = torch.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
+    for mode, transform in (("zscore", normalize_within_groups), ("rank", rank_within_groups)):
+        columns = [m for m, chosen in enumerate(modes) if chosen == mode]
+        if columns:
+            out[:, columns] = transform(scores[:, columns], group_size)
+    return out
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
@@ -150,15 +195,23 @@ def minibatch_slices(n: int, num_minibatches: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def scalarize(raw_scores: torch.Tensor, weights: torch.Tensor, group_size: int, order: str = "normalize_then_sum") -> torch.Tensor:
+def scalarize(
+    raw_scores: torch.Tensor,
+    weights: torch.Tensor,
+    group_size: int,
+    order: str = "normalize_then_sum",
+    normalizations: Sequence[str] | None = None,
+) -> torch.Tensor:
     """Scalar reward r = w · R̃ per completion (DESIGN §1 steps 3–4).
 
-    ``normalize_then_sum`` z-scores each component within its group first (the design's
-    default), so no component dominates by scale; ``sum_then_normalize`` is TRL's order
-    (weighted raw sum, normalised only by the advantage). Missing (NaN) scores count 0.
+    ``normalize_then_sum`` normalises each component within its group first, by its own
+    mode in ``normalizations`` (``rewards.base.normalizations(components)``; None = z-score
+    for all, the design's default), so no component dominates by scale;
+    ``sum_then_normalize`` is TRL's order (weighted raw sum, normalised only by the
+    advantage; per-component modes are ignored). Missing (NaN) scores count 0.
     """
     if order == "normalize_then_sum":
-        components = normalize_within_groups(raw_scores, group_size)
+        components = normalize_components(raw_scores, group_size, normalizations)
     elif order == "sum_then_normalize":
         components = torch.nan_to_num(raw_scores, nan=0.0, posinf=0.0, neginf=0.0)
     else:

@@ -1,14 +1,17 @@
-"""The LoRA policy: load any HF causal LM, wrap it with peft, and score sequences.
+"""The policy: load any HF causal LM, wrap it with peft LoRA (or train it whole), and score sequences.
 
-``score`` is the one forward of DESIGN §1 step 2: it runs the decoder once and returns
-both the completion tokens' log-probs and the terminal hidden state the Conductor reads.
-The reference model is the same weights with the adapters switched off, never a copy.
+``score`` / ``scoring_pass`` is the one forward of DESIGN §1 step 2 (``maestro_lit.scoring``):
+the model's own forward, so its logit post-processing applies, returning the completion
+tokens' log-probs, the hidden state the Conductor reads and, on request, token entropies.
+With LoRA the reference model is the same weights with the adapters switched off, never a
+copy; with full fine-tuning it is a frozen copy of the initial weights (``Policy.reference``).
 Log-probs are taken at the sampling temperature (logits / T), as TRL does, so that the
 importance ratio compares the distributions the rollout actually sampled from.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,9 +20,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from maestro_lit.scoring import (  # noqa: F401  (re-exported: existing imports use maestro_lit.policy)
+    HiddenLayer,
+    ScoringPass,
+    backbone_of,
+    position_ids_from_mask,
+    scoring_pass,
+    selective_log_softmax,
+    terminal_hidden_state,
+)
 from maestro_lit.tiny import resolve_model_path
 
 log = logging.getLogger(__name__)
+
+MIN_BITSANDBYTES = "0.49"
 
 
 @dataclass
@@ -34,46 +48,63 @@ class LoraSettings:
 
 @dataclass
 class ModelSettings:
-    """Which causal LM to load and how. ``name_or_path`` is a hub id, a local folder, or the embedded ``maestro-lit/tiny``."""
+    """Which causal LM to load and how.
+
+    Args:
+        name_or_path: a hub id, a local folder, or the embedded ``maestro-lit/tiny``.
+        dtype: weights dtype (float32, bfloat16, float16); the compute dtype under 4-bit.
+        load_in_4bit: QLoRA: NF4 base weights via bitsandbytes >= 0.49 (CUDA, or CPU when the
+            weight dimensions are multiples of 64). LoRA only.
+        trust_remote_code: passed to ``from_pretrained``.
+        lora: LoRA adapters, or ``null`` for full-parameter fine-tuning (the paper's setting).
+            Full fine-tuning trains every weight and keeps a frozen copy of the initial weights
+            as the reference (KL, ``ppl``): memory is one more copy of the weights (16 GB for
+            an 8B model in bf16) on top of the weights, their gradients and AdamW's two moments
+            (≈ 4× the weights in the optimiser's dtype); checkpoints then hold the full weights.
+        gradient_checkpointing: recompute each decoder block in the backward instead of
+            storing its activations (non-reentrant ``torch.utils.checkpoint``); saves activation
+            memory for ~one extra forward of compute per training forward.
+    """
 
     name_or_path: str = "maestro-lit/tiny"
     dtype: str = "float32"
     load_in_4bit: bool = False
     trust_remote_code: bool = False
-    lora: LoraSettings = field(default_factory=LoraSettings)
-
-
-def terminal_hidden_state(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Hidden state [N, H] at each row's last non-pad position, for left or right padding."""
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    last = (positions * attention_mask.long()).argmax(dim=-1)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-
-
-def selective_log_softmax(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[token] per position, one row at a time to bound fp32 memory."""
-    out = torch.empty(tokens.shape, dtype=torch.float32, device=logits.device)
-    for i in range(logits.shape[0]):
-        row = logits[i].float()
-        out[i] = row.gather(-1, tokens[i].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(row, dim=-1)
-    return out
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions that skip left padding, matching what ``generate`` uses."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    lora: LoraSettings | None = field(default_factory=LoraSettings)
+    gradient_checkpointing: bool = False
 
 
 def _quantization_config(dtype: torch.dtype):
-    if not torch.cuda.is_available():
-        raise RuntimeError("model.load_in_4bit=true needs a CUDA GPU (bitsandbytes 4-bit has no CPU path here); set it to false")
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes
     except ImportError as err:
-        raise RuntimeError("model.load_in_4bit=true needs bitsandbytes: pip install 'maestro_lit[quant]'") from err
+        raise RuntimeError(
+            f"model.policy.load_in_4bit=true needs bitsandbytes>={MIN_BITSANDBYTES}: pip install 'maestro_lit[quant]'"
+        ) from err
+    from packaging.version import Version
+
+    if Version(bitsandbytes.__version__) < Version(MIN_BITSANDBYTES):
+        raise RuntimeError(
+            f"model.policy.load_in_4bit=true needs bitsandbytes>={MIN_BITSANDBYTES} (4-bit on CPU and CUDA), "
+            f"found {bitsandbytes.__version__}: pip install -U 'maestro_lit[quant]'"
+        )
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+
+
+def _keep_4bit_trainable_on_cpu(model: nn.Module) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference.
+
+    On a CPU with AVX512-BF16, ``Linear4bit`` repacks its weight the first time it runs in eval
+    mode without grad (as generation does) and from then on uses a kernel with no autograd:
+    later training forwards drop the gradient through every 4-bit layer, with only a warning.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -93,11 +124,10 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 
 class Policy(nn.Module):
-    """A peft-LoRA-wrapped causal LM plus its tokenizer."""
+    """A causal LM plus its tokenizer: peft-LoRA-wrapped, or trained whole (``lora=None``)."""
 
     def __init__(self, settings: ModelSettings) -> None:
         super().__init__()
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
         from transformers import AutoModelForCausalLM
 
         path = resolve_model_path(settings.name_or_path)
@@ -105,37 +135,81 @@ class Policy(nn.Module):
             raise FileNotFoundError(
                 f"policy.name_or_path {settings.name_or_path!r} is neither an existing folder nor a hub id (owner/name)"
             )
+        if settings.lora is None and settings.load_in_4bit:
+            raise ValueError(
+                "model.policy.lora=null (full fine-tuning) cannot train 4-bit weights: set model.policy.load_in_4bit=false or give LoRA settings"
+            )
         dtype = getattr(torch, settings.dtype)
         kwargs = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code}
         if settings.load_in_4bit:
             kwargs["quantization_config"] = _quantization_config(dtype)
         self.tokenizer = load_tokenizer(path, settings.trust_remote_code)
         base = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        checkpointing = {"use_reentrant": False}
         if settings.load_in_4bit:
-            base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
-        lora = settings.lora
-        config = LoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"
-        )
-        self.model = get_peft_model(base, config)
+            from peft import prepare_model_for_kbit_training
+
+            _keep_4bit_trainable_on_cpu(base)
+            base = prepare_model_for_kbit_training(
+                base, use_gradient_checkpointing=settings.gradient_checkpointing, gradient_checkpointing_kwargs=checkpointing
+            )
+        elif settings.gradient_checkpointing:
+            if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
+                base.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing)
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+        self.full_finetuning = settings.lora is None
+        if self.full_finetuning:
+            # The reference: the initial weights, frozen. Not registered as a submodule so that
+            # state_dict, checkpoints, DDP and the optimiser never see it; moved with ``_apply``.
+            self._reference = [copy.deepcopy(base).requires_grad_(False).eval()]
+            self.model = base
+        else:
+            from peft import LoraConfig, get_peft_model
+
+            lora = settings.lora
+            config = LoraConfig(
+                r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"
+            )
+            if settings.gradient_checkpointing:
+                base.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad-carrying input
+            self._reference = []
+            self.model = get_peft_model(base, config)
         self.model.train()  # from_pretrained returns eval mode; Lightning leaves modes as found
+        self._scoring_target: nn.Module | None = None  # set by ``reference()`` in full fine-tuning
         self._merged_buffers: dict[int, torch.Tensor] = {}  # merged_adapters' W + B·A per LoRA layer, reused
         self._lora_layer_list: list[nn.Module] | None = None
         self.name_or_path = settings.name_or_path
 
+    def _apply(self, fn, *args, **kwargs):
+        """Move / cast the unregistered frozen reference along with the policy."""
+        super()._apply(fn, *args, **kwargs)
+        for reference in self._reference:
+            reference._apply(fn, *args, **kwargs)
+        return self
+
+    @property
+    def causal_lm(self) -> nn.Module:
+        """The transformers ``*ForCausalLM`` being trained (LoRA layers injected in place, if any)."""
+        return self.model if self.full_finetuning else self.model.get_base_model()
+
+    @property
+    def reference_model(self) -> nn.Module | None:
+        """Full fine-tuning's frozen copy of the initial weights; None with LoRA."""
+        return self._reference[0] if self._reference else None
+
     @property
     def hidden_size(self) -> int:
-        return self.model.get_base_model().config.hidden_size
+        return self.causal_lm.config.hidden_size
 
     @property
     def backbone(self) -> nn.Module:
         """The decoder stack without the LM head (its output is after the final norm)."""
-        base = self.model.get_base_model()
-        return getattr(base, base.base_model_prefix)
+        return backbone_of(self.causal_lm)
 
     @property
     def lm_head(self) -> nn.Module:
-        return self.model.get_base_model().get_output_embeddings()
+        return self.causal_lm.get_output_embeddings()
 
     def eos_token_ids(self) -> list[int]:
         ids = self.model.generation_config.eos_token_id
@@ -144,26 +218,61 @@ class Policy(nn.Module):
             ids.append(self.tokenizer.eos_token_id)
         return ids
 
+    def scoring_pass(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        completion_start: int,
+        temperature: float = 1.0,
+        hidden_layer: HiddenLayer = "last",
+        with_entropy: bool = False,
+    ) -> ScoringPass:
+        """One forward → ``ScoringPass(logprobs [N, T], hidden [N, H], token_entropy [N, T] | None)``.
+
+        Tokens from ``completion_start`` on are the completion. The model's own forward runs
+        (its logit post-processing included) with logits only at the positions predicting
+        them. ``hidden_layer`` picks the Conductor's input (see ``maestro_lit.scoring.hidden_source``);
+        ``with_entropy`` adds the full-distribution entropy at the sampling temperature.
+        Inside ``reference()`` this scores with the reference weights.
+        """
+        target = self._scoring_target if self._scoring_target is not None else self.causal_lm
+        return scoring_pass(target, input_ids, attention_mask, completion_start, temperature, hidden_layer, with_entropy)
+
     def score(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_start: int, temperature: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decoder forward → (completion log-probs [N, T], terminal hidden state [N, H]).
+        """One forward → (completion log-probs [N, T], final-layer terminal hidden state [N, H]).
 
-        Tokens from ``completion_start`` on are the completion; logits are computed only for
-        the positions that predict them, so the prompt costs no LM-head work.
+        Kept for existing callers; ``scoring_pass`` gives the richer record from the same forward.
         """
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask), use_cache=False
-        ).last_hidden_state
-        logits = self.lm_head(hidden[:, completion_start - 1 : -1]) / temperature
-        logprobs = selective_log_softmax(logits, input_ids[:, completion_start:])
-        return logprobs, terminal_hidden_state(hidden, attention_mask).detach()
+        result = self.scoring_pass(input_ids, attention_mask, completion_start, temperature)
+        return result.logprobs, result.hidden
+
+    @contextmanager
+    def reference(self):
+        """Score as the reference model: LoRA switched off, or (full fine-tuning) the frozen initial weights.
+
+        Use it around ``score`` / ``scoring_pass`` under ``torch.no_grad()``.
+        """
+        if not self.full_finetuning:
+            with self._lora_switched_off():
+                yield
+            return
+        previous, self._scoring_target = self._scoring_target, self.reference_model
+        try:
+            yield
+        finally:
+            self._scoring_target = previous
 
     @contextmanager
     def adapters_disabled(self):
-        """The frozen reference model: the same weights with LoRA switched off.
+        """Compatibility name for ``reference()``: with LoRA, the same weights with the adapters off."""
+        with self.reference():
+            yield
 
-        Toggled per LoRA layer: peft's model-wide ``disable_adapter()`` walks every module and
+    @contextmanager
+    def _lora_switched_off(self):
+        """Toggled per LoRA layer: peft's model-wide ``disable_adapter()`` walks every module and
         costs ~3 ms a call on the tiny model, more than the reference forward it guards.
         """
         switched_off = [layer for layer in self._lora_layers() if not layer.disable_adapters]
@@ -186,7 +295,7 @@ class Policy(nn.Module):
         points at it while generating with the adapters switched off, and the original tensor
         is put back untouched. Cost: one extra copy of the adapted weights.
         """
-        if not enabled:
+        if not enabled or self.full_finetuning:  # full fine-tuning has nothing to merge
             yield
             return
         originals = []
@@ -201,7 +310,7 @@ class Policy(nn.Module):
                     self._write_merged(layer, weight, merged)
                 originals.append((base, weight))
                 base.weight.data = merged
-            with self.adapters_disabled():
+            with self._lora_switched_off():
                 yield
         finally:
             for base, weight in originals:
@@ -228,5 +337,5 @@ class Policy(nn.Module):
         return self._lora_layer_list
 
     def save_adapter(self, directory: str | Path) -> None:
-        """peft-format adapter (safetensors) that ``PeftModel.from_pretrained`` can load."""
+        """peft-format adapter (safetensors) that ``PeftModel.from_pretrained`` can load; full weights in full fine-tuning."""
         self.model.save_pretrained(str(directory), safe_serialization=True)

@@ -1,31 +1,251 @@
-"""The reward-component contract (DESIGN §3).
+"""The reward-component contract (DESIGN §3), shaped like TRL's reward functions.
 
-A component is a callable ``f(prompts, completions, **columns) -> Tensor[N]`` with a
-``name``; that is TRL's reward-function shape, so users can bring theirs (wrapped by
-``CallableReward``). Components subclass ``RewardComponent`` so YAML can pick them by
-``class_path``. They may return NaN for "no score"; the trainer masks NaN per component.
+A component is called **by keyword**, as TRL's ``GRPOTrainer`` calls a reward function:
+``prompts=``, ``completions=``, ``completion_ids=`` (one list of token ids per completion),
+every dataset column (``reference=``, ``category=``, …) and ``trainer_state=``. It returns one
+score per completion (Tensor or list; ``None``/NaN = missing, masked by the trainer).
+
+What a component needs beyond that is declared by class attributes of
+:class:`RewardComponent` (never probed with ``hasattr``); :func:`call_component` reads them and
+adds exactly those keywords from the :class:`RewardInputs` record the trainer builds once per
+step. :func:`score_components` scores a whole list, awaiting async components concurrently
+and handing earlier results to components that declare ``needs_scores_of``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+import concurrent.futures
+import dataclasses
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
+
+Normalization = Literal["rank", "zscore", "none"]
+NORMALIZATIONS: tuple[str, ...] = ("rank", "zscore", "none")
 
 
 class RewardComponent:
     """Base class of reward components; plain Python (not nn.Module) so no reward model
-    weights end up in the optimisers or the checkpoint."""
+    weights end up in the optimisers or the checkpoint.
+
+    Subclasses implement ``__call__(self, prompts, completions, **kwargs)``; they are always
+    called by keyword. The ``needs_*`` flags below say which trainer extras they receive.
+    """
 
     name: str = "reward"
+    #: within-group normalisation before scalarisation (``grpo.normalize_components``).
+    normalization: Normalization = "zscore"
+    #: ``ref_logprobs`` [N, T] (reference model, adapters off) and ``completion_mask`` [N, T].
+    needs_reference_logprobs: bool = False
+    #: ``logprobs`` [N, T] of the sampled tokens under the policy's scoring forward + ``completion_mask``.
+    needs_logprobs: bool = False
+    #: ``token_entropy`` [N, T], full-distribution entropy per completion token + ``completion_mask``.
+    needs_token_entropy: bool = False
+    #: ``tokenizer``, ``prompt_ids``/``prompt_mask`` [N, P] (left-padded, chat-templated) and
+    #: ``reference_nll`` (one batched no-grad reference forward, see ``perplexity.ReferenceNLL``).
+    needs_policy: bool = False
+    #: ``group_size`` G (completions i·G … i·G+G-1 share a prompt).
+    needs_group: bool = False
+    #: names of components whose raw scores this one reads from ``earlier_scores``; they must come first.
+    needs_scores_of: tuple[str, ...] = ()
+    #: True when ``acall`` is a coroutine (async TRL reward functions); awaited concurrently.
+    is_async: bool = False
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **columns: Any) -> torch.Tensor:
+    @property
+    def requires_reference_logprobs(self) -> bool:
+        """Old spelling of ``needs_reference_logprobs``, kept until every caller has moved."""
+        return self.needs_reference_logprobs
+
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **kwargs: Any) -> Any:
         raise NotImplementedError
+
+    async def acall(self, **kwargs: Any) -> Any:
+        """Async entry point; only components with ``is_async = True`` override it."""
+        return self(**kwargs)
 
 
 class RewardError(ValueError):
     """A component returned something that is not one finite-or-NaN float per completion."""
+
+
+@dataclass
+class RewardInputs:
+    """Everything the trainer can give reward components in one step; built once, read by
+    :func:`call_component`. Tensors are [N, ...] with N = B·G completions, group-major."""
+
+    prompts: list[str]
+    completions: list[str]
+    completion_ids: list[list[int]]  # TRL's form: token ids without padding
+    columns: dict[str, list[Any]] = field(default_factory=dict)  # dataset columns, one value per completion
+    trainer_state: Any = None  # TRL passes its TrainerState; anything with ``global_step`` serves
+    group_size: int = 1
+    completion_mask: torch.Tensor | None = None
+    logprobs: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+    token_entropy: torch.Tensor | None = None
+    prompt_ids: torch.Tensor | None = None
+    prompt_mask: torch.Tensor | None = None
+    tokenizer: Any = None
+    reference_nll: Callable[..., torch.Tensor] | None = None
+    earlier_scores: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.completions)
+        if len(self.prompts) != n or len(self.completion_ids) != n:
+            raise ValueError(f"RewardInputs: {len(self.prompts)} prompts, {n} completions, {len(self.completion_ids)} completion_ids")
+        for key, values in self.columns.items():
+            if key in ("prompts", "completions", "completion_ids", "trainer_state"):
+                raise ValueError(f"dataset column '{key}' clashes with a reward-function keyword of the same name")
+            if len(values) != n:
+                raise ValueError(f"column '{key}' has {len(values)} values for {n} completions")
+
+
+def inputs_from_rollout(
+    rollout: Any,
+    prompts: Sequence[str],
+    columns: Mapping[str, list[Any]],
+    group_size: int,
+    **extras: Any,
+) -> RewardInputs:
+    """The trainer's one-liner: a ``rollout.Rollout`` (prompt/completion ids and masks, texts)
+    plus the step's prompts, repeated columns and G; ``extras`` are the other
+    :class:`RewardInputs` fields (``trainer_state``, ``logprobs``, ``ref_logprobs``,
+    ``token_entropy``, ``tokenizer``, ``reference_nll``)."""
+    return RewardInputs(
+        prompts=list(prompts),
+        completions=list(rollout.completions),
+        completion_ids=id_lists(rollout.completion_ids, rollout.completion_mask),
+        columns={key: list(values) for key, values in columns.items()},
+        group_size=group_size,
+        completion_mask=rollout.completion_mask,
+        prompt_ids=rollout.prompt_ids,
+        prompt_mask=rollout.prompt_mask,
+        **extras,
+    )
+
+
+def id_lists(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    """[N, T] padded ids + mask → TRL's ``completion_ids`` (one unpadded list per row)."""
+    return [row[m.bool()].tolist() for row, m in zip(ids.cpu(), mask.cpu())]
+
+
+def _missing(component: RewardComponent, what: str) -> RewardError:
+    return RewardError(f"reward component '{component.name}' needs {what}, but the trainer passed None")
+
+
+def component_kwargs(component: RewardComponent, batch: RewardInputs) -> dict[str, Any]:
+    """TRL's keywords plus exactly the extras ``component`` declares."""
+    kwargs: dict[str, Any] = {
+        "prompts": list(batch.prompts),
+        "completions": list(batch.completions),
+        "completion_ids": batch.completion_ids,
+        **batch.columns,
+        "trainer_state": batch.trainer_state,
+    }
+    wanted: dict[str, bool] = {
+        "ref_logprobs": component.needs_reference_logprobs,
+        "logprobs": component.needs_logprobs,
+        "token_entropy": component.needs_token_entropy,
+        "completion_mask": component.needs_reference_logprobs or component.needs_logprobs or component.needs_token_entropy,
+        "tokenizer": component.needs_policy,
+        "prompt_ids": component.needs_policy,
+        "prompt_mask": component.needs_policy,
+        "reference_nll": component.needs_policy,
+    }
+    for key, needed in wanted.items():
+        if needed:
+            value = getattr(batch, key)
+            if value is None:
+                raise _missing(component, f"'{key}'")
+            kwargs[key] = value
+    if component.needs_group:
+        kwargs["group_size"] = batch.group_size
+    if component.needs_scores_of:
+        absent = [name for name in component.needs_scores_of if name not in batch.earlier_scores]
+        if absent:
+            raise _missing(component, f"the scores of {absent} (list those components before it)")
+        kwargs["earlier_scores"] = {name: batch.earlier_scores[name] for name in component.needs_scores_of}
+    return kwargs
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run to completion, also from inside a running event loop (notebooks): then on a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def call_component(component: RewardComponent, batch: RewardInputs) -> torch.Tensor:
+    """Score one component: keyword call, output validated to a float32 CPU tensor [N] (None → NaN)."""
+    output = component(**component_kwargs(component, batch))
+    if asyncio.iscoroutine(output):
+        output = run_coroutine(output)
+    return as_score_tensor(component.name, output, len(batch.completions))
+
+
+def check_component_order(components: Sequence[RewardComponent]) -> None:
+    """Unique names, and every ``needs_scores_of`` name listed earlier (so one pass suffices)."""
+    seen: list[str] = []
+    for component in components:
+        if component.name in seen:
+            raise ValueError(f"reward component names must be unique; '{component.name}' appears twice")
+        late = [name for name in component.needs_scores_of if name not in seen]
+        if late:
+            raise ValueError(f"reward component '{component.name}' reads the scores of {late}: list them before it in model.rewards")
+        if component.normalization not in NORMALIZATIONS:
+            raise ValueError(f"reward component '{component.name}': normalization {component.normalization!r} not in {NORMALIZATIONS}")
+        seen.append(component.name)
+
+
+def score_components(
+    components: Sequence[RewardComponent], batch: RewardInputs, on_error: Literal["raise", "skip"] = "raise"
+) -> torch.Tensor:
+    """R [N, K] in component order. Async components run first, concurrently (one
+    ``asyncio.gather``), as TRL does; then the others in list order, each seeing the raw
+    scores of those before it (``earlier_scores``). ``on_error="skip"`` turns a component
+    that raises into a NaN column for this step; malformed outputs always raise."""
+    check_component_order(components)
+    n = len(batch.completions)
+    scores: dict[str, torch.Tensor] = {}
+
+    def failed(component: RewardComponent, err: BaseException) -> torch.Tensor:
+        if on_error == "raise" or isinstance(err, RewardError):
+            raise RewardError(f"reward component '{component.name}' raised {type(err).__name__}: {err}") from err
+        return torch.full((n,), float("nan"))
+
+    async_ones = [c for c in components if c.is_async]
+    if async_ones:
+
+        async def gather() -> list[Any]:
+            return await asyncio.gather(*(c.acall(**component_kwargs(c, batch)) for c in async_ones), return_exceptions=True)
+
+        for component, output in zip(async_ones, run_coroutine(gather())):
+            if isinstance(output, BaseException):
+                scores[component.name] = failed(component, output)
+            else:
+                scores[component.name] = as_score_tensor(component.name, output, n)
+    for component in components:
+        if component.is_async:
+            continue
+        step = dataclasses.replace(batch, earlier_scores={**batch.earlier_scores, **scores})
+        try:
+            output = component(**component_kwargs(component, step))
+        except Exception as err:  # noqa: BLE001 - the policy is the caller's (on_error)
+            scores[component.name] = failed(component, err)
+            continue
+        scores[component.name] = as_score_tensor(component.name, output, n)
+    return torch.stack([scores[c.name] for c in components], dim=-1)
+
+
+def normalizations(components: Sequence[RewardComponent]) -> list[str]:
+    """The per-column normalisation list ``grpo.scalarize`` takes."""
+    return [component.normalization for component in components]
 
 
 def as_score_tensor(component_name: str, scores: Any, expected: int) -> torch.Tensor:
@@ -44,6 +264,8 @@ def as_score_tensor(component_name: str, scores: Any, expected: int) -> torch.Te
             values = torch.tensor([float("nan") if s is None else float(s) for s in scores], dtype=torch.float32)
         except (TypeError, ValueError) as err:
             raise RewardError(f"reward component '{component_name}' returned non-numeric scores: {list(scores)[:5]!r}") from err
+    elif hasattr(scores, "tolist") and not isinstance(scores, Mapping):  # numpy arrays and the like
+        return as_score_tensor(component_name, scores.tolist(), expected)
     else:
         raise RewardError(f"reward component '{component_name}' returned {type(scores).__name__}; expected a Tensor or list of floats")
     if values.numel() != expected:

@@ -1,20 +1,25 @@
-"""Bring-your-own reward: wrap a TRL-style function given by import path.
+"""Bring-your-own reward: wrap a TRL reward function given by import path.
 
-``f(prompts, completions, **columns) -> list[float | None]`` is TRL's reward-function shape,
-so existing reward functions plug in unchanged through YAML
-(``function: my_pkg.rewards:format_reward``). ``None`` means "not applicable" and becomes
-NaN, which the trainer masks.
+The function is called exactly as TRL's ``GRPOTrainer`` calls it, by keyword:
+``f(prompts=..., completions=..., completion_ids=..., <dataset columns>=..., trainer_state=...)``,
+so TRL's documented shapes (``def f(completions, **kwargs)``, ``def f(completion_ids, **kwargs)``,
+``def f(prompts, completions, ground_truth, **kwargs)``, ``async def f(...)``) plug in unchanged
+through YAML (``function: my_pkg.rewards:format_reward``). ``None`` means "not applicable" and
+becomes NaN, which the trainer masks. Async functions are awaited; several async ones are
+gathered concurrently by ``base.score_components``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from maestro_lit.rewards.base import RewardComponent, as_score_tensor
+from maestro_lit.rewards.base import RewardComponent, as_score_tensor, run_coroutine
 
 
 def import_function(path: str) -> Callable[..., Any]:
@@ -36,15 +41,31 @@ def import_function(path: str) -> Callable[..., Any]:
 
 
 class CallableReward(RewardComponent):
-    """Calls the imported function on each batch and validates its output (one score per completion)."""
+    """Calls the imported function by keyword and validates its output (one score per completion).
+
+    Only TRL's keywords reach the function (none of the project's extras such as log-probs),
+    so a function written for TRL sees exactly what TRL would give it.
+    """
 
     def __init__(self, function: str, name: str | None = None) -> None:
         self.function_path = function
         self.function = import_function(function)
         self.name = name or getattr(self.function, "__name__", function.replace(":", "."))
+        self.is_async = inspect.iscoroutinefunction(self.function)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **columns: Any) -> torch.Tensor:
-        scores = self.function(list(prompts), list(completions), **columns)
+    def _validate(self, scores: Any, completions: list[str]) -> torch.Tensor:
         if not isinstance(scores, (torch.Tensor, list, tuple)) and hasattr(scores, "tolist"):
             scores = scores.tolist()  # numpy arrays and the like
         return as_score_tensor(self.name, scores, len(completions))
+
+    def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> torch.Tensor:
+        scores = self.function(prompts=list(prompts), completions=list(completions), **kwargs)
+        if asyncio.iscoroutine(scores):
+            scores = run_coroutine(scores)
+        return self._validate(scores, completions)
+
+    async def acall(self, prompts: list[str], completions: list[str], **kwargs: Any) -> torch.Tensor:
+        scores = self.function(prompts=list(prompts), completions=list(completions), **kwargs)
+        if inspect.isawaitable(scores):
+            scores = await scores
+        return self._validate(scores, completions)

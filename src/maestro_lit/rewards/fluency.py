@@ -2,7 +2,7 @@
 
 No model of its own: the trainer's scoring pass already computed reference log-probs
 (adapters disabled), and passes them to any component with
-``requires_reference_logprobs = True``. Re-running a language model here would double the
+``needs_reference_logprobs = True``. Re-running a language model here would double the
 most expensive forward of the step.
 """
 
@@ -19,7 +19,7 @@ from maestro_lit.rewards.base import RewardComponent
 class Fluency(RewardComponent):
     """Masked mean of ``ref_logprobs`` per completion; NaN for an empty completion (≤ 0 otherwise)."""
 
-    requires_reference_logprobs = True
+    needs_reference_logprobs = True
 
     def __init__(self, name: str = "fluency") -> None:
         self.name = name
@@ -34,7 +34,7 @@ class Fluency(RewardComponent):
     ) -> torch.Tensor:
         if ref_logprobs is None or completion_mask is None:
             raise ValueError(
-                f"reward component '{self.name}' needs the trainer's ref_logprobs and completion_mask columns (requires_reference_logprobs=True)"
+                f"reward component '{self.name}' needs the trainer's ref_logprobs and completion_mask columns (needs_reference_logprobs=True)"
             )
         if ref_logprobs.shape != completion_mask.shape or ref_logprobs.shape[0] != len(completions):
             raise ValueError(

@@ -1,7 +1,12 @@
-"""A learned reward model (any HF sequence classifier) as one reward component.
+"""A learned reward model (any HF sequence classifier) as one reward component: the paper's ``pref``.
 
 Thin adapter over :class:`maestro_lit.text.seqcls.SequenceClassifierScorer`, which the
 reward-model benchmark judge shares, so training and evaluation read the model identically.
+It follows Skywork-Reward-V2's model-card conventions: the pair is rendered with the reward
+model's own chat template as exactly two turns, user (the raw prompt) and assistant (the
+completion), with no system prompt added; the template's text is tokenised without adding
+special tokens again (no doubled BOS); batches are padded; the score is ``logits[:, 0]``.
+``model: maestro-lit/tiny-rm`` names an offline stand-in built on first use (``tiny_rm``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from typing import Any
 
 import torch
 
-from maestro_lit.rewards.base import RewardComponent
+from maestro_lit.rewards.base import Normalization, RewardComponent
+from maestro_lit.rewards.tiny_rm import resolve_reward_model_path
 from maestro_lit.text.seqcls import SequenceClassifierScorer
 
 
@@ -25,10 +31,16 @@ class RewardModel(RewardComponent):
         max_length: int = 1024,
         torch_dtype: str = "auto",
         trust_remote_code: bool = False,
+        normalization: Normalization = "zscore",
         name: str = "reward_model",
     ) -> None:
+        self.normalization = normalization
         self.scorer = SequenceClassifierScorer(
-            model, batch_size=batch_size, max_length=max_length, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code
+            resolve_reward_model_path(model),
+            batch_size=batch_size,
+            max_length=max_length,
+            torch_dtype=torch_dtype,
+            trust_remote_code=trust_remote_code,
         )
         self.name = name
 
@@ -36,5 +48,5 @@ class RewardModel(RewardComponent):
         self.scorer.to(device)
         return self
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **columns: Any) -> torch.Tensor:
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **kwargs: Any) -> torch.Tensor:
         return self.scorer.score(list(prompts), list(completions))

@@ -1,0 +1,84 @@
+"""``ent``: the policy's entropy on its own completion, read from the scoring forward (no extra forward).
+
+Two estimates, as in EM-GRPO's code (Agarwal et al. 2025):
+
+- ``SequenceEntropy``: −(mean log-prob of the sampled tokens), a one-sample estimate of the
+  per-token entropy; needs the scoring pass's ``logprobs``;
+- ``TokenEntropy``: the mean full-distribution entropy H(π(·|x, y<t)) over the completion's
+  tokens; needs a ``token_entropy`` [N, T] tensor from the same forward.
+
+The paper leaves the sign open (PAPER.md §2): ``prefer="high"`` rewards high entropy
+(exploration, our default reading of "balance exploration"); ``prefer="low"`` rewards low
+entropy, which is EM-GRPO's reward. Rank-normalised within the group by default, as the paper
+does. An empty completion scores NaN (missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+
+from maestro_lit.rewards.base import Normalization, RewardComponent
+
+Prefer = Literal["high", "low"]
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the masked positions per row; NaN for a row with none."""
+    keep = mask.bool()
+    total = torch.where(keep, values.detach().float(), 0.0).sum(-1)
+    count = keep.sum(-1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan"))).cpu()
+
+
+class _EntropyReward(RewardComponent):
+    def __init__(self, prefer: Prefer, normalization: Normalization, name: str) -> None:
+        if prefer not in ("high", "low"):
+            raise ValueError(f"{type(self).__name__}.prefer must be 'high' or 'low', got {prefer!r}")
+        self.prefer, self.normalization, self.name = prefer, normalization, name
+
+    def _signed(self, entropy: torch.Tensor) -> torch.Tensor:
+        return entropy if self.prefer == "high" else -entropy
+
+    def _check(self, values: torch.Tensor, mask: torch.Tensor, n: int, what: str) -> None:
+        if values.shape != mask.shape or values.shape[0] != n:
+            raise ValueError(
+                f"reward component '{self.name}': {what} {tuple(values.shape)} and completion_mask {tuple(mask.shape)} must be [{n}, T]"
+            )
+
+
+class SequenceEntropy(_EntropyReward):
+    """Sequence-level: entropy ≈ −mean log π(y_t) over the sampled tokens (``prefer="low"`` → mean log-prob)."""
+
+    needs_logprobs = True
+
+    def __init__(self, prefer: Prefer = "high", normalization: Normalization = "rank", name: str = "ent") -> None:
+        super().__init__(prefer, normalization, name)
+
+    def __call__(
+        self, prompts: Sequence[str], completions: Sequence[str], logprobs: torch.Tensor, completion_mask: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        self._check(logprobs, completion_mask, len(completions), "logprobs")
+        return self._signed(-masked_mean(logprobs, completion_mask))
+
+
+class TokenEntropy(_EntropyReward):
+    """Token-level: mean full-distribution entropy over the completion (``prefer="low"`` → its negative)."""
+
+    needs_token_entropy = True
+
+    def __init__(self, prefer: Prefer = "high", normalization: Normalization = "rank", name: str = "ent") -> None:
+        super().__init__(prefer, normalization, name)
+
+    def __call__(
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        token_entropy: torch.Tensor,
+        completion_mask: torch.Tensor,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        self._check(token_entropy, completion_mask, len(completions), "token_entropy")
+        return self._signed(masked_mean(token_entropy, completion_mask))
