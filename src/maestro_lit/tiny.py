@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 TINY_MODEL_ID = "maestro-lit/tiny"
-TINY_VERSION = "v1"  # bump when the recipe below changes, so stale caches are rebuilt
+TINY_VERSION = "v3"  # bump when the recipe below changes, so stale caches are rebuilt
 ASSETS = Path(__file__).parent / "assets"
 TRAIN_PROMPTS = ASSETS / "prompts" / "train.jsonl"
 VAL_PROMPTS = ASSETS / "prompts" / "val.jsonl"
@@ -29,6 +29,8 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+
+FORMATTED_SHARE = 0.15  # of the NOVER-template warm-up answers that use the <think>/<answer> format
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,44 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str]]:
+def _read_rows(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return [(row["prompt"], row.get("response") or row.get("reference", "")) for row in rows]
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str]]:
+    return [(row["prompt"], row.get("response") or row.get("reference", "")) for row in _read_rows(path)]
+
+
+NOVER_TEMPLATE = (
+    "\nQuestion: {question}\n\nAnswer the question and return in the following format:\n\n"
+    "<think>\n...\n</think>\n\n<answer>\n...\n</answer>\n"
+)
+_THOUGHTS = {
+    "creative": ("I picture the scene and pick vivid words.", "A short, vivid image will do.", "I want a fresh, playful line."),
+    "factual": ("I recall the fact the question asks for.", "This is a known fact; I state it plainly.", "I check what I know about it."),
+    "concise": ("One short sentence is enough.", "I keep it brief and clear.", "The core idea fits in a few words."),
+}
+
+
+def formatted_pairs(rows: list[dict], share: float, seed: int = 0) -> list[tuple[str, str]]:
+    """The prompts in NOVER's template, a ``share`` of them answered in its format and the rest plainly.
+
+    Why: the paper's quick start rewards ``<think>…</think><answer>…</answer>``; a model that never
+    writes it gives the format reward nothing to select, one that always does leaves nothing to
+    learn. A partly formatted warm-up makes the format a behaviour GRPO can reinforce.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.rand(len(rows), generator=generator) < share
+    pairs = []
+    for i, (row, formatted) in enumerate(zip(rows, chosen.tolist())):
+        prompt = NOVER_TEMPLATE.format(question=row["prompt"])
+        answer = row.get("response") or row["reference"]
+        if formatted:
+            thoughts = _THOUGHTS.get(row.get("category", ""), _THOUGHTS["concise"])
+            answer = f"<think>\n{thoughts[i % len(thoughts)]}\n</think>\n\n<answer>\n{answer}\n</answer>"
+        pairs.append((prompt, answer))
+    return pairs
 
 
 def build_tokenizer(texts: list[str], vocab_size: int = 2048):
@@ -128,6 +164,7 @@ def ensure_tiny_model(root: Path | None = None, warmup_steps: int = 400) -> Path
         return target
     log.warning("Building the embedded tiny model in %s (runs once, ~30 s on CPU)", target)
     pairs = _read_pairs(TRAIN_PROMPTS)
+    pairs += formatted_pairs(_read_rows(TRAIN_PROMPTS), FORMATTED_SHARE)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         tokenizer = build_tokenizer([text for pair in pairs for text in pair])
