@@ -9,7 +9,8 @@ depth, e.g. ``lightning_logs/version_0/``):
   method is the folder name and its training time is unknown (``nan``).
 
 A method may span several folders (the paper trains one run per task); rows are grouped by
-method (``--label`` overrides it per folder, in order). Outputs in ``--output``:
+method (``--label`` overrides it per folder, in order). When two runs of one method report the
+same task, the run trained on that task (``run_info.json``'s ``task``) wins, else the first. Outputs in ``--output``:
 
 - ``table1.md`` / ``table1.csv``: rows are tasks, columns are methods; a cell is the judged
   preference % followed by the task's deterministic metrics (``acc`` letter accuracy, ``R-L``
@@ -82,7 +83,10 @@ def collect(folders: Sequence[str], labels: Sequence[str] = ()) -> list[MethodRe
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path else {}
         label = labels[index] if index < len(labels) else str(info.get("method") or folder.name)
         method = methods.setdefault(label, MethodResults(label))
-        method.tasks.update(read_benchmarks(bench))
+        for task, metrics in read_benchmarks(bench).items():
+            # Two runs of one method reporting a task: the run trained on that task wins, else the first.
+            if task not in method.tasks or info.get("task") == task:
+                method.tasks[task] = metrics
         method.train_seconds.append(float(info.get("train_seconds", math.nan)))
     return list(methods.values())
 
