@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from maestro_lit.jsonl import iter_jsonl
+from maestro_lit.tasks.prepared import in_split, raw_rows, tag_task
 from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
 
 POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
@@ -28,34 +27,12 @@ class DataFileError(ValueError):
     """A prompt file is missing, unreadable or holds a bad row; the message names file and line."""
 
 
-def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    import pyarrow.parquet as pq
+def iter_rows(source: str, split: str = "train", task: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(location, row)`` of ``split`` with location ``file:line`` for error messages; rows are validated.
 
-    row_number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            row_number += 1
-            yield row_number, row
-
-
-def _iter_hub(name: str, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        import datasets
-    except ImportError as err:
-        raise DataFileError(f"{name!r} is not a local file; loading hub datasets needs `pip install 'maestro_lit[hub]'`") from err
-    for index, row in enumerate(datasets.load_dataset(name, split=split, streaming=True), start=1):
-        yield index, dict(row)
-
-
-def iter_rows(source: str, split: str = "train") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(location, row)`` with location ``file:line`` for error messages; rows are validated."""
-    path = Path(source)
-    if path.suffix in {".jsonl", ".json", ".parquet"} or path.exists():
-        if not path.is_file():
-            raise DataFileError(f"prompt file {source} does not exist")
-        rows = _iter_parquet(path) if path.suffix == ".parquet" else iter_jsonl(path, DataFileError)
-    else:
-        rows = _iter_hub(source, split)
+    CSV/JSONL/Parquet files or hub ids, split selection and ``task`` tagging: ``maestro_lit.tasks.prepared``.
+    """
+    rows = (item for item in raw_rows(source, split, error=DataFileError) if in_split(item[1], split))
     empty = True
     for number, row in rows:
         location = f"{source}:{number}"
@@ -65,7 +42,7 @@ def iter_rows(source: str, split: str = "train") -> Iterator[tuple[str, dict[str
         if not isinstance(prompt, str) or not prompt.strip():
             raise DataFileError(f"{location}: 'prompt' must be a non-empty string, got {prompt!r:.60}")
         empty = False
-        yield location, row
+        yield location, tag_task(row, task)
     if empty:
         raise DataFileError(f"prompt source {source} holds no rows")
 
@@ -76,6 +53,7 @@ class PromptStream(IterableDataset):
     def __init__(self, source: str, split: str = "train", shuffle: bool = False, buffer_size: int = 1024, seed: int = 0) -> None:
         self.source, self.split, self.shuffle, self.buffer_size, self.seed = source, split, shuffle, buffer_size, seed
         self.epoch = 0
+        self.task: str | None = None  # tags rows with task/category (set by the DataModule)
         self.skip_rows = 0  # rows of ``epoch`` already consumed before a resume
 
     def resume_at(self, epoch: int, rows: int) -> None:
@@ -102,7 +80,7 @@ class PromptStream(IterableDataset):
         index, count = self._shard()
         rng = random.Random(self.seed * 100_003 + epoch)
         buffer: list[dict[str, Any]] = []
-        for i, (_, row) in enumerate(iter_rows(self.source, self.split)):
+        for i, (_, row) in enumerate(iter_rows(self.source, self.split, self.task)):
             if i % count != index:
                 continue
             if not self.shuffle:
@@ -131,7 +109,9 @@ def collate_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 class PromptDataModule(L.LightningDataModule):
     """Batches of ``batch_size`` prompts; each prompt is expanded to G completions by the module.
 
-    ``train_path``/``val_path`` default to the prompt set shipped with the package.
+    ``train_path``/``val_path`` default to the prompt set shipped with the package. A file in
+    NOVER's prepared format (``prompt, reference, split``) serves both: ``train_split`` and
+    ``val_split`` pick its rows; ``task`` names the task in each row's ``task``/``category``.
     """
 
     def __init__(
@@ -145,6 +125,7 @@ class PromptDataModule(L.LightningDataModule):
         shuffle_buffer: int = 1024,
         seed: int = 0,
         num_workers: int = 0,
+        task: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -154,6 +135,7 @@ class PromptDataModule(L.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.train_split, self.val_split = train_split, val_split
         self.shuffle_buffer, self.seed, self.num_workers = shuffle_buffer, seed, num_workers
+        self.task = task
 
     def setup(self, stage: str | None = None) -> None:
         # Fail at start-up, naming the file and line, rather than mid-run.
@@ -161,6 +143,7 @@ class PromptDataModule(L.LightningDataModule):
             next(iter_rows(source, split))
         self.train_stream = PromptStream(self.train_path, self.train_split, shuffle=True, buffer_size=self.shuffle_buffer, seed=self.seed)
         self.val_stream = PromptStream(self.val_path, self.val_split)
+        self.train_stream.task = self.val_stream.task = self.task
 
     def state_dict(self) -> dict[str, Any]:
         """The data position of the last *trained* batch (not the prefetched one)."""
