@@ -29,10 +29,10 @@ def test_every_config_parses(config):
 def _quick_config(tmp_path, max_steps):
     checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                   "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}  # fmt: skip
+    views = {"class_path": "maestro_lit.tb_views.TensorBoardViews", "init_args": {"log_completions_every_n_steps": 1}}
     config = small_fit_config(
-        tmp_path, max_steps, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1
+        tmp_path, max_steps, [checkpoint, views], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1
     )
-    config["model"]["log_completions_every_n_steps"] = 1
     config["data"]["val_batch_size"] = 4
     return config
 

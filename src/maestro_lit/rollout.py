@@ -10,16 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
+from maestro_lit.settings import SamplingSettings  # re-exported: defined with the other settings
 
-@dataclass
-class SamplingSettings:
-    """Sampling for the training rollout (evaluation decodes greedily)."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 32
-    max_prompt_tokens: int = 256
+__all__ = ["Rollout", "SamplingSettings", "finish_rollout", "generate", "tokenize_prompts"]
 
 
 @dataclass

@@ -8,7 +8,8 @@ validate call, never during fit's own validation or the sanity check). Files are
 
 Only global rank 0 generates and scores; other ranks wait at a barrier. Metrics go to
 ``bench/<name>/<metric>``: through ``pl_module.log_dict`` under validate (so they appear in the
-results table), straight to ``trainer.loggers`` at ``trainer.global_step`` otherwise (Lightning
+results table), straight to ``trainer.loggers`` at the module's ``rollouts_done`` (the project's
+step counter, see ``MaestroModule``; ``trainer.global_step`` for other modules) otherwise (Lightning
 forbids ``self.log`` in ``on_train_end``). Tables land in ``output_dir`` or ``trainer.log_dir``.
 """
 
@@ -153,7 +154,7 @@ class BenchmarkCallback(Callback):
             return []
         results = self.evaluate(pl_module)
         metrics = {f"bench/{r.name}/{k}": float(v) for r in results for k, v in {**r.metrics, "seconds": r.seconds}.items()}
-        step = int(getattr(trainer, "global_step", 0))
+        step = int(pl_module.rollouts_done if hasattr(pl_module, "rollouts_done") else getattr(trainer, "global_step", 0))
         if use_log_dict:
             pl_module.log_dict(metrics, rank_zero_only=True)
         else:
