@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-import maestro_lit.module as module_lib
+import maestro_lit.sampler as module_lib
 from maestro_lit.data import PromptDataModule
 from maestro_lit.rewards.base import RewardComponent
 
@@ -170,10 +170,10 @@ def test_opt_in_fast_rollout_trains_and_answers_like_generate(make_module):
     module = make_module(rewards=[_CharCount("chars"), _CharCount("again")], fast_rollout=FastRolloutSettings())
     conversations = [[{"role": "user", "content": p}] for p in ("What is rain?", "Name a colour.")]
     fast = module.generate_chat(conversations, max_new_tokens=6)
-    module.fast_rollout = None
+    module.sampler.fast_rollout = None
     plain = module.generate_chat(conversations, max_new_tokens=6)
     assert fast == plain  # greedy: the fast path must decode the same tokens
-    module.fast_rollout = FastRolloutSettings()
+    module.sampler.fast_rollout = FastRolloutSettings()
     before = {n: p.detach().clone() for n, p in module.named_parameters() if "lora_B" in n}
     _fit_one_step(module)
     assert any(not torch.equal(before[n], p) for n, p in module.named_parameters() if n in before)

@@ -1,25 +1,21 @@
 """The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of docs/design.md §1.
 
-It orchestrates only; the pieces live in their own units: rollout (``rollout.py``,
-``fast_rollout.py``), scoring (``policy.py``), rewards (``reward_scoring.py``), scalarisation
-and advantages (``conductor.py``, ``grpo.py``), the inner loop (``policy_update.py``) and the
-step's metrics (``step_logging.py``). Callbacks read ``last_step`` (a ``StepRecord``).
-
+It orchestrates; the pieces are units of their own (sampler, policy scoring, reward_scoring,
+conductor/grpo, policy_update, step_logging). Callbacks read ``last_step`` (a ``StepRecord``).
 Choices where the paper is silent:
-- the Conductor optimiser is stepped without Lightning's optimiser wrapper, so
-  ``trainer.global_step`` counts policy updates only (μ × num_minibatches per step);
-- with μ = 1 and one minibatch the scoring pass *is* the training forward (old
-  log-probs = current ones detached), so each step runs a single forward with grad;
+- the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
+  counts policy updates only (μ × num_minibatches per step);
+- with μ = 1 and one minibatch the scoring pass *is* the training forward (old log-probs =
+  current ones detached): one forward with grad per step;
 - ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
-- the full set of step metrics goes through ``self.log`` only on steps a logger writes
-  (``log_every_n_steps``); in between, only the reward means, scalar reward and completion
-  length do, because Lightning's per-key bookkeeping was ~10 % of a tiny-model step.
+- all step metrics go through ``self.log`` only on steps a logger writes; in between only the
+  few read every step (Lightning's per-key bookkeeping was ~10 % of a tiny-model step).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
@@ -28,30 +24,20 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from maestro_lit import grpo
 from maestro_lit.conductor import Conductor, Scalarization, Scalarizer
-from maestro_lit.fast_rollout import FastRolloutSettings, fast_generate
+from maestro_lit.fast_rollout import FastRolloutSettings
 from maestro_lit.policy import ModelSettings, Policy
-from maestro_lit.policy_update import DivergenceError, PolicyUpdater
+from maestro_lit.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
 from maestro_lit.records import EvaluationResult, StepRecord
 from maestro_lit.reward_scoring import RewardScorer
 from maestro_lit.rewards.base import RewardComponent
 from maestro_lit.rng import restore_rng_states, rng_states
-from maestro_lit.rollout import Rollout, generate, tokenize_prompts
+from maestro_lit.rollout import Rollout, expand_groups
+from maestro_lit.sampler import Sampler, check_merge_allowed
 from maestro_lit.settings import GRPOSettings, OnRewardError, SamplingSettings
 from maestro_lit.step_logging import keep_for_this_step, logger_writes_this_step, reduce_over_ranks, scalarizer_metrics, step_metrics
 from maestro_lit.timing import PhaseTimer
 
 __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: configs and tests import them here
-
-
-def _user_turn(prompt: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}]
-
-
-def _expand_groups(batch: dict[str, list], group_size: int) -> tuple[list[str], dict[str, list]]:
-    """Prompts and data columns repeated G times, one row per completion."""
-    prompts = [p for p in batch["prompt"] for _ in range(group_size)]
-    columns = {k: [v for v in values for _ in range(group_size)] for k, values in batch.items() if k != "prompt"}
-    return prompts, columns
 
 
 class MaestroModule(L.LightningModule):
@@ -83,11 +69,7 @@ class MaestroModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only trainable state; checked in on_load_checkpoint
         if not rewards:
             raise ValueError("model.rewards is empty: list the reward components in the config (see configs/quickstart.yaml)")
-        if sampling.merge_adapters_for_rollout and policy.load_in_4bit:
-            raise ValueError(
-                "model.sampling.merge_adapters_for_rollout=true does not work with policy.load_in_4bit=true: "
-                "B·A cannot be added to 4-bit weights without dequantising the whole model; set it to false"
-            )
+        check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
         self.settings, self.sampling, self.grpo = policy, sampling, grpo_settings
         self.reward_scorer = RewardScorer(rewards, on_reward_error)
         self.rewards: list[RewardComponent] = self.reward_scorer.components
@@ -98,15 +80,17 @@ class MaestroModule(L.LightningModule):
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.generation_batch_size = generation_batch_size
-        self.fast_rollout = fast_rollout  # opt-in hand-written decode loop (maestro_lit.fast_rollout)
-        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens, self.manual_backward, self._sum_tokens, self._last_checkpoint)
+        self.sampler = Sampler(self.policy, sampling, fast_rollout)  # fast_rollout: opt-in decode loop
+        sum_tokens = lambda tokens: self.trainer.strategy.reduce(tokens, reduce_op="mean")  # noqa: E731  dapo's denominator
+        self.updater = PolicyUpdater(
+            grpo_settings, sampling.max_new_tokens, self.manual_backward, sum_tokens, lambda: last_checkpoint_path(self.trainer)
+        )
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
         self.run_summary = {"policy": asdict(policy), "sampling": asdict(sampling), "grpo": asdict(grpo_settings),
                             "rewards": ",".join(self.component_names), "scalarizer": type(self.scalarizer).__name__}  # fmt: skip
 
-    # ------------------------------------------------------------------ setup
     @property
     def rollouts_done(self) -> int:
         """Training steps completed in this run, resumed ones included (see the class docstring)."""
@@ -115,10 +99,6 @@ class MaestroModule(L.LightningModule):
     @property
     def component_names(self) -> list[str]:
         return self.reward_scorer.names
-
-    @property
-    def needs_reference(self) -> bool:
-        return self.grpo.beta > 0 or self.reward_scorer.needs_reference
 
     def setup(self, stage: str) -> None:
         self.reward_scorer.to(self.device)
@@ -140,49 +120,28 @@ class MaestroModule(L.LightningModule):
             return optimizers
         return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
 
-    # --------------------------------------------------------------- helpers
     def _score(self, rollout: Rollout, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy.score(rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature)
 
     def _reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
-        if not self.needs_reference:
-            return None
+        if not (self.grpo.beta > 0 or self.reward_scorer.needs_reference):
+            return None  # no KL penalty and no component reads the reference
         with torch.no_grad(), self.policy.adapters_disabled():
             return self._score(rollout)[0]
-
-    def _generate(self, conversations: list[list[dict[str, str]]], num_generations: int, sampling: SamplingSettings, greedy: bool):
-        """Tokenise once, generate with LoRA merged if configured; returns the rollout and the truncated-prompt count."""
-        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, sampling.max_prompt_tokens)
-        prompt_ids, prompt_mask = prompt_ids.to(self.device), prompt_mask.to(self.device)
-        with self.policy.merged_adapters(self.sampling.merge_adapters_for_rollout):
-            if self.fast_rollout is None:
-                rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
-            else:
-                rollout = fast_generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout)
-        return rollout, n_truncated
-
-    def _rollout(self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None):
-        sampling = self.sampling if max_new_tokens is None else replace(self.sampling, max_new_tokens=max_new_tokens)
-        return self._generate([_user_turn(p) for p in prompts], num_generations, sampling, greedy)
 
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
         """Greedy answers to chat conversations, in batches of ``generation_batch_size``; used by the evals."""
-        settings = SamplingSettings(max_new_tokens=max_new_tokens, max_prompt_tokens=self.sampling.max_prompt_tokens)
-        answers: list[str] = []
-        for start in range(0, len(conversations), self.generation_batch_size):
-            answers.extend(self._generate(conversations[start : start + self.generation_batch_size], 1, settings, greedy=True)[0].completions)
-        return answers
+        return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
 
-    # ------------------------------------------------------------ training
     def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
         G, timer = self.grpo.num_generations, PhaseTimer()
-        prompts, columns = _expand_groups(batch, G)
+        prompts, columns = expand_groups(batch, G)
         fused = self.grpo.num_iterations == 1 and self.grpo.num_minibatches == 1
 
         # 1. Rollout: G completions per prompt from the current policy, no grad.
         with timer("rollout"):
-            rollout, prompts_truncated = self._rollout(batch["prompt"], G, greedy=False)
+            rollout, prompts_truncated = self.sampler.prompts(batch["prompt"], G, False, self.device)
 
         # 2. Scoring pass: completion log-probs and terminal hidden state from one forward.
         with timer("scoring"), torch.set_grad_enabled(fused):
@@ -218,22 +177,8 @@ class MaestroModule(L.LightningModule):
         )  # fmt: skip
         metrics = step_metrics(self.last_step, rollout, old_logprobs, prompts_truncated, {**inner, **outer})
         metrics = keep_for_this_step(metrics, logger_writes_this_step(self.trainer))
-        self.log_dict(self._reduce_across_ranks(metrics), on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
-
-    def _reduce_across_ranks(self, metrics: dict[str, Any]) -> dict[str, torch.Tensor]:
-        values = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device).detach() for k, v in metrics.items()}
-        return reduce_over_ranks(values, self.trainer.strategy, self.trainer.world_size)
-
-    def _sum_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.trainer.strategy.reduce(tokens, reduce_op="mean")
-
-    def _last_checkpoint(self) -> str | None:
-        """The newest checkpoint this run wrote (or resumed from), for the DivergenceError message."""
-        for callback in self.trainer.checkpoint_callbacks:
-            path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
-            if path:
-                return path
-        return self.trainer.ckpt_path
+        metrics = reduce_over_ranks(metrics, self.device, self.trainer.strategy, self.trainer.world_size)
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
 
     def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused_logprobs) -> dict[str, torch.Tensor]:
         optimizer = self.optimizers()
@@ -258,19 +203,13 @@ class MaestroModule(L.LightningModule):
         optimizer.step()
         return {"conductor/loss": loss.detach(), "conductor/entropy": entropy}
 
-    # ---------------------------------------------------------- validation
     @torch.no_grad()
     def evaluate_prompts(self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None) -> EvaluationResult:
-        """Greedy answers, their reward components and the scalariser's argmax action per prompt.
-
-        Shared by validation and by evaluation callbacks (e.g. the testbed), so held-out
-        evaluation is computed one way everywhere.
-        """
-        rollout, _ = self._rollout(prompts, 1, greedy=True, max_new_tokens=max_new_tokens or self.val_max_new_tokens)
+        """Greedy answers, their reward components and the scalariser's argmax action per prompt:
+        held-out evaluation computed one way for validation and evaluation callbacks (the testbed)."""
+        rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
         _, hidden = self._score(rollout)
-        extra = {"completion_mask": rollout.completion_mask}
-        if self.needs_reference:
-            extra["ref_logprobs"] = self._reference_logprobs(rollout)
+        extra = {"completion_mask": rollout.completion_mask, "ref_logprobs": self._reference_logprobs(rollout)}
         raw = self.reward_scorer.score(prompts, rollout.completions, columns, extra, self.device)
         choice = self.scalarizer.choose(hidden, columns, greedy=True)
         return EvaluationResult(completions=rollout.completions, lengths=rollout.lengths, raw_rewards=raw, choice=choice)
@@ -286,7 +225,6 @@ class MaestroModule(L.LightningModule):
         }
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
 
-    # ---------------------------------------------------------- checkpoints
     def _trainable_state_keys(self) -> set[str]:
         keys = {f"policy.{name}" for name, p in self.policy.named_parameters() if p.requires_grad}
         return keys | {f"scalarizer.{name}" for name in self.scalarizer.state_dict()}

@@ -40,6 +40,15 @@ def divergence_message(skips: int, limit: int, last_checkpoint: str | None) -> s
     )
 
 
+def last_checkpoint_path(trainer) -> str | None:
+    """The newest checkpoint a Lightning trainer wrote (or resumed from); duck-typed, so no Lightning import."""
+    for callback in getattr(trainer, "checkpoint_callbacks", []):
+        path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+        if path:
+            return path
+    return getattr(trainer, "ckpt_path", None)
+
+
 class PolicyUpdater:
     """Runs the μ × minibatch clipped-GRPO updates and keeps the skipped-update counters."""
 

@@ -12,7 +12,7 @@ import torch
 
 from maestro_lit.settings import SamplingSettings  # re-exported: defined with the other settings
 
-__all__ = ["Rollout", "SamplingSettings", "finish_rollout", "generate", "tokenize_prompts"]
+__all__ = ["Rollout", "SamplingSettings", "expand_groups", "finish_rollout", "generate", "tokenize_prompts"]
 
 
 @dataclass
@@ -41,6 +41,13 @@ class Rollout:
     @property
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(-1)
+
+
+def expand_groups(batch: dict[str, list], group_size: int) -> tuple[list[str], dict[str, list]]:
+    """Prompts and data columns of a batch repeated G times, one row per completion, in group layout."""
+    prompts = [p for p in batch["prompt"] for _ in range(group_size)]
+    columns = {k: [v for v in values for _ in range(group_size)] for k, values in batch.items() if k != "prompt"}
+    return prompts, columns
 
 
 def render_prompt(tokenizer, conversation: list[dict[str, str]]) -> str:

@@ -44,7 +44,9 @@ def scalarizer_metrics(
     return metrics
 
 
-def step_metrics(record: StepRecord, rollout, old_logprobs: torch.Tensor, prompts_truncated: int, updates: dict[str, Any]) -> dict[str, Any]:
+def step_metrics(
+    record: StepRecord, rollout, old_logprobs: torch.Tensor, prompts_truncated: int, updates: dict[str, Any]
+) -> dict[str, Any]:
     """Every ``train/``, ``conductor/`` and ``time/`` scalar of one training step (docs/design.md §1 step 8)."""
     mask, scalar, advantages = rollout.completion_mask, record.scalar_rewards, record.advantages
     return {
@@ -86,12 +88,13 @@ def keep_for_this_step(metrics: dict[str, Any], logger_writes: bool) -> dict[str
     return {k: v for k, v in metrics.items() if k.startswith(EVERY_STEP_METRICS)}
 
 
-def reduce_over_ranks(values: dict[str, torch.Tensor], strategy, world_size: int) -> dict[str, torch.Tensor]:
-    """Average every metric over ranks in one collective (counts are summed), so rank 0 logs global values.
+def reduce_over_ranks(metrics: dict[str, Any], device: torch.device, strategy, world_size: int) -> dict[str, torch.Tensor]:
+    """Float tensors on ``device``, averaged over ranks in one collective (counts are summed), so rank 0 logs global values.
 
     Per-category Conductor metrics exist only on ranks that saw that category; they stay
     per-rank rather than forcing every rank to agree on the set of keys.
     """
+    values = {k: torch.as_tensor(v, dtype=torch.float32, device=device).detach() for k, v in metrics.items()}
     if world_size <= 1:
         return values
     shared = sorted(k for k in values if not (k.startswith("conductor/") and k.count("/") == 3))
