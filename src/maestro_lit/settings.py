@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from jsonargparse import set_parsing_settings
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings → ``--help``
 
 LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
 RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
 OnRewardError = Literal["raise", "skip"]
+# Range types: the parser checks them, so a bad value fails at parse time naming its key;
+# ``__post_init__`` repeats the checks for settings built in Python.
+UnitIntervalOpenBelow = restricted_number_type("UnitIntervalOpenBelow", float, [(">", 0), ("<=", 1)])
+GroupSize = restricted_number_type("GroupSize", int, [(">=", 2)])
 
 
 def _check(ok: bool, key: str, valid: str, value: object) -> None:
@@ -32,15 +37,15 @@ def _check(ok: bool, key: str, valid: str, value: object) -> None:
 class SamplingSettings:
     """The training rollout (evaluation decodes greedily): sampling and token budgets."""
 
-    temperature: float = 1.0
+    temperature: PositiveFloat = 1.0
     """Softmax temperature of the rollout; > 0. Log-probs are taken at the same temperature."""
-    top_p: float = 1.0
+    top_p: UnitIntervalOpenBelow = 1.0
     """Nucleus sampling mass, in (0, 1]; 1 turns it off."""
-    top_k: int = 0
+    top_k: NonNegativeInt = 0
     """Sample among the k most likely tokens; >= 0, 0 turns it off."""
-    max_new_tokens: int = 32
+    max_new_tokens: PositiveInt = 32
     """Longest completion in tokens; >= 1. Longer ones are cut and counted as truncated."""
-    max_prompt_tokens: int = 256
+    max_prompt_tokens: PositiveInt = 256
     """Longest prompt in tokens; >= 1. Longer prompts keep their last tokens (counted in train/prompts_truncated)."""
     merge_adapters_for_rollout: bool = False
     """Generate with W + B·A merged into a separate buffer (faster decoding; the base is restored exactly).
@@ -58,27 +63,27 @@ class SamplingSettings:
 class GRPOSettings:
     """Group size, inner loop and loss of docs/design.md §1 steps 5–6."""
 
-    num_generations: int = 4
+    num_generations: GroupSize = 4
     """G: completions sampled per prompt; >= 2 (GRPO compares within a group)."""
-    num_iterations: int = 1
+    num_iterations: PositiveInt = 1
     """μ: passes of policy updates over each rollout; >= 1."""
-    num_minibatches: int = 1
+    num_minibatches: PositiveInt = 1
     """Minibatches per pass; >= 1 and must divide batch_size × num_generations."""
-    epsilon_low: float = 0.2
+    epsilon_low: NonNegativeFloat = 0.2
     """Lower clip range of the importance ratio (1 − ε_low); >= 0."""
-    epsilon_high: float = 0.2
+    epsilon_high: NonNegativeFloat = 0.2
     """Upper clip range of the importance ratio (1 + ε_high); >= 0."""
-    beta: float = 0.0
+    beta: NonNegativeFloat = 0.0
     """Weight of the k3 KL penalty to the reference (adapters off); >= 0, 0 skips the reference forward."""
     loss_type: LossType = "grpo"
     """Loss aggregation over tokens: grpo (per sequence), bnpo (per batch), dapo (per rollout), dr_grpo (constant)."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: PositiveFloat = 1.0
     """Gradient clipping norm; > 0."""
     reward_normalization: RewardNormalization = "normalize_then_sum"
     """Group-normalise each reward component before weighting, or weight first and normalise the sum."""
     accumulate_minibatches: bool = False
     """One optimiser step per pass (gradients of its minibatches summed) instead of one per minibatch."""
-    max_consecutive_skips: int = 10
+    max_consecutive_skips: PositiveInt = 10
     """Stop with DivergenceError after this many non-finite policy updates in a row; >= 1."""
 
     def __post_init__(self) -> None:
