@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from maestro_lit.jsonl import iter_jsonl
-from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
+from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS
 
 POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
 

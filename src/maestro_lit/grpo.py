@@ -1,7 +1,7 @@
 """GRPO math in plain torch: reward normalisation, group advantages, clipped loss, k3 KL.
 
 Nothing here knows about Lightning, models or tokenizers, so every formula of
-DESIGN §1 steps 3, 5 and 6 can be checked on hand-made tensors.
+docs/design.md §1 steps 3, 5 and 6 can be checked on hand-made tensors.
 
 Choices where the paper is silent:
 - the group std is the unbiased one (``torch.std``), as TRL uses;
@@ -45,7 +45,7 @@ def normalize_within_groups(scores: torch.Tensor, group_size: int, eps: float = 
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """A = (r - mean_g r) / (std_g r + eps) per completion (DESIGN §1 step 5).
+    """A = (r - mean_g r) / (std_g r + eps) per completion (docs/design.md §1 step 5).
 
     A zero-variance group gets advantage 0 everywhere, never NaN.
     """
@@ -151,7 +151,7 @@ def minibatch_slices(n: int, num_minibatches: int) -> list[slice]:
 
 
 def scalarize(raw_scores: torch.Tensor, weights: torch.Tensor, group_size: int, order: str = "normalize_then_sum") -> torch.Tensor:
-    """Scalar reward r = w · R̃ per completion (DESIGN §1 steps 3–4).
+    """Scalar reward r = w · R̃ per completion (docs/design.md §1 steps 3–4).
 
     ``normalize_then_sum`` z-scores each component within its group first (the design's
     default), so no component dominates by scale; ``sum_then_normalize`` is TRL's order
