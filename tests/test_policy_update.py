@@ -33,16 +33,16 @@ def _problem(seed=0):
     return model, inputs, mask, advantages
 
 
-def _run(settings, model, inputs, mask, advantages, nan=False, **updater_kwargs):
+def _run(settings, model, inputs, mask, advantages, nan=False, **run_kwargs):
     def score(rows):
         logprobs = -F.softplus(model(inputs[rows]))
         return logprobs * float("nan") if nan else logprobs
 
     with torch.no_grad():
         old = score(slice(None))
-    updater = PolicyUpdater(settings, max_new_tokens=T, **updater_kwargs)
+    updater = PolicyUpdater(settings, max_new_tokens=T)
     optimizer = CountingSGD(model.parameters())
-    metrics = updater.run(optimizer, list(model.parameters()), score, old, None, advantages, mask)
+    metrics = updater.run(optimizer, list(model.parameters()), score, old, None, advantages, mask, **run_kwargs)
     return updater, optimizer, metrics
 
 
@@ -80,7 +80,7 @@ def test_divergence_error_after_n_consecutive_skips_names_no_checkpoint_when_non
         _run(GRPOSettings(num_minibatches=3, max_consecutive_skips=3), *_problem(), nan=True)
     assert "No checkpoint was written" in str(info.value) and "intact" not in str(info.value)
     with pytest.raises(DivergenceError, match="intact: runs/x/last.ckpt"):
-        _run(GRPOSettings(num_minibatches=3, max_consecutive_skips=3), *_problem(), nan=True, last_checkpoint=lambda: "runs/x/last.ckpt")
+        _run(GRPOSettings(num_minibatches=3, max_consecutive_skips=3), *_problem(), nan=True, last_checkpoint="runs/x/last.ckpt")
 
 
 def test_divergence_message_and_last_checkpoint_lookup():
@@ -104,3 +104,19 @@ def test_divergence_message_and_last_checkpoint_lookup():
 def test_unit_does_not_import_lightning():
     code = "import sys, maestro_lit.policy_update; print(any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_backward_and_token_reducer_are_injected():
+    calls = []
+
+    def backward(loss):
+        calls.append("backward")
+        loss.backward()
+
+    def reduce_tokens(tokens):
+        calls.append("reduce")
+        return tokens * 2  # as if a second rank held as many tokens
+
+    model, *rest = _problem()
+    _, optimizer, _ = _run(GRPOSettings(loss_type="dapo"), model, *rest, backward=backward, reduce_tokens=reduce_tokens)
+    assert calls == ["reduce", "backward"] and optimizer.steps == 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -81,10 +82,7 @@ class MaestroModule(L.LightningModule):
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.generation_batch_size = generation_batch_size
         self.sampler = Sampler(self.policy, sampling, fast_rollout)  # fast_rollout: opt-in decode loop
-        sum_tokens = lambda tokens: self.trainer.strategy.reduce(tokens, reduce_op="mean")  # noqa: E731  dapo's denominator
-        self.updater = PolicyUpdater(
-            grpo_settings, sampling.max_new_tokens, self.manual_backward, sum_tokens, lambda: last_checkpoint_path(self.trainer)
-        )
+        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens)
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
@@ -185,8 +183,10 @@ class MaestroModule(L.LightningModule):
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
         score = lambda rows: self._score(rollout, rows)[0]  # noqa: E731
         metrics = self.updater.run(
-            optimizer, self._trainable, score, old_logprobs, ref_logprobs, advantages, rollout.completion_mask, fused_logprobs
-        )
+            optimizer, self._trainable, score, old_logprobs, ref_logprobs, advantages, rollout.completion_mask, fused_logprobs,
+            backward=self.manual_backward, reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
+            last_checkpoint=last_checkpoint_path(self.trainer),
+        )  # fmt: skip
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()

@@ -52,16 +52,8 @@ def last_checkpoint_path(trainer) -> str | None:
 class PolicyUpdater:
     """Runs the μ × minibatch clipped-GRPO updates and keeps the skipped-update counters."""
 
-    def __init__(
-        self,
-        settings: GRPOSettings,
-        max_new_tokens: int,
-        backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
-        reduce_tokens: Callable[[torch.Tensor], torch.Tensor] = lambda tokens: tokens,
-        last_checkpoint: Callable[[], str | None] = lambda: None,
-    ) -> None:
+    def __init__(self, settings: GRPOSettings, max_new_tokens: int) -> None:
         self.settings, self.max_new_tokens = settings, max_new_tokens
-        self.backward, self.reduce_tokens, self.last_checkpoint = backward, reduce_tokens, last_checkpoint
         self.skipped_updates = 0  # persisted in checkpoints by the module
         self.consecutive_skips = 0
 
@@ -75,11 +67,17 @@ class PolicyUpdater:
         advantages: torch.Tensor,
         completion_mask: torch.Tensor,
         fused_logprobs: torch.Tensor | None = None,
+        *,
+        backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+        reduce_tokens: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        last_checkpoint: str | None = None,
     ) -> dict[str, torch.Tensor]:
         """Update ``parameters``; ``score(rows)`` gives the current log-probs of those rows with grad.
 
         ``fused_logprobs``: with μ = 1 and one minibatch, the scoring pass's own log-probs (with
-        grad) are the training forward, so ``score`` is not called. Returns ``train/*`` metrics.
+        grad) are the training forward, so ``score`` is not called. ``backward``: e.g. Lightning's
+        ``manual_backward``; ``reduce_tokens``: sums dapo's token count over ranks (identity when
+        None); ``last_checkpoint``: named by ``DivergenceError``. Returns ``train/*`` metrics.
         """
         s, n = self.settings, advantages.shape[0]
         if n % s.num_minibatches:
@@ -96,7 +94,9 @@ class PolicyUpdater:
             for rows in slices:
                 logprobs = fused_logprobs if fused_logprobs is not None else score(rows)
                 token_rows = completion_mask if s.accumulate_minibatches else completion_mask[rows]
-                tokens = self.reduce_tokens(token_rows.sum().float()) if s.loss_type == "dapo" else None
+                tokens = token_rows.sum().float() if s.loss_type == "dapo" else None
+                if tokens is not None and reduce_tokens is not None:
+                    tokens = reduce_tokens(tokens)
                 loss, stats = grpo.clipped_policy_loss(
                     logprobs, old_logprobs[rows], advantages[rows], completion_mask[rows], s.epsilon_low, s.epsilon_high, s.beta,
                     None if ref_logprobs is None else ref_logprobs[rows], s.loss_type, self.max_new_tokens, tokens,
@@ -106,15 +106,15 @@ class PolicyUpdater:
                     loss = loss * (rows.stop - rows.start) / n
                 finite = finite and bool(torch.isfinite(loss))
                 if finite:
-                    self.backward(loss)
+                    backward(loss)
                 sums["kl"] += float(stats.kl)
                 sums["clip_fraction"] += float(stats.clip_fraction)
                 if not s.accumulate_minibatches:
-                    updates += self._step(optimizer, parameters, finite, sums)
+                    updates += self._step(optimizer, parameters, finite, sums, last_checkpoint)
                     optimizer.zero_grad()
                     finite = True
             if s.accumulate_minibatches:
-                updates += self._step(optimizer, parameters, finite, sums)
+                updates += self._step(optimizer, parameters, finite, sums, last_checkpoint)
         evaluations = s.num_iterations * len(slices)
         metrics = {f"train/{k}": torch.tensor(v / evaluations) for k, v in sums.items() if k != "grad_norm"}
         metrics["train/grad_norm"] = torch.tensor(sums["grad_norm"] / max(updates, 1))
@@ -122,22 +122,22 @@ class PolicyUpdater:
         metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
         return metrics
 
-    def _step(self, optimizer, parameters: list[torch.nn.Parameter], finite: bool, sums: dict[str, float]) -> int:
+    def _step(self, optimizer, parameters: list[torch.nn.Parameter], finite: bool, sums: dict[str, float], last_checkpoint) -> int:
         """Clip and apply the accumulated gradient unless it is non-finite; returns 1 if applied."""
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.settings.max_grad_norm) if finite else torch.tensor(float("nan"))
         if not torch.isfinite(grad_norm):
-            self._skip(optimizer)
+            self._skip(optimizer, last_checkpoint)
             return 0
         optimizer.step()
         self.consecutive_skips = 0
         sums["grad_norm"] += float(grad_norm)
         return 1
 
-    def _skip(self, optimizer) -> None:
+    def _skip(self, optimizer, last_checkpoint: str | None) -> None:
         """Drop a non-finite update; stop the run once too many come in a row."""
         optimizer.zero_grad()
         self.skipped_updates += 1
         self.consecutive_skips += 1
         limit = self.settings.max_consecutive_skips
         if self.consecutive_skips >= limit:
-            raise DivergenceError(divergence_message(self.consecutive_skips, limit, self.last_checkpoint()))
+            raise DivergenceError(divergence_message(self.consecutive_skips, limit, last_checkpoint))
