@@ -23,7 +23,6 @@ BAD_VALUES = [
     ("grpo_settings.epsilon_high", "-0.2", "v>=0"),
     ("grpo_settings.num_minibatches", "0", "v>0"),
     ("grpo_settings.max_grad_norm", "0", "v>0"),
-    ("grpo_settings.num_generations", "1", "v>=2"),
     ("grpo_settings.loss_type", "bogus", "dr_grpo"),
     ("on_reward_error", "ignore", "skip"),
 ]
@@ -68,6 +67,7 @@ def test_good_values_parse(parser):
         (lambda: GRPOSettings(beta=-0.1), "model.grpo_settings.beta must be >= 0"),
         (lambda: GRPOSettings(epsilon_high=-1), "model.grpo_settings.epsilon_high must be >= 0"),
         (lambda: GRPOSettings(max_grad_norm=0), "model.grpo_settings.max_grad_norm must be > 0"),
+        (lambda: GRPOSettings(num_generations=1), "model.grpo_settings.num_generations must be >= 2"),
         (lambda: GRPOSettings(loss_type="bogus"), "model.grpo_settings.loss_type must be one of"),
     ],
 )

@@ -23,9 +23,9 @@ LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
 RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
 OnRewardError = Literal["raise", "skip"]
 # Range types: the parser checks them, so a bad value fails at parse time naming its key;
-# ``__post_init__`` repeats the checks for settings built in Python.
+# ``__post_init__`` repeats the checks for settings built in Python (and alone checks
+# num_generations, whose message says why: GRPO needs a group).
 UnitIntervalOpenBelow = restricted_number_type("UnitIntervalOpenBelow", float, [(">", 0), ("<=", 1)])
-GroupSize = restricted_number_type("GroupSize", int, [(">=", 2)])
 
 
 def _check(ok: bool, key: str, valid: str, value: object) -> None:
@@ -63,7 +63,7 @@ class SamplingSettings:
 class GRPOSettings:
     """Group size, inner loop and loss of docs/design.md §1 steps 5–6."""
 
-    num_generations: GroupSize = 4
+    num_generations: int = 4
     """G: completions sampled per prompt; >= 2 (GRPO compares within a group)."""
     num_iterations: PositiveInt = 1
     """μ: passes of policy updates over each rollout; >= 1."""
