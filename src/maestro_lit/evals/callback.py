@@ -62,7 +62,8 @@ class BenchmarkCallback(Callback):
             benchmark.items()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.train_batches += 1
+        # MaestroModule's step counter when there is one (it survives resume); else count here
+        self.train_batches = int(pl_module.rollouts_done) if hasattr(pl_module, "rollouts_done") else self.train_batches + 1
         if self.every_n_train_steps and self.train_batches % self.every_n_train_steps == 0:
             self.run(trainer, pl_module, "train_step")
             self._last_run_batch = self.train_batches
