@@ -38,8 +38,8 @@ class StepRecorder(L.Callback):
         self.clock.end()
         step = pl_module.last_step
         for phase in PHASES:
-            self.phases[phase].append(float(step["phase_seconds"].get(phase, 0.0)))
-        self.lengths.append(float(step["completion_lengths"].float().mean()))
+            self.phases[phase].append(float(step.phase_seconds.get(phase, 0.0)))
+        self.lengths.append(float(step.completion_lengths.float().mean()))
 
 
 def quiet_args(config: str, steps: int, sets: list[str]) -> list[str]:

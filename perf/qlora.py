@@ -50,7 +50,7 @@ def contenders(
         "model.policy.name_or_path": str(model_dir),
         "model.policy.dtype": "float32" if tiny else "bfloat16",
         "trainer.accelerator": "cpu" if tiny else "gpu",
-        "model.grpo_settings.merge_adapters_for_rollout": "false",
+        "model.sampling.merge_adapters_for_rollout": "false",
         "model.grpo_settings.num_generations": str(generations),
         "model.sampling.max_new_tokens": str(new_tokens),
         "data.batch_size": str(prompts),

@@ -36,7 +36,7 @@ def contenders(steps: int, warmup: int, beta: float, log_every: int, unmerged: b
     hf_generate = [*ours, "--set", "model.fast_rollout=null"]
     runs = {"ours": ours, "ours_generate": hf_generate}
     if unmerged:
-        runs["ours_unmerged_generate"] = [*hf_generate, "--set", "model.grpo_settings.merge_adapters_for_rollout=false"]
+        runs["ours_unmerged_generate"] = [*hf_generate, "--set", "model.sampling.merge_adapters_for_rollout=false"]
     return {**runs, "trl": ["perf/trl_run.py", *common, "--beta", str(beta), "--logging-steps", str(log_every)]}
 
 

@@ -18,12 +18,15 @@ def make_module(tiny_model_path):
     """Build a MaestroModule on the tiny model with test-sized settings."""
     from maestro_lit.module import GRPOSettings, MaestroModule
     from maestro_lit.policy import ModelSettings
+    from maestro_lit.rewards.diversity import DistinctN
+    from maestro_lit.rewards.length import LengthBand
     from maestro_lit.rollout import SamplingSettings
 
     def build(**overrides):
         grpo_kwargs = overrides.pop("grpo", {})
         kwargs = dict(
             policy=ModelSettings(name_or_path=tiny_model_path),
+            rewards=[LengthBand(), DistinctN()],
             sampling=SamplingSettings(max_new_tokens=8),
             grpo_settings=GRPOSettings(num_generations=3, **grpo_kwargs),
         )

@@ -90,7 +90,7 @@ def test_raising_reward_component_can_be_skipped(tmp_path):
     config["trainer"]["max_steps"] = 2
     cli = cli_main({"fit": config})
     assert cli.trainer.global_step == 2
-    assert torch.isnan(cli.model.last_step["raw_rewards"][:, 1]).all()
+    assert torch.isnan(cli.model.last_step.raw_rewards[:, 1]).all()
 
 
 def test_non_finite_updates_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
@@ -122,7 +122,7 @@ def test_identical_rewards_everywhere_give_zero_advantage_not_nan(tmp_path):
     from maestro_lit.policy import ModelSettings
 
     module = MaestroModule(policy=ModelSettings(), rewards=[Constant()], grpo_settings=GRPOSettings(num_generations=2))
-    raw = module.score_rewards(["p"] * 4, ["a", "b", "c", "d"], {}, {})
+    raw = module.reward_scorer.score(["p"] * 4, ["a", "b", "c", "d"], {}, {})
     scalar = grpo.scalarize(raw, torch.ones(4, 1), 2)
     adv = grpo.group_advantages(scalar, 2)
     assert torch.equal(adv, torch.zeros(4)) and grpo.zero_std_group_fraction(scalar, 2) == 1

@@ -29,10 +29,10 @@ def test_every_config_parses(config):
 def _quick_config(tmp_path, max_steps):
     checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                   "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}  # fmt: skip
+    views = {"class_path": "maestro_lit.tb_views.TensorBoardViews", "init_args": {"log_completions_every_n_steps": 1}}
     config = small_fit_config(
-        tmp_path, max_steps, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1
+        tmp_path, max_steps, [checkpoint, views], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1
     )
-    config["model"]["log_completions_every_n_steps"] = 1
     config["data"]["val_batch_size"] = 4
     return config
 
@@ -40,6 +40,7 @@ def _quick_config(tmp_path, max_steps):
 class _RecordStart(Callback):
     def on_train_start(self, trainer, pl_module):
         self.step = trainer.global_step
+        self.rollouts_done = pl_module.rollouts_done
         self.lora = {n: p.detach().clone() for n, p in pl_module.named_parameters() if p.requires_grad}
 
 
@@ -70,6 +71,8 @@ def test_fit_logs_checkpoints_and_resumes(tmp_path):
         MaestroModule, PromptDataModule, args={"fit": {**resume, "ckpt_path": str(last)}}, trainer_defaults={"callbacks": [recorder]}
     )
     assert recorder.step == 2 and cli.trainer.global_step == 4
+    assert recorder.rollouts_done == 2 and cli.model.rollouts_done == 4  # the step counter survives resume
+    assert torch.load(tmp_path / "resumed" / "ckpt" / "last.ckpt", weights_only=True)["maestro"]["rollouts_done"] == 4
     saved = checkpoint["state_dict"]
     for name, value in recorder.lora.items():
         torch.testing.assert_close(value, saved[name])

@@ -78,3 +78,15 @@ def test_non_utf8_and_missing_files(tmp_path):
     module = PromptDataModule(train_path=str(tmp_path / "missing.jsonl"))
     with pytest.raises(DataFileError, match="missing.jsonl does not exist"):
         module.setup("fit")
+
+
+def test_datamodule_strips_the_position_and_keeps_the_trained_one():
+    from types import SimpleNamespace
+
+    datamodule = PromptDataModule()
+    datamodule.trainer = SimpleNamespace(training=True)
+    batch = datamodule.on_before_batch_transfer({"prompt": ["a"], POSITION_KEY: (0, 3)}, 0)
+    assert batch == {"prompt": ["a"]} and datamodule.state_dict() == {"epoch": 0, "rows": 3}
+    datamodule.trainer = SimpleNamespace(training=False)  # a validation batch: stripped, not remembered
+    assert datamodule.on_before_batch_transfer({"prompt": ["b"], POSITION_KEY: (0, 9)}, 0) == {"prompt": ["b"]}
+    assert datamodule.state_dict() == {"epoch": 0, "rows": 3}

@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-import maestro_lit.module as module_lib
+import maestro_lit.sampler as module_lib
 from maestro_lit.data import PromptDataModule
 from maestro_lit.rewards.base import RewardComponent
 
@@ -41,7 +41,7 @@ def test_one_step_updates_lora_and_conductor_only(make_module):
     )
     before = _snapshot(module)
     trainer = _fit_one_step(module)
-    assert module.last_step["advantages"].abs().sum() > 0
+    assert module.last_step.advantages.abs().sum() > 0
     after = _snapshot(module)
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert any("lora_" in n for n in changed), "LoRA weights did not move"
@@ -119,7 +119,7 @@ def test_wrong_length_component_names_itself(make_module):
 
     module = make_module(rewards=[Short()])
     with pytest.raises(ValueError, match="'short' returned 1 scores for 3 completions"):
-        module.score_rewards(["p"] * 3, ["a", "b", "c"], {}, {})
+        module.reward_scorer.score(["p"] * 3, ["a", "b", "c"], {}, {})
 
 
 def test_group_size_below_two_is_rejected():
@@ -140,7 +140,7 @@ def test_fluency_reuses_the_reference_pass(make_module, monkeypatch):
     module.log_dict = lambda metrics, **kw: logged.update(metrics)
     _fit_one_step(module)
     assert counter.forwards == 2
-    fluency = module.last_step["raw_rewards"][:, 1]
+    fluency = module.last_step.raw_rewards[:, 1]
     assert torch.isfinite(fluency).all() and (fluency < 0).all()  # mean log-probs
 
 
@@ -148,7 +148,7 @@ def test_model_based_rewards_stay_out_of_optimizers_and_checkpoints(make_module)
     from maestro_lit.rewards.similarity import SemanticSimilarity
 
     module = make_module(rewards=[SemanticSimilarity()])
-    module.score_rewards(["What is rain?"], ["Water falling from clouds."], {"reference": ["Rain is water from clouds."]}, {})
+    module.reward_scorer.score(["What is rain?"], ["Water falling from clouds."], {"reference": ["Rain is water from clouds."]}, {})
     assert not any("encoder" in k for k in module.state_dict())
     optimized = {id(p) for p in module.trainable_policy_parameters()} | {id(p) for p in module.scalarizer.parameters()}
     encoder_params = list(module.rewards[0].encoder._model.parameters())
@@ -170,10 +170,10 @@ def test_opt_in_fast_rollout_trains_and_answers_like_generate(make_module):
     module = make_module(rewards=[_CharCount("chars"), _CharCount("again")], fast_rollout=FastRolloutSettings())
     conversations = [[{"role": "user", "content": p}] for p in ("What is rain?", "Name a colour.")]
     fast = module.generate_chat(conversations, max_new_tokens=6)
-    module.fast_rollout = None
+    module.sampler.fast_rollout = None
     plain = module.generate_chat(conversations, max_new_tokens=6)
     assert fast == plain  # greedy: the fast path must decode the same tokens
-    module.fast_rollout = FastRolloutSettings()
+    module.sampler.fast_rollout = FastRolloutSettings()
     before = {n: p.detach().clone() for n, p in module.named_parameters() if "lora_B" in n}
     _fit_one_step(module)
     assert any(not torch.equal(before[n], p) for n, p in module.named_parameters() if n in before)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from maestro_lit.data import PromptDataModule
+from maestro_lit.settings import SamplingSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -60,7 +61,7 @@ def test_merge_buffers_keep_their_addresses_between_rollouts(make_module):
 
 
 def test_training_with_merge_moves_only_adapters(make_module):
-    module = make_module(grpo={"merge_adapters_for_rollout": True})
+    module = make_module(sampling=SamplingSettings(max_new_tokens=8, merge_adapters_for_rollout=True))
     _randomise_lora_b(module)
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
     trainer = L.Trainer(

@@ -9,14 +9,16 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from maestro_lit.cli import cli_main
+from maestro_lit.conductor import Scalarization
+from maestro_lit.records import StepRecord
 from maestro_lit.tb_views import TensorBoardViews
 
 
 def _config(tmp_path: Path, max_steps: int) -> dict:
-    views = {"class_path": "maestro_lit.tb_views.TensorBoardViews", "init_args": {"every_n_steps": 2, "hp_metric": "val/reward/length"}}
+    views = {"class_path": "maestro_lit.tb_views.TensorBoardViews",
+             "init_args": {"every_n_steps": 2, "hp_metric": "val/reward/length", "log_completions_every_n_steps": 1}}  # fmt: skip
     config = small_fit_config(tmp_path, max_steps, [views], logger=tensorboard_logger(tmp_path), batch_size=3, val_check_interval=2,
                               limit_val_batches=1, enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
-    config["model"]["log_completions_every_n_steps"] = 1
     config["data"]["val_batch_size"] = 4
     return config
 
@@ -27,7 +29,7 @@ def test_event_file_holds_text_figure_histograms_and_hparams(tmp_path):
     events = EventAccumulator(str(event_file), size_guidance={"tensors": 0, "images": 0, "histograms": 0}).Reload()
     tags = events.Tags()
 
-    assert "samples/completions/text_summary" in tags["tensors"]  # the module's completion table
+    assert "samples/completions/text_summary" in tags["tensors"]  # the completion table
     table = events.Tensors("samples/completions/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "length" in table and "diversity" in table  # per-component rewards in the table
 
@@ -56,10 +58,12 @@ def test_static_baseline_writes_histograms_but_no_figure(tmp_path):
 
     writer = SummaryWriter(str(tmp_path))
     trainer = SimpleNamespace(loggers=[SimpleNamespace(experiment=writer)], is_global_zero=True, global_step=3, callback_metrics={})
-    module = SimpleNamespace(
-        component_names=["length"], scalarizer=SimpleNamespace(action_names=[]),
-        last_step={"advantages": torch.randn(8), "completion_lengths": torch.arange(8), "raw_rewards": torch.full((8, 1), float("nan")), "actions": None, "categories": None},
+    record = StepRecord(
+        step=1, group_size=4, prompts=["p"] * 8, completions=["c"] * 8, completion_lengths=torch.arange(8),
+        raw_rewards=torch.full((8, 1), float("nan")), scalar_rewards=torch.zeros(8), advantages=torch.randn(8),
+        choice=Scalarization(weights=torch.ones(8, 1)), component_names=["length"], action_names=[],
     )  # fmt: skip
+    module = SimpleNamespace(component_names=["length"], scalarizer=SimpleNamespace(action_names=[]), last_step=record, rollouts_done=1)
     views = TensorBoardViews(every_n_steps=1)
     views.on_train_batch_end(trainer, module, None, None, 0)
     writer.close()

@@ -17,8 +17,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS
 from maestro_lit.tasks.prepared import in_split, raw_rows, tag_task
-from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
 
 POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
 
@@ -136,6 +136,7 @@ class PromptDataModule(L.LightningDataModule):
         self.train_split, self.val_split = train_split, val_split
         self.shuffle_buffer, self.seed, self.num_workers = shuffle_buffer, seed, num_workers
         self.task = task
+        self.position: tuple[int, int] | None = None  # (epoch, rows) after the last trained batch
 
     def setup(self, stage: str | None = None) -> None:
         # Fail at start-up, naming the file and line, rather than mid-run.
@@ -145,16 +146,27 @@ class PromptDataModule(L.LightningDataModule):
         self.val_stream = PromptStream(self.val_path, self.val_split)
         self.train_stream.task = self.val_stream.task = self.task
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Strip the stream position from every batch; remember it for the batch about to be trained.
+
+        Lightning calls this for the batch the training step receives next (not the prefetched
+        one), so a checkpoint saved after that step resumes right after it.
+        """
+        position = batch.pop(POSITION_KEY, None) if isinstance(batch, dict) else None
+        if position is not None and self.trainer is not None and self.trainer.training:
+            self.position = position
+        return batch
+
     def state_dict(self) -> dict[str, Any]:
         """The data position of the last *trained* batch (not the prefetched one)."""
-        position = getattr(self.trainer.lightning_module, "data_position", None) if self.trainer else None
-        return {"epoch": position[0], "rows": position[1]} if position else {}
+        return {"epoch": self.position[0], "rows": self.position[1]} if self.position else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             if self.num_workers:
                 raise ValueError("exact data resume needs data.num_workers=0 (worker processes keep their own stream state)")
-            self.train_stream.resume_at(int(state["epoch"]), int(state["rows"]))
+            self.position = (int(state["epoch"]), int(state["rows"]))
+            self.train_stream.resume_at(*self.position)
 
     def _loader(self, stream: PromptStream, batch_size: int) -> DataLoader:
         # A private generator: creating a DataLoader iterator draws a seed, and drawing it from

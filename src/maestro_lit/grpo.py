@@ -1,7 +1,7 @@
 """GRPO math in plain torch: reward normalisation, group advantages, clipped loss, k3 KL.
 
 Nothing here knows about Lightning, models or tokenizers, so every formula of
-DESIGN §1 steps 3, 5 and 6 can be checked on hand-made tensors.
+docs/design.md §1 steps 3, 5 and 6 can be checked on hand-made tensors.
 
 Choices where the paper is silent:
 - the group std is the unbiased one (``torch.std``), as TRL uses;
@@ -90,7 +90,7 @@ def normalize_components(scores: torch.Tensor, group_size: int, modes: Sequence[
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """A = (r - mean_g r) / (std_g r + eps) per completion (DESIGN §1 step 5).
+    """A = (r - mean_g r) / (std_g r + eps) per completion (docs/design.md §1 step 5).
 
     A zero-variance group gets advantage 0 everywhere, never NaN.
     """
@@ -202,7 +202,7 @@ def scalarize(
     order: str = "normalize_then_sum",
     normalizations: Sequence[str] | None = None,
 ) -> torch.Tensor:
-    """Scalar reward r = w · R̃ per completion (DESIGN §1 steps 3–4).
+    """Scalar reward r = w · R̃ per completion (docs/design.md §1 steps 3–4).
 
     ``normalize_then_sum`` normalises each component within its group first, by its own
     mode in ``normalizations`` (``rewards.base.normalizations(components)``; None = z-score

@@ -1,25 +1,23 @@
-"""The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of DESIGN §1.
+"""The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of docs/design.md §1.
 
-Manual optimisation with two optimisers: the policy's LoRA parameters (inner loop) and
-the scalariser's parameters (outer step; absent for the static and single baselines).
-
+It orchestrates; the pieces are units of their own (sampler, policy scoring, reward_scoring,
+conductor/grpo, policy_update, step_logging). Callbacks read ``last_step`` (a ``StepRecord``).
 Choices where the paper is silent:
-- the Conductor optimiser is stepped without Lightning's optimiser wrapper, so
-  ``trainer.global_step`` counts policy updates only (μ × num_minibatches per step);
-- with μ = 1 and one minibatch the scoring pass *is* the training forward (old
-  log-probs = current ones detached), so each step runs a single forward with grad;
+- the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
+  counts policy updates only (μ × num_minibatches per step);
+- with μ = 1 and one minibatch the scoring pass *is* the training forward (old log-probs =
+  current ones detached): one forward with grad per step;
 - ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
-- a non-finite loss or gradient norm skips that policy update (``train/skipped_updates``).
-- the full set of step metrics goes through ``self.log`` only on steps a logger writes
-  (``log_every_n_steps``); in between, only the reward means, scalar reward and completion
-  length do, because Lightning's per-key bookkeeping was ~10 % of a tiny-model step.
+- all step metrics go through ``self.log`` only on steps a logger writes; in between only the
+  few read every step (Lightning's per-key bookkeeping was ~10 % of a tiny-model step).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Literal
+from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
@@ -27,38 +25,30 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from maestro_lit import grpo
 from maestro_lit.conductor import Conductor, Scalarization, Scalarizer
-from maestro_lit.data import POSITION_KEY
-from maestro_lit.fast_rollout import FastRolloutSettings, fast_generate
+from maestro_lit.fast_rollout import FastRolloutSettings
 from maestro_lit.policy import ModelSettings, Policy
-from maestro_lit.rewards.base import RewardComponent, RewardError, as_score_tensor
-from maestro_lit.rewards.diversity import DistinctN
-from maestro_lit.rewards.length import LengthBand
+from maestro_lit.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
+from maestro_lit.records import EvaluationResult, StepRecord
+from maestro_lit.reward_scoring import RewardScorer
+from maestro_lit.rewards.base import RewardComponent
 from maestro_lit.rng import restore_rng_states, rng_states
-from maestro_lit.rollout import Rollout, SamplingSettings, generate, tokenize_prompts
-from maestro_lit.settings import GRPOSettings
-from maestro_lit.step_logging import (
-    completion_table,
-    keep_for_this_step,
-    logger_writes_this_step,
-    reduce_over_ranks,
-    reward_metrics,
-    scalarizer_metrics,
-)
+from maestro_lit.rollout import Rollout, expand_groups
+from maestro_lit.sampler import Sampler, check_merge_allowed
+from maestro_lit.settings import GRPOSettings, OnRewardError, SamplingSettings
+from maestro_lit.step_logging import keep_for_this_step, logger_writes_this_step, reduce_over_ranks, scalarizer_metrics, step_metrics
 from maestro_lit.timing import PhaseTimer
 
-__all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # GRPOSettings re-exported: configs and tests import it here
-
-
-def _user_turn(prompt: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}]
-
-
-class DivergenceError(RuntimeError):
-    """Too many consecutive policy updates had a non-finite loss or gradient."""
+__all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: configs and tests import them here
 
 
 class MaestroModule(L.LightningModule):
-    """LoRA policy + scalariser trained with GRPO; the scalariser picks the reward weights."""
+    """LoRA policy + scalariser trained with GRPO; the scalariser picks the reward weights.
+
+    ``rollouts_done`` is the project's one step counter: training steps completed (one rollout
+    and its updates each), saved in checkpoints. Callbacks use it for their cadence and as the
+    x-axis; it equals Lightning's logging step. ``trainer.global_step`` instead counts policy
+    optimiser steps (μ × num_minibatches per rollout).
+    """
 
     def __init__(
         self,
@@ -71,58 +61,45 @@ class MaestroModule(L.LightningModule):
         conductor_optimizer: OptimizerCallable = torch.optim.Adam,
         policy_lr_scheduler: LRSchedulerCallable | None = None,
         val_max_new_tokens: int | None = None,
-        log_completions_every_n_steps: int = 10,
-        on_reward_error: Literal["raise", "skip"] = "raise",
+        on_reward_error: OnRewardError = "raise",
         generation_batch_size: int = 64,
         fast_rollout: FastRolloutSettings | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints hold only trainable state; checked in on_load_checkpoint
+        if not rewards:
+            raise ValueError("model.rewards is empty: list the reward components in the config (see configs/quickstart.yaml)")
+        check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
         self.settings, self.sampling, self.grpo = policy, sampling, grpo_settings
-        self.rewards: list[RewardComponent] = list(rewards) if rewards is not None else [LengthBand(), DistinctN()]
-        names = [component.name for component in self.rewards]
-        if len(set(names)) != len(names):
-            raise ValueError(f"reward component names must be unique, got {names}")
-        if grpo_settings.merge_adapters_for_rollout and policy.load_in_4bit:
-            raise ValueError(
-                "grpo_settings.merge_adapters_for_rollout=true does not work with policy.load_in_4bit=true: "
-                "B·A cannot be added to 4-bit weights without dequantising the whole model; set it to false"
-            )
+        self.reward_scorer = RewardScorer(rewards, on_reward_error)
+        self.rewards: list[RewardComponent] = self.reward_scorer.components
         self.policy = Policy(policy)
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
-        self.scalarizer.bind(names, self.policy.hidden_size)
+        self.scalarizer.bind(self.component_names, self.policy.hidden_size)
         self.policy_optimizer, self.conductor_optimizer = policy_optimizer, conductor_optimizer
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
-        self.log_completions_every_n_steps = log_completions_every_n_steps
-        self.on_reward_error, self.generation_batch_size = on_reward_error, generation_batch_size
-        self.fast_rollout = fast_rollout  # opt-in hand-written decode loop (maestro_lit.fast_rollout)
-        self.skipped_updates = self.consecutive_skips = 0
-        self.last_step: dict[str, Any] = {}
-        self.data_position: tuple[int, int] | None = None
+        self.generation_batch_size = generation_batch_size
+        self.sampler = Sampler(self.policy, sampling, fast_rollout)  # fast_rollout: opt-in decode loop
+        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens)
+        self._rollouts_done = 0
+        self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
-        self.run_summary = {
-            "policy": asdict(policy),
-            "sampling": asdict(sampling),
-            "grpo": asdict(grpo_settings),
-            "rewards": ",".join(names),
-            "scalarizer": type(self.scalarizer).__name__,
-        }
+        self.run_summary = {"policy": asdict(policy), "sampling": asdict(sampling), "grpo": asdict(grpo_settings),
+                            "rewards": ",".join(self.component_names), "scalarizer": type(self.scalarizer).__name__}  # fmt: skip
 
-    # ------------------------------------------------------------------ setup
+    @property
+    def rollouts_done(self) -> int:
+        """Training steps completed in this run, resumed ones included (see the class docstring)."""
+        return self._rollouts_done
+
     @property
     def component_names(self) -> list[str]:
-        return [component.name for component in self.rewards]
-
-    @property
-    def needs_reference(self) -> bool:
-        return self.grpo.beta > 0 or any(getattr(c, "requires_reference_logprobs", False) for c in self.rewards)
+        return self.reward_scorer.names
 
     def setup(self, stage: str) -> None:
-        for component in self.rewards:
-            if hasattr(component, "to"):
-                component.to(self.device)
+        self.reward_scorer.to(self.device)
 
     def on_fit_start(self) -> None:
         if self.logger is not None:
@@ -141,89 +118,38 @@ class MaestroModule(L.LightningModule):
             return optimizers
         return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
 
-    # --------------------------------------------------------------- helpers
-    def score_rewards(
-        self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list], extra: dict[str, Any]
-    ) -> torch.Tensor:
-        """R ∈ ℝ^{N×M}: every component scores every completion; NaN marks a missing score."""
-        scores = []
-        for component in self.rewards:
-            kwargs = dict(columns)
-            if getattr(component, "requires_reference_logprobs", False):
-                kwargs.update(extra)
-            try:
-                output = component(list(prompts), list(completions), **kwargs)
-            except Exception as err:
-                if self.on_reward_error == "raise":
-                    raise RewardError(f"reward component '{component.name}' raised {type(err).__name__}: {err}") from err
-                output = [None] * len(completions)  # skipped: missing for this step, logged as NaN
-            scores.append(as_score_tensor(component.name, output, len(completions)))
-        raw = torch.stack(scores, dim=-1).to(self.device)
-        return raw.masked_fill(~torch.isfinite(raw), float("nan"))
-
     def _score(self, rollout: Rollout, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
         return self.policy.score(rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature)
 
-    def _generate(
-        self, conversations: list[list[dict[str, str]]], num_generations: int, sampling: SamplingSettings, greedy: bool
-    ) -> tuple[Rollout, int]:
-        """Tokenise once, generate with LoRA merged if configured; also returns the truncated-prompt count."""
-        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, sampling.max_prompt_tokens)
-        prompt_ids, prompt_mask = prompt_ids.to(self.device), prompt_mask.to(self.device)
-        with self.policy.merged_adapters(self.grpo.merge_adapters_for_rollout):
-            if self.fast_rollout is None:
-                rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
-            else:
-                rollout = fast_generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout)
-        return rollout, n_truncated
-
-    def _rollout(
-        self, prompts: Sequence[str], num_generations: int, greedy: bool, max_new_tokens: int | None = None
-    ) -> tuple[Rollout, int]:
-        sampling = (
-            self.sampling if max_new_tokens is None else SamplingSettings(**{**asdict(self.sampling), "max_new_tokens": max_new_tokens})
-        )
-        return self._generate([_user_turn(p) for p in prompts], num_generations, sampling, greedy)
+    def _reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
+        if not (self.grpo.beta > 0 or self.reward_scorer.needs_reference):
+            return None  # no KL penalty and no component reads the reference
+        with torch.no_grad(), self.policy.adapters_disabled():
+            return self._score(rollout)[0]
 
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
-        """Greedy answers to chat conversations, in batches of ``generation_batch_size``; used by benchmarks."""
-        settings = SamplingSettings(max_new_tokens=max_new_tokens, max_prompt_tokens=self.sampling.max_prompt_tokens)
-        answers: list[str] = []
-        for start in range(0, len(conversations), self.generation_batch_size):
-            chunk = conversations[start : start + self.generation_batch_size]
-            answers.extend(self._generate(chunk, 1, settings, greedy=True)[0].completions)
-        return answers
+        """Greedy answers to chat conversations, in batches of ``generation_batch_size``; used by the evals."""
+        return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
 
-    # ------------------------------------------------------------ training
     def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
-        self.data_position = batch.pop(POSITION_KEY, None)  # saved by the datamodule for exact resume
         G, timer = self.grpo.num_generations, PhaseTimer()
-        prompts = [p for p in batch["prompt"] for _ in range(G)]
-        columns = {k: [v for v in values for _ in range(G)] for k, values in batch.items() if k != "prompt"}
+        prompts, columns = expand_groups(batch, G)
         fused = self.grpo.num_iterations == 1 and self.grpo.num_minibatches == 1
 
         # 1. Rollout: G completions per prompt from the current policy, no grad.
         with timer("rollout"):
-            rollout, prompts_truncated = self._rollout(batch["prompt"], G, greedy=False)
+            rollout, prompts_truncated = self.sampler.prompts(batch["prompt"], G, False, self.device)
 
         # 2. Scoring pass: completion log-probs and terminal hidden state from one forward.
-        with timer("scoring"):
-            if fused:
-                logprobs, hidden = self._score(rollout)
-                old_logprobs = logprobs.detach()
-            else:
-                with torch.no_grad():
-                    old_logprobs, hidden = self._score(rollout)
-            ref_logprobs = None
-            if self.needs_reference:
-                with torch.no_grad(), self.policy.adapters_disabled():
-                    ref_logprobs, _ = self._score(rollout)
+        with timer("scoring"), torch.set_grad_enabled(fused):
+            logprobs, hidden = self._score(rollout)
+            old_logprobs, ref_logprobs = logprobs.detach(), self._reference_logprobs(rollout)
 
-        # 3. Rewards R ∈ ℝ^{N×M}; NaN = missing and masked.
+        # 3. Rewards R ∈ ℝ^{N×K}; NaN = missing and masked.
         with timer("rewards"):
             extra = {"ref_logprobs": ref_logprobs, "completion_mask": rollout.completion_mask}
-            raw = self.score_rewards(prompts, rollout.completions, columns, extra)
+            raw = self.reward_scorer.score(prompts, rollout.completions, columns, extra, self.device)
 
         # 4–5. Scalarise (Conductor / static / single) and take group-relative advantages.
         with timer("outer"):
@@ -239,122 +165,33 @@ class MaestroModule(L.LightningModule):
         with timer("outer"):
             outer = self._conductor_update(choice, self.scalarizer.meta_reward(advantages, raw, G))
 
-        # 8. Logging.
-        metrics = {
-            **reward_metrics(raw, self.component_names, "train"),
-            "train/scalar_reward": scalar.mean(),
-            "train/advantage_mean": advantages.mean(),
-            "train/advantage_std": advantages.std(),
-            "train/advantage_abs": advantages.abs().mean(),
-            "train/zero_std_groups": grpo.zero_std_group_fraction(scalar, G),
-            "train/policy_entropy": -(old_logprobs * rollout.completion_mask).sum() / rollout.completion_mask.sum().clamp(min=1),
-            "train/completion_length": rollout.lengths.float().mean(),
-            "train/truncation_rate": rollout.truncated.float().mean(),
-            "train/prompts_truncated": float(prompts_truncated),
-            **inner,
-            **outer,
-            **scalarizer_metrics(choice, self.scalarizer.action_names, columns.get("category"), "conductor"),
-            **{f"time/{phase}": seconds for phase, seconds in timer.seconds.items()},
-        }
+        # 8. Record and log.
+        self._rollouts_done += 1
+        self.last_step = StepRecord(
+            step=self._rollouts_done, group_size=G, prompts=prompts, completions=rollout.completions, completion_lengths=rollout.lengths,
+            raw_rewards=raw, scalar_rewards=scalar.detach(), advantages=advantages.detach(), choice=choice,
+            component_names=self.component_names, action_names=self.scalarizer.action_names,
+            categories=columns.get("category"), phase_seconds=dict(timer.seconds),
+        )  # fmt: skip
+        metrics = step_metrics(self.last_step, rollout, old_logprobs, prompts_truncated, {**inner, **outer})
         metrics = keep_for_this_step(metrics, logger_writes_this_step(self.trainer))
-        self.log_dict(self._reduce_across_ranks(metrics), on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
-        self._log_completions(prompts, rollout.completions, raw, scalar, choice)
-        # Raw tensors of this step for callbacks (histograms, figures); replaced every step.
-        self.last_step = {
-            "advantages": advantages.detach(),
-            "scalar_rewards": scalar.detach(),
-            "raw_rewards": raw,
-            "completion_lengths": rollout.lengths,
-            "actions": choice.actions,
-            "categories": columns.get("category"),
-            "prompts": prompts,
-            "completions": rollout.completions,
-            "phase_seconds": dict(timer.seconds),
-        }
+        metrics = reduce_over_ranks(metrics, self.device, self.trainer.strategy, self.trainer.world_size)
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
 
-    def _reduce_across_ranks(self, metrics: dict[str, Any]) -> dict[str, torch.Tensor]:
-        values = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device).detach() for k, v in metrics.items()}
-        return reduce_over_ranks(values, self.trainer.strategy, self.trainer.world_size)
-
-    def _policy_updates(
-        self,
-        rollout: Rollout,
-        old_logprobs: torch.Tensor,
-        ref_logprobs: torch.Tensor | None,
-        advantages: torch.Tensor,
-        fused_logprobs: torch.Tensor | None,
-    ) -> dict[str, torch.Tensor]:
-        """μ passes over the rollout's minibatches; one optimiser step per minibatch, or per pass
-        when ``accumulate_minibatches`` (gradients summed, each minibatch weighted by its share)."""
+    def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused_logprobs) -> dict[str, torch.Tensor]:
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
-        s, n = self.grpo, advantages.shape[0]
-        if n % s.num_minibatches:
-            raise ValueError(
-                f"{n} completions per step (data.batch_size × grpo_settings.num_generations) do not split into "
-                f"grpo_settings.num_minibatches={s.num_minibatches} equal minibatches"
-            )
-        slices = grpo.minibatch_slices(n, s.num_minibatches)
-        mask_all = rollout.completion_mask
-        sums = {"policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
-        updates = 0
-        for _ in range(s.num_iterations):
-            optimizer.zero_grad()
-            finite = True
-            for rows in slices:
-                logprobs = fused_logprobs if fused_logprobs is not None else self._score(rollout, rows)[0]
-                token_rows = mask_all if s.accumulate_minibatches else mask_all[rows]
-                tokens = self.trainer.strategy.reduce(token_rows.sum().float(), reduce_op="mean") if s.loss_type == "dapo" else None
-                loss, stats = grpo.clipped_policy_loss(
-                    logprobs, old_logprobs[rows], advantages[rows], mask_all[rows], s.epsilon_low, s.epsilon_high, s.beta,
-                    None if ref_logprobs is None else ref_logprobs[rows], s.loss_type, self.sampling.max_new_tokens, tokens,
-                )  # fmt: skip
-                sums["policy_loss"] += float(loss.detach())
-                if s.accumulate_minibatches and s.loss_type != "dapo":
-                    loss = loss * (rows.stop - rows.start) / n  # dapo already divides by the whole rollout's tokens
-                finite = finite and bool(torch.isfinite(loss))
-                if finite:
-                    self.manual_backward(loss)
-                sums["kl"] += float(stats.kl)
-                sums["clip_fraction"] += float(stats.clip_fraction)
-                if not s.accumulate_minibatches:
-                    updates += self._step_policy(optimizer, finite, sums)
-                    optimizer.zero_grad()
-                    finite = True
-            if s.accumulate_minibatches:
-                updates += self._step_policy(optimizer, finite, sums)
+        score = lambda rows: self._score(rollout, rows)[0]  # noqa: E731
+        metrics = self.updater.run(
+            optimizer, self._trainable, score, old_logprobs, ref_logprobs, advantages, rollout.completion_mask, fused_logprobs,
+            backward=self.manual_backward, reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
+            last_checkpoint=last_checkpoint_path(self.trainer),
+        )  # fmt: skip
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
-        evaluations = s.num_iterations * len(slices)
-        metrics = {f"train/{k}": torch.tensor(v / evaluations) for k, v in sums.items() if k != "grad_norm"}
-        metrics["train/grad_norm"] = torch.tensor(sums["grad_norm"] / max(updates, 1))
-        metrics["train/skipped_updates"] = torch.tensor(float(self.skipped_updates))
-        metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
+            metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
         return metrics
-
-    def _step_policy(self, optimizer, finite: bool, sums: dict[str, float]) -> int:
-        """Clip and apply the accumulated gradient unless it is non-finite; returns 1 if applied."""
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, self.grpo.max_grad_norm) if finite else torch.tensor(float("nan"))
-        if not torch.isfinite(grad_norm):
-            self._skip_update(optimizer)
-            return 0
-        optimizer.step()
-        self.consecutive_skips = 0
-        sums["grad_norm"] += float(grad_norm)
-        return 1
-
-    def _skip_update(self, optimizer) -> None:
-        """Drop a non-finite update; stop the run once too many come in a row."""
-        optimizer.zero_grad()
-        self.skipped_updates += 1
-        self.consecutive_skips += 1
-        if self.consecutive_skips >= self.grpo.max_consecutive_skips:
-            raise DivergenceError(
-                f"{self.consecutive_skips} consecutive policy updates had a non-finite loss or gradient "
-                f"(grpo_settings.max_consecutive_skips={self.grpo.max_consecutive_skips}); stopping. "
-                "The last checkpoint written before this step is intact; try a lower learning rate."
-            )
 
     def _conductor_update(self, choice: Scalarization, meta_reward: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.scalarizer.learnable:
@@ -366,46 +203,28 @@ class MaestroModule(L.LightningModule):
         optimizer.step()
         return {"conductor/loss": loss.detach(), "conductor/entropy": entropy}
 
-    def _log_completions(self, prompts, completions, raw, scalar, choice) -> None:
-        every = self.log_completions_every_n_steps
-        experiment = getattr(self.logger, "experiment", None)
-        if not every or self.global_step % every or not hasattr(experiment, "add_text"):
-            return
-        table = completion_table(prompts, completions, raw, scalar, choice, self.component_names, self.scalarizer.action_names)
-        experiment.add_text("samples/completions", table, global_step=self.global_step)
-
-    # ---------------------------------------------------------- validation
     @torch.no_grad()
-    def evaluate_prompts(self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None) -> dict[str, Any]:
-        """Greedy answers, their reward components and the scalariser's argmax action per prompt.
-
-        Shared by validation and by evaluation callbacks (e.g. the testbed), so held-out
-        evaluation is computed one way everywhere.
-        """
-        rollout, _ = self._rollout(prompts, 1, greedy=True, max_new_tokens=max_new_tokens or self.val_max_new_tokens)
+    def evaluate_prompts(self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None) -> EvaluationResult:
+        """Greedy answers, their reward components and the scalariser's argmax action per prompt:
+        held-out evaluation computed one way for validation and evaluation callbacks (the testbed)."""
+        rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
         _, hidden = self._score(rollout)
-        extra = {"completion_mask": rollout.completion_mask}
-        if self.needs_reference:
-            with self.policy.adapters_disabled():
-                extra["ref_logprobs"] = self._score(rollout)[0]
-        raw = self.score_rewards(prompts, rollout.completions, columns, extra)
+        extra = {"completion_mask": rollout.completion_mask, "ref_logprobs": self._reference_logprobs(rollout)}
+        raw = self.reward_scorer.score(prompts, rollout.completions, columns, extra, self.device)
         choice = self.scalarizer.choose(hidden, columns, greedy=True)
-        return {"completions": rollout.completions, "lengths": rollout.lengths, "raw_rewards": raw, "choice": choice}
+        return EvaluationResult(completions=rollout.completions, lengths=rollout.lengths, raw_rewards=raw, choice=choice)
 
     def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
         """Greedy answers to held-out prompts; the mean of each reward component."""
-        batch.pop(POSITION_KEY, None)
         columns = {k: v for k, v in batch.items() if k != "prompt"}
         result = self.evaluate_prompts(batch["prompt"], columns)
-        raw = result["raw_rewards"]
         metrics = {
-            **{f"val/reward/{name}": torch.nanmean(raw[:, m]) for m, name in enumerate(self.component_names)},
-            "val/completion_length": result["lengths"].float().mean(),
-            **scalarizer_metrics(result["choice"], self.scalarizer.action_names, columns.get("category"), "val/conductor"),
+            **{f"val/reward/{name}": torch.nanmean(result.raw_rewards[:, m]) for m, name in enumerate(self.component_names)},
+            "val/completion_length": result.lengths.float().mean(),
+            **scalarizer_metrics(result.choice, self.scalarizer.action_names, columns.get("category"), "val/conductor"),
         }
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
 
-    # ---------------------------------------------------------- checkpoints
     def _trainable_state_keys(self) -> set[str]:
         keys = {f"policy.{name}" for name, p in self.policy.named_parameters() if p.requires_grad}
         return keys | {f"scalarizer.{name}" for name in self.scalarizer.state_dict()}
@@ -414,13 +233,15 @@ class MaestroModule(L.LightningModule):
         """Keep LoRA + scalariser state only: the frozen base weights are reloaded from the model id."""
         keep = self._trainable_state_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["maestro"] = {"skipped_updates": self.skipped_updates, "model": self.settings.name_or_path, "rng": rng_states()}
+        checkpoint["maestro"] = {"skipped_updates": self.updater.skipped_updates, "rollouts_done": self._rollouts_done,
+                                 "model": self.settings.name_or_path, "rng": rng_states()}  # fmt: skip
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         missing = sorted(self._trainable_state_keys() - set(checkpoint.get("state_dict", {})))
         if missing:
             raise KeyError(f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}")
         state = checkpoint.get("maestro", {})
-        self.skipped_updates = int(state.get("skipped_updates", 0))
+        self.updater.skipped_updates = int(state.get("skipped_updates", 0))
+        self._rollouts_done = int(state.get("rollouts_done", 0))
         if "rng" in state:
             restore_rng_states(state["rng"])

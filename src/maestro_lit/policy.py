@@ -1,6 +1,6 @@
 """The policy: load any HF causal LM, wrap it with peft LoRA (or train it whole), and score sequences.
 
-``score`` / ``scoring_pass`` is the one forward of DESIGN §1 step 2 (``maestro_lit.scoring``):
+``score`` / ``scoring_pass`` is the one forward of docs/design.md §1 step 2 (``maestro_lit.scoring``):
 the model's own forward, so its logit post-processing applies, returning the completion
 tokens' log-probs, the hidden state the Conductor reads and, on request, token entropies.
 With LoRA the reference model is the same weights with the adapters switched off, never a

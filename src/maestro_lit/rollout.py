@@ -10,16 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
+from maestro_lit.settings import SamplingSettings  # re-exported: defined with the other settings
 
-@dataclass
-class SamplingSettings:
-    """Sampling for the training rollout (evaluation decodes greedily)."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 32
-    max_prompt_tokens: int = 256
+__all__ = ["Rollout", "SamplingSettings", "expand_groups", "finish_rollout", "generate", "tokenize_prompts"]
 
 
 @dataclass
@@ -48,6 +41,13 @@ class Rollout:
     @property
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(-1)
+
+
+def expand_groups(batch: dict[str, list], group_size: int) -> tuple[list[str], dict[str, list]]:
+    """Prompts and data columns of a batch repeated G times, one row per completion, in group layout."""
+    prompts = [p for p in batch["prompt"] for _ in range(group_size)]
+    columns = {k: [v for v in values for _ in range(group_size)] for k, values in batch.items() if k != "prompt"}
+    return prompts, columns
 
 
 def render_prompt(tokenizer, conversation: list[dict[str, str]]) -> str:

@@ -1,4 +1,4 @@
-"""The scoring pass (DESIGN §1 step 2): one forward of the causal LM → everything the step reads.
+"""The scoring pass (docs/design.md §1 step 2): one forward of the causal LM → everything the step reads.
 
 Why the model's own forward and not ``lm_head(backbone(x))``: many architectures post-process
 their logits inside ``forward`` (Gemma-2's final-logit softcapping, output scaling in Cohere or

@@ -1,35 +1,114 @@
-"""Settings of the GRPO inner loop (DESIGN §1 steps 5–6), validated when the config is parsed."""
+"""Settings of the training step (docs/design.md §1), in one place, validated when the config is parsed.
+
+Each field carries an attribute docstring (the string right after it, as in litgpt's
+``args.py``); jsonargparse reads them so ``fit --help`` documents every key. Choices are
+``Literal`` types, so a typo fails at parse time with the valid values listed; ranges are
+checked in ``__post_init__`` with the config key and the valid range in the message.
+
+``ModelSettings``/``LoraSettings`` (``maestro_lit.policy``) and ``FastRolloutSettings``
+(``maestro_lit.fast_rollout``) stay beside the code they configure; they are re-exported here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from maestro_lit import grpo
+from jsonargparse import set_parsing_settings
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
+
+set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings → ``--help``
+
+LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
+RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
+OnRewardError = Literal["raise", "skip"]
+# Range types: the parser checks them, so a bad value fails at parse time naming its key;
+# ``__post_init__`` repeats the checks for settings built in Python (and alone checks
+# num_generations, whose message says why: GRPO needs a group).
+UnitIntervalOpenBelow = restricted_number_type("UnitIntervalOpenBelow", float, [(">", 0), ("<=", 1)])
+
+
+def _check(ok: bool, key: str, valid: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"{key} must be {valid}, got {value!r}")
+
+
+@dataclass
+class SamplingSettings:
+    """The training rollout (evaluation decodes greedily): sampling and token budgets."""
+
+    temperature: PositiveFloat = 1.0
+    """Softmax temperature of the rollout; > 0. Log-probs are taken at the same temperature."""
+    top_p: UnitIntervalOpenBelow = 1.0
+    """Nucleus sampling mass, in (0, 1]; 1 turns it off."""
+    top_k: NonNegativeInt = 0
+    """Sample among the k most likely tokens; >= 0, 0 turns it off."""
+    max_new_tokens: PositiveInt = 32
+    """Longest completion in tokens; >= 1. Longer ones are cut and counted as truncated."""
+    max_prompt_tokens: PositiveInt = 256
+    """Longest prompt in tokens; >= 1. Longer prompts keep their last tokens (counted in train/prompts_truncated)."""
+    merge_adapters_for_rollout: bool = False
+    """Generate with W + B·A merged into a separate buffer (faster decoding; the base is restored exactly).
+    Not with policy.load_in_4bit."""
+
+    def __post_init__(self) -> None:
+        _check(self.temperature > 0, "model.sampling.temperature", "> 0", self.temperature)
+        _check(0 < self.top_p <= 1, "model.sampling.top_p", "in (0, 1]", self.top_p)
+        _check(self.top_k >= 0, "model.sampling.top_k", ">= 0 (0 = off)", self.top_k)
+        _check(self.max_new_tokens >= 1, "model.sampling.max_new_tokens", ">= 1", self.max_new_tokens)
+        _check(self.max_prompt_tokens >= 1, "model.sampling.max_prompt_tokens", ">= 1", self.max_prompt_tokens)
 
 
 @dataclass
 class GRPOSettings:
-    """Group size, inner-loop and loss settings of DESIGN §1 steps 5–6."""
+    """Group size, inner loop and loss of docs/design.md §1 steps 5–6."""
 
     num_generations: int = 4
-    num_iterations: int = 1
-    num_minibatches: int = 1
-    epsilon_low: float = 0.2
-    epsilon_high: float = 0.2
-    beta: float = 0.0
-    loss_type: str = "grpo"
-    max_grad_norm: float = 1.0
-    reward_normalization: str = "normalize_then_sum"
-    merge_adapters_for_rollout: bool = False
+    """G: completions sampled per prompt; >= 2 (GRPO compares within a group)."""
+    num_iterations: PositiveInt = 1
+    """μ: passes of policy updates over each rollout; >= 1."""
+    num_minibatches: PositiveInt = 1
+    """Minibatches per pass; >= 1 and must divide batch_size × num_generations."""
+    epsilon_low: NonNegativeFloat = 0.2
+    """Lower clip range of the importance ratio (1 − ε_low); >= 0."""
+    epsilon_high: NonNegativeFloat = 0.2
+    """Upper clip range of the importance ratio (1 + ε_high); >= 0."""
+    beta: NonNegativeFloat = 0.0
+    """Weight of the k3 KL penalty to the reference (adapters off); >= 0, 0 skips the reference forward."""
+    loss_type: LossType = "grpo"
+    """Loss aggregation over tokens: grpo (per sequence), bnpo (per batch), dapo (per rollout), dr_grpo (constant)."""
+    max_grad_norm: PositiveFloat = 1.0
+    """Gradient clipping norm; > 0."""
+    reward_normalization: RewardNormalization = "normalize_then_sum"
+    """Group-normalise each reward component before weighting, or weight first and normalise the sum."""
     accumulate_minibatches: bool = False
-    max_consecutive_skips: int = 10
+    """One optimiser step per pass (gradients of its minibatches summed) instead of one per minibatch."""
+    max_consecutive_skips: PositiveInt = 10
+    """Stop with DivergenceError after this many non-finite policy updates in a row; >= 1."""
 
     def __post_init__(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError(f"grpo_settings.num_generations must be >= 2 (GRPO needs a group to compare), got {self.num_generations}")
-        if self.num_iterations < 1:
-            raise ValueError(f"grpo_settings.num_iterations must be >= 1, got {self.num_iterations}")
-        if self.loss_type not in grpo.LOSS_TYPES:
-            raise ValueError(f"grpo_settings.loss_type {self.loss_type!r} is not one of {grpo.LOSS_TYPES}")
-        if self.reward_normalization not in grpo.NORMALIZATION_ORDERS:
-            raise ValueError(f"grpo_settings.reward_normalization {self.reward_normalization!r} is not one of {grpo.NORMALIZATION_ORDERS}")
+        key = "model.grpo_settings."
+        _check(self.num_generations >= 2, key + "num_generations", ">= 2 (GRPO needs a group to compare)", self.num_generations)
+        _check(self.num_iterations >= 1, key + "num_iterations", ">= 1", self.num_iterations)
+        _check(self.num_minibatches >= 1, key + "num_minibatches", ">= 1", self.num_minibatches)
+        _check(self.epsilon_low >= 0, key + "epsilon_low", ">= 0", self.epsilon_low)
+        _check(self.epsilon_high >= 0, key + "epsilon_high", ">= 0", self.epsilon_high)
+        _check(self.beta >= 0, key + "beta", ">= 0", self.beta)
+        _check(self.max_grad_norm > 0, key + "max_grad_norm", "> 0", self.max_grad_norm)
+        _check(self.max_consecutive_skips >= 1, key + "max_consecutive_skips", ">= 1", self.max_consecutive_skips)
+        _check(self.loss_type in LossType.__args__, key + "loss_type", f"one of {LossType.__args__}", self.loss_type)
+        valid = RewardNormalization.__args__
+        _check(self.reward_normalization in valid, key + "reward_normalization", f"one of {valid}", self.reward_normalization)
+
+
+def __getattr__(name: str):
+    """Re-exports without import cycles: settings that live beside their code."""
+    if name in ("ModelSettings", "LoraSettings"):
+        from maestro_lit import policy
+
+        return getattr(policy, name)
+    if name == "FastRolloutSettings":
+        from maestro_lit.fast_rollout import FastRolloutSettings
+
+        return FastRolloutSettings
+    raise AttributeError(name)

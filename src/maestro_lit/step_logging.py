@@ -1,4 +1,4 @@
-"""Turn one step's tensors into the scalar tags and text samples of DESIGN §1 step 8."""
+"""Turn one step's tensors into the scalar tags of docs/design.md §1 step 8 (the completion table is in ``tb_views``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
+from maestro_lit import grpo
 from maestro_lit.conductor import Scalarization
+from maestro_lit.records import StepRecord
 
 
 def reward_metrics(raw: torch.Tensor, names: Sequence[str], prefix: str) -> dict[str, torch.Tensor]:
@@ -42,28 +44,26 @@ def scalarizer_metrics(
     return metrics
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def completion_table(
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    raw: torch.Tensor,
-    scalar: torch.Tensor,
-    choice: Scalarization,
-    component_names: Sequence[str],
-    action_names: Sequence[str],
-    limit: int = 8,
-) -> str:
-    """A markdown table of sample completions with their component rewards and chosen action."""
-    header = ["prompt", "completion", *component_names, "scalar", "action"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for i in range(min(limit, len(completions))):
-        action = action_names[int(choice.actions[i])] if choice.actions is not None else "static"
-        scores = [f"{float(v):.3f}" for v in raw[i]]
-        lines.append("| " + " | ".join([_cell(prompts[i]), _cell(completions[i]), *scores, f"{float(scalar[i]):.3f}", action]) + " |")
-    return "\n".join(lines)
+def step_metrics(
+    record: StepRecord, rollout, old_logprobs: torch.Tensor, prompts_truncated: int, updates: dict[str, Any]
+) -> dict[str, Any]:
+    """Every ``train/``, ``conductor/`` and ``time/`` scalar of one training step (docs/design.md §1 step 8)."""
+    mask, scalar, advantages = rollout.completion_mask, record.scalar_rewards, record.advantages
+    return {
+        **reward_metrics(record.raw_rewards, record.component_names, "train"),
+        "train/scalar_reward": scalar.mean(),
+        "train/advantage_mean": advantages.mean(),
+        "train/advantage_std": advantages.std(),
+        "train/advantage_abs": advantages.abs().mean(),
+        "train/zero_std_groups": grpo.zero_std_group_fraction(scalar, record.group_size),
+        "train/policy_entropy": -(old_logprobs * mask).sum() / mask.sum().clamp(min=1),
+        "train/completion_length": rollout.lengths.float().mean(),
+        "train/truncation_rate": rollout.truncated.float().mean(),
+        "train/prompts_truncated": float(prompts_truncated),
+        **updates,
+        **scalarizer_metrics(record.choice, record.action_names, record.categories, "conductor"),
+        **{f"time/{phase}": seconds for phase, seconds in record.phase_seconds.items()},
+    }
 
 
 SUMMED_METRICS = ("train/reward_nan/", "train/skipped_updates", "train/prompts_truncated")
@@ -88,12 +88,13 @@ def keep_for_this_step(metrics: dict[str, Any], logger_writes: bool) -> dict[str
     return {k: v for k, v in metrics.items() if k.startswith(EVERY_STEP_METRICS)}
 
 
-def reduce_over_ranks(values: dict[str, torch.Tensor], strategy, world_size: int) -> dict[str, torch.Tensor]:
-    """Average every metric over ranks in one collective (counts are summed), so rank 0 logs global values.
+def reduce_over_ranks(metrics: dict[str, Any], device: torch.device, strategy, world_size: int) -> dict[str, torch.Tensor]:
+    """Float tensors on ``device``, averaged over ranks in one collective (counts are summed), so rank 0 logs global values.
 
     Per-category Conductor metrics exist only on ranks that saw that category; they stay
     per-rank rather than forcing every rank to agree on the set of keys.
     """
+    values = {k: torch.as_tensor(v, dtype=torch.float32, device=device).detach() for k, v in metrics.items()}
     if world_size <= 1:
         return values
     shared = sorted(k for k in values if not (k.startswith("conductor/") and k.count("/") == 3))

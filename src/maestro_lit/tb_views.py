@@ -1,9 +1,9 @@
 """TensorBoard views that scalars cannot give: distributions and the Conductor's choices.
 
 The module logs means and shares as scalars every step; this callback adds what a mean
-hides. It reads ``pl_module.last_step`` after every training batch, pools the window of
-``every_n_steps`` batches (one step's 8–64 completions make a noisy histogram), and then
-writes to the TensorBoard logger:
+hides. It reads ``pl_module.last_step`` (a ``StepRecord``) after every training step, pools
+the window of ``every_n_steps`` steps (one step's 8–64 completions make a noisy histogram),
+and then writes to the TensorBoard logger:
 
 - ``train/advantages``, ``train/completion_lengths`` and ``train/reward_hist/<name>``
   histograms (a collapsed advantage histogram means no learning signal);
@@ -11,20 +11,25 @@ writes to the TensorBoard logger:
   per prompt category (absent for the static and single-reward baselines);
 - extra hyperparameters (data batch size, learning rates, scalariser settings) merged into
   ``pl_module.run_summary`` before the module logs it, so the HPARAMS tab can tell runs apart;
+- ``samples/completions``: a markdown table of sample completions with their component
+  rewards, scalar reward and action, every ``log_completions_every_n_steps`` steps;
 - optionally ``hp_metric`` at the end of fit, copied from a logged metric such as
   ``val/reward/length``, so the HPARAMS table has a column worth sorting by.
 
-Batches are counted here, not read from ``trainer.global_step``, because the global step
-advances μ × num_minibatches times per batch.
+Steps are ``pl_module.rollouts_done`` (training steps done, see ``MaestroModule``), not
+``trainer.global_step``, which advances μ × num_minibatches times per step.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from maestro_lit.records import StepRecord
 
 _SCALARIZER_FIELDS = ("temperature", "entropy_coef", "emphasis", "normalize_hidden", "component")
 
@@ -58,14 +63,35 @@ def action_figure(counts: dict[str, Counter], action_names: list[str]):
     return figure
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def completion_table(record: StepRecord, limit: int = 8) -> str:
+    """A markdown table of sample completions with their component rewards and chosen action."""
+    header = ["prompt", "completion", *record.component_names, "scalar", "action"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    actions, names = record.actions, record.action_names
+    for i in range(min(limit, len(record.completions))):
+        action = names[int(actions[i])] if actions is not None else "static"
+        scores = [f"{float(v):.3f}" for v in record.raw_rewards[i]]
+        cells = [_cell(record.prompts[i]), _cell(record.completions[i]), *scores, f"{float(record.scalar_rewards[i]):.3f}", action]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 class TensorBoardViews(Callback):
     """Histograms, the per-category action figure and richer hparams for TensorBoard."""
 
-    def __init__(self, every_n_steps: int = 10, hp_metric: Optional[str] = None) -> None:
+    def __init__(self, every_n_steps: int = 10, hp_metric: Optional[str] = None, log_completions_every_n_steps: int = 10) -> None:
+        """``log_completions_every_n_steps``: 0 turns the completion table off."""
         if every_n_steps < 1:
             raise ValueError(f"TensorBoardViews.every_n_steps must be >= 1, got {every_n_steps}")
+        if log_completions_every_n_steps < 0:
+            raise ValueError(f"TensorBoardViews.log_completions_every_n_steps must be >= 0, got {log_completions_every_n_steps}")
         self.every_n_steps, self.hp_metric = every_n_steps, hp_metric
-        self.batches = 0
+        self.log_completions_every_n_steps = log_completions_every_n_steps
+        self.batches = 0  # the last step seen (``pl_module.rollouts_done``)
         self._reset()
 
     def _reset(self) -> None:
@@ -94,24 +120,31 @@ class TensorBoardViews(Callback):
 
     # -- collecting and writing ------------------------------------------------------------
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.batches += 1
-        step = getattr(pl_module, "last_step", None) or {}
-        if "advantages" in step:
-            self._collect(step, list(getattr(pl_module.scalarizer, "action_names", [])))
+        self.batches = int(pl_module.rollouts_done)
+        record: StepRecord | None = pl_module.last_step
+        if record is not None:
+            self._collect(record)
+            every = self.log_completions_every_n_steps
+            if every and self.batches % every == 0 and trainer.is_global_zero:
+                self._write_completions(trainer, record)
         if self.batches % self.every_n_steps == 0:
             if trainer.is_global_zero:
                 self.write(trainer, pl_module)
             self._reset()
 
-    def _collect(self, step: dict[str, Any], action_names: list[str]) -> None:
-        self._advantages.append(step["advantages"].detach().float().cpu())
-        self._lengths.append(step["completion_lengths"].detach().float().cpu())
-        if step.get("raw_rewards") is not None:
-            self._rewards.append(step["raw_rewards"].detach().float().cpu())
-        actions = step.get("actions")
-        if actions is None or not action_names:
+    def _write_completions(self, trainer: Any, record: StepRecord) -> None:
+        experiment = getattr(trainer.logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            experiment.add_text("samples/completions", completion_table(record), global_step=self.batches)
+
+    def _collect(self, record: StepRecord) -> None:
+        self._advantages.append(record.advantages.detach().float().cpu())
+        self._lengths.append(record.completion_lengths.detach().float().cpu())
+        self._rewards.append(record.raw_rewards.detach().float().cpu())
+        actions, names = record.actions, list(record.action_names)
+        if actions is None or not names:
             return
-        categories = step.get("categories") or ["all"] * len(actions)
+        categories: Sequence = record.categories or ["all"] * len(actions)
         for category, action in zip(categories, actions.tolist()):
             self._actions.setdefault(str(category), Counter())[int(action)] += 1
 
@@ -119,7 +152,7 @@ class TensorBoardViews(Callback):
         writer = _tensorboard(trainer)
         if writer is None or not self._advantages:
             return
-        step = int(trainer.global_step)
+        step = self.batches
         writer.add_histogram("train/advantages", torch.cat(self._advantages), step)
         writer.add_histogram("train/completion_lengths", torch.cat(self._lengths), step)
         if self._rewards:
@@ -141,7 +174,7 @@ class TensorBoardViews(Callback):
         value = trainer.callback_metrics.get(self.hp_metric) if self.hp_metric else None
         if value is not None and trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics({"hp_metric": float(value)}, step=int(trainer.global_step))
+                logger.log_metrics({"hp_metric": float(value)}, step=self.batches)
 
     def state_dict(self) -> dict[str, Any]:
         return {"batches": self.batches}

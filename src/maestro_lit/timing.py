@@ -1,4 +1,4 @@
-"""Wall-clock time per phase of a training step (DESIGN §1 step 8: ``time/<phase>``)."""
+"""Wall-clock time per phase of a training step (docs/design.md §1 step 8: ``time/<phase>``)."""
 
 from __future__ import annotations
 

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import torch
 
+from maestro_lit.paths import ASSETS, TRAIN_PROMPTS, VAL_PROMPTS  # noqa: F401  re-exported for callers of tiny
+
 TINY_MODEL_ID = "maestro-lit/tiny"
 TINY_VERSION = "v3"  # bump when the recipe below changes, so stale caches are rebuilt
-ASSETS = Path(__file__).parent / "assets"
-TRAIN_PROMPTS = ASSETS / "prompts" / "train.jsonl"
-VAL_PROMPTS = ASSETS / "prompts" / "val.jsonl"
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"

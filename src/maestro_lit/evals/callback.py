@@ -8,7 +8,8 @@ validate call, never during fit's own validation or the sanity check). Files are
 
 Only global rank 0 generates and scores; other ranks wait at a barrier. Metrics go to
 ``bench/<name>/<metric>``: through ``pl_module.log_dict`` under validate (so they appear in the
-results table), straight to ``trainer.loggers`` at ``trainer.global_step`` otherwise (Lightning
+results table), straight to ``trainer.loggers`` at the module's ``rollouts_done`` (the project's
+step counter, see ``MaestroModule``; ``trainer.global_step`` for other modules) otherwise (Lightning
 forbids ``self.log`` in ``on_train_end``). Tables land in ``output_dir`` or ``trainer.log_dir``.
 """
 
@@ -61,7 +62,8 @@ class BenchmarkCallback(Callback):
             benchmark.items()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.train_batches += 1
+        # MaestroModule's step counter when there is one (it survives resume); else count here
+        self.train_batches = int(pl_module.rollouts_done) if hasattr(pl_module, "rollouts_done") else self.train_batches + 1
         if self.every_n_train_steps and self.train_batches % self.every_n_train_steps == 0:
             self.run(trainer, pl_module, "train_step")
             self._last_run_batch = self.train_batches
@@ -153,7 +155,7 @@ class BenchmarkCallback(Callback):
             return []
         results = self.evaluate(pl_module)
         metrics = {f"bench/{r.name}/{k}": float(v) for r in results for k, v in {**r.metrics, "seconds": r.seconds}.items()}
-        step = int(getattr(trainer, "global_step", 0))
+        step = int(pl_module.rollouts_done if hasattr(pl_module, "rollouts_done") else getattr(trainer, "global_step", 0))
         if use_log_dict:
             pl_module.log_dict(metrics, rank_zero_only=True)
         else:

@@ -1,4 +1,4 @@
-"""The reward-component contract (DESIGN §3), shaped like TRL's reward functions.
+"""The reward-component contract (docs/design.md §3), shaped like TRL's reward functions.
 
 A component is called **by keyword**, as TRL's ``GRPOTrainer`` calls a reward function:
 ``prompts=``, ``completions=``, ``completion_ids=`` (one list of token ids per completion),

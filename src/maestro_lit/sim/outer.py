@@ -4,7 +4,7 @@
 ``scalarizer.loss(choice, meta_reward)`` and one optimizer step per GRPO step. With
 ``every = M > 1`` it buffers (h, columns, a, meta-reward) and every M steps takes one step
 on the whole buffer, recomputing log π_φ(a|h) with the current parameters (the paper's
-asynchronous schedule, DESIGN §1 step 7). Anything with the same ``__call__`` can replace it
+asynchronous schedule, docs/design.md §1 step 7). Anything with the same ``__call__`` can replace it
 (e.g. the project's own buffered outer loop once it lands).
 """
 

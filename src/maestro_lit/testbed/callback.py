@@ -1,8 +1,8 @@
 """Held-out evaluation of the testbed: true utility, length, redundancy and the Conductor's choices.
 
 Runs ``pl_module.evaluate_prompts`` (greedy, so it consumes no random numbers and leaves the
-training trajectory unchanged) at the start, every ``every_n_steps`` policy updates and at the
-end of fit. Numbers go to the logger (``testbed/...``) and to ``testbed_eval.json`` /
+training trajectory unchanged) at the start, every ``every_n_steps`` training steps
+(``pl_module.rollouts_done``) and at the end of fit. Numbers go to the logger (``testbed/...``) and to ``testbed_eval.json`` /
 ``testbed_curve.csv`` in the run's log dir, which the comparison runner aggregates.
 
 It also checks, on every training step, whether the training signal points at the truth:
@@ -52,12 +52,12 @@ class TestbedEvaluation(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._training_signal(trainer, pl_module)
-        step = trainer.global_step
+        step = pl_module.rollouts_done
         if self.every_n_steps and step % self.every_n_steps == 0 and not self._done(step):
             self._evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if not self._done(trainer.global_step):
+        if not self._done(pl_module.rollouts_done):
             self._evaluate(trainer, pl_module)
         self.final = {**self.curve[-1], **self.final}
         self.final["signal"] = {k: (sum(v) / len(v) if v else float("nan")) for k, v in self.signal.items()}
@@ -74,24 +74,24 @@ class TestbedEvaluation(Callback):
     @torch.no_grad()
     def _evaluate(self, trainer, pl_module) -> None:
         result = pl_module.evaluate_prompts(self.prompts, self.columns, self.max_new_tokens)
-        completions, categories = result["completions"], self.columns["category"]
+        completions, categories, step = result.completions, self.columns["category"], pl_module.rollouts_done
         utility = self.truth(self.prompts, completions, self.columns)
-        point = {"step": float(trainer.global_step), "true_utility": float(utility.mean())}
+        point = {"step": float(step), "true_utility": float(utility.mean())}
         point.update({f"true_utility/{c}": v for c, v in tm.per_category_mean(utility, categories, self.order).items()})
         point["length_words"] = float(tm.word_lengths(completions).mean())
-        point["length_tokens"] = float(result["lengths"].float().mean())
+        point["length_tokens"] = float(result.lengths.float().mean())
         point["redundancy"] = float(tm.redundancy(completions).mean())
         self.curve.append(point)
         self.final = {"completions": list(zip(self.prompts[:6], completions[:6]))}
         scalars = {f"testbed/{k}": v for k, v in point.items() if k != "step"}
-        choice = result["choice"]
+        choice = result.choice
         if choice.actions is not None:
             self.final.update(self._action_analysis(pl_module, choice, categories))
             scalars["testbed/mi_bits"] = self.final["mi_bits"]
             scalars["testbed/mi_bits_soft"] = self.final["mi_bits_soft"]
-            self._figure(trainer, pl_module)
+            self._figure(trainer, step)
         for logger in trainer.loggers:
-            logger.log_metrics(scalars, step=trainer.global_step)
+            logger.log_metrics(scalars, step=step)
 
     def _action_analysis(self, pl_module, choice, categories) -> dict[str, Any]:
         names = pl_module.scalarizer.action_names
@@ -102,40 +102,40 @@ class TestbedEvaluation(Callback):
         return {"action_names": names, "actions": table(hard), "action_probs": table(soft),
                 "mi_bits": tm.mutual_information_bits(hard), "mi_bits_soft": tm.mutual_information_bits(soft)}  # fmt: skip
 
-    def _figure(self, trainer, pl_module) -> None:
+    def _figure(self, trainer, step: int) -> None:
         experiment = getattr(trainer.logger, "experiment", None)
         if hasattr(experiment, "add_figure"):
             figure = action_figure(self.final["action_probs"], self.final["actions"], self.final["mi_bits"])
-            experiment.add_figure("testbed/conductor_actions", figure, global_step=trainer.global_step)
+            experiment.add_figure("testbed/conductor_actions", figure, global_step=step)
 
     def _training_signal(self, trainer, pl_module) -> None:
         """Does this step's training advantage agree with the true-utility advantage of the same completions?"""
         step = pl_module.last_step
-        if not step or step.get("categories") is None or not set(self.truth.names) <= set(pl_module.component_names):
+        if step is None or step.categories is None or not set(self.truth.names) <= set(step.component_names):
             return
-        order = [pl_module.component_names.index(n) for n in self.truth.names]
-        true_u = self.truth.combine(step["raw_rewards"][:, order], step["categories"])
-        G = pl_module.grpo.num_generations
-        true_adv, adv = grpo.group_advantages(true_u, G), step["advantages"].float().cpu()
+        order = [list(step.component_names).index(n) for n in self.truth.names]
+        true_u = self.truth.combine(step.raw_rewards[:, order], step.categories)
+        G = step.group_size
+        true_adv, adv = grpo.group_advantages(true_u, G), step.advantages.float().cpu()
         logged = {"testbed/signal/adv_true_corr": tm.pearson(adv, true_adv)}
-        actions = step.get("actions")
+        actions = step.actions
         if actions is not None:
             table = pl_module.scalarizer.action_table.cpu()[:, order]  # columns in the truth's order
-            right = torch.tensor([tm.nearest_action(table, self.truth.table[c]) for c in step["categories"]])
+            right = torch.tensor([tm.nearest_action(table, self.truth.table[c]) for c in step.categories])
             hit = actions.cpu() == right
             logged["testbed/signal/oracle_action_share"] = float(hit.float().mean())
-            meta = pl_module.scalarizer.meta_reward(step["advantages"], step["raw_rewards"], G).float().cpu()
+            meta = pl_module.scalarizer.meta_reward(step.advantages, step.raw_rewards, G).float().cpu()
             if hit.any() and (~hit).any():
                 logged["testbed/signal/meta_gap"] = float(meta[hit].mean() - meta[~hit].mean())
             names = pl_module.scalarizer.action_names
-            for i, (category, action) in enumerate(zip(step["categories"], actions.cpu().tolist())):
+            for i, (category, action) in enumerate(zip(step.categories, actions.cpu().tolist())):
                 cell = self.meta_by_action.setdefault(category, {}).setdefault(names[action], [0.0, 0])
                 cell[0], cell[1] = cell[0] + float(adv[i]), cell[1] + 1
         for key, value in logged.items():
             if value == value:  # skip NaN
                 self.signal[key.rsplit("/", 1)[1]].append(value)
         for logger in trainer.loggers:
-            logger.log_metrics(logged, step=trainer.global_step)
+            logger.log_metrics(logged, step=step.step)
 
     def _write(self, trainer) -> None:
         out = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from maestro_lit.paths import TESTBED_ASSETS
 from maestro_lit.testbed.truth import ASSETS, HELDOUT_PROMPTS, TRAIN_PROMPTS
 
 METHODS = ("single", "static", "maestro", "oracle")
@@ -28,7 +29,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "testbed"
 # testbed name -> (config folder, assets folder with train.jsonl, heldout.jsonl, true_weights.json)
 TESTBEDS = {
     "v1": (CONFIG_DIR, ASSETS),
-    "v2": (CONFIG_DIR.parent / "testbed_v2", ASSETS.parent / "testbed_v2"),
+    "v2": (CONFIG_DIR.parent / "testbed_v2", TESTBED_ASSETS["v2"]),
 }
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
+from maestro_lit.paths import TESTBED_ASSETS
 from maestro_lit.rewards.base import RewardComponent, as_score_tensor
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "testbed"
+ASSETS = TESTBED_ASSETS["v1"]
 TRUE_WEIGHTS = ASSETS / "true_weights.json"
 TRAIN_PROMPTS = ASSETS / "train.jsonl"
 HELDOUT_PROMPTS = ASSETS / "heldout.jsonl"
