@@ -18,7 +18,7 @@ def _config(run_dir, model_path, max_steps, **model):
     }
     config = small_fit_config(run_dir, max_steps, [checkpoint], logger=tensorboard_logger(run_dir), enable_model_summary=False)
     config["model"]["policy"].update(name_or_path=str(model_path), load_in_4bit=True, **model)
-    config["model"]["grpo_settings"]["merge_adapters_for_rollout"] = False  # B·A cannot be added to 4-bit weights
+    config["model"]["sampling"]["merge_adapters_for_rollout"] = False  # B·A cannot be added to 4-bit weights
     return config
 
 
