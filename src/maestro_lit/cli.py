@@ -121,8 +121,8 @@ class MaestroCLI(LightningCLI):
             raise
         except ValueError as err:  # a setting the model or data module rejects: a config error, not a crash
             raise ConfigError(str(err)) from err
-        except OSError as err:  # a model path that is neither a local folder nor a hub id
-            raise ConfigError(f"model.policy.name_or_path (or a reward/judge model path): {err}") from err
+        except OSError as err:  # a model path that is neither a local folder nor a hub id (the message names it)
+            raise ConfigError(str(err)) from err
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The trainer with the standard callbacks in use, unless replaced or switched off."""
@@ -157,6 +157,8 @@ def cli_main(args: list[str] | dict | None = None, run: bool = True, **kwargs: A
     # Lightning's note assumes a pre-step snapshot; our checkpoints are taken between steps.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
+    # args given in Python (tests, the testbed) are meant to replace sys.argv; Lightning warns with the whole config
+    warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
     return MaestroCLI(MaestroModule, PromptDataModule, args=args, run=run, save_config_kwargs={"overwrite": True}, **kwargs)
 
 
@@ -167,6 +169,7 @@ class _ComposeCLI(MaestroCLI):
 
 def compose(args: list[str]) -> dict[str, Any]:
     """The config that ``fit ARGS`` would run (``--config`` files merged by the CLI itself), as a dict."""
+    warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # see cli_main
     cli = _ComposeCLI(MaestroModule, PromptDataModule, args=args, run=False, save_config_callback=None)
     config = cli.config.clone()
     config.pop("config", None)
