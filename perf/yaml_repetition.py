@@ -33,7 +33,7 @@ def repeated_share(files: list[Path], run: int = RUN) -> tuple[int, int]:
         for i in range(len(own) - run + 1):
             owners[tuple(own[i : i + run])].add(path)
     repeated = total = 0
-    for path, own in lines.items():
+    for own in lines.values():
         marked = [False] * len(own)
         for i in range(len(own) - run + 1):
             if len(owners[tuple(own[i : i + run])]) > 1:
@@ -45,7 +45,9 @@ def repeated_share(files: list[Path], run: int = RUN) -> tuple[int, int]:
 def main(roots: list[str]) -> None:
     files = sorted(p for root in roots for p in Path(root).rglob("*.yaml"))
     repeated, total = repeated_share(files)
-    print(f"{len(files)} files, {total} non-comment lines, {repeated} in a {RUN}-line run also in another file: {repeated / max(total, 1):.1%}")
+    print(
+        f"{len(files)} files, {total} non-comment lines, {repeated} in a {RUN}-line run also in another file: {repeated / max(total, 1):.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import torch
 import yaml
 
 from maestro_lit.conductor import default_action_table
+from maestro_lit.testbed import runner
 from maestro_lit.testbed.__main__ import parse
 from maestro_lit.testbed.oracle import CategoryWeights
-from maestro_lit.testbed import runner
 from maestro_lit.testbed.runner import METHODS, build_config, method_config, method_files
 from maestro_lit.testbed.truth import HELDOUT_PROMPTS, TRAIN_PROMPTS, TrueUtility
 
