@@ -178,6 +178,14 @@ def test_data_file_errors_print_file_and_line(tmp_path, capsys, monkeypatch):
     assert code == 2 and "bad.jsonl" in err and ":2" in err and "Traceback" not in err, err
 
 
+def test_export_errors_are_one_line_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    with pytest.raises(SystemExit) as info:
+        main(["export", "--ckpt", str(tmp_path / "none.ckpt"), "--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "none.yaml" in err and "Traceback" not in err, err
+
+
 def test_debug_switch_shows_the_exception(monkeypatch):
     with pytest.raises(ConfigError, match="lr must be > 0"):
         main(["fit", "--config", QUICKSTART, "--model.policy_optimizer.init_args.lr=0", "--debug"])

@@ -177,7 +177,8 @@ def compose(args: list[str]) -> dict[str, Any]:
 
 
 # Errors about user input: one line, no traceback (unless MAESTRO_LIT_DEBUG=1 or --debug).
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataFileError, CheckpointError, RewardError)
+# FileNotFoundError: a path the user gave (a config, a checkpoint, a data file); its message names it.
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataFileError, CheckpointError, RewardError, FileNotFoundError)
 
 
 def _argument_error() -> type[BaseException]:
@@ -194,19 +195,23 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in args
     args = [a for a in args if a != "--debug"]
-    if args[:1] == ["export"]:
-        from maestro_lit.export import main as export_main
-
-        export_main(args[1:])
-        return
     if argv is None:
         sys.argv[1:] = args  # LightningCLI reads sys.argv itself (and warns when given both)
     cli_args = None if argv is None else args
+
+    def run() -> None:
+        if args[:1] == ["export"]:
+            from maestro_lit.export import main as export_main
+
+            export_main(args[1:])
+        else:
+            cli_main(cli_args, **({} if debug else {"parser_kwargs": {"exit_on_error": False}}))
+
     if debug:
-        cli_main(cli_args)
+        run()
         return
     try:
-        cli_main(cli_args, parser_kwargs={"exit_on_error": False})
+        run()
     except (*USER_ERRORS, _argument_error()) as err:
         print(f"error: {err}\n(for the traceback: --debug or {DEBUG_ENV}=1)", file=sys.stderr)
         raise SystemExit(2) from None
