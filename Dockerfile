@@ -2,7 +2,8 @@
 #
 #   docker build -t maestro-lit .
 #   docker run --gpus all --rm -v "$PWD/checkpoints:/app/checkpoints" -v maestro-cache:/cache \
-#       maestro-lit fit --config configs/recipes/qwen2.5-0.5b-lora.yaml
+#       maestro-lit fit --config configs/base/gpu.yaml --config configs/models/qwen2.5-0.5b-instruct.yaml \
+#         --config configs/rewards/helpfulness.yaml --config configs/tasks/ultrafeedback.yaml  (README "GPU recipes")
 #
 # torch comes from the official image and is the same version the Makefile pins
 # (TORCH ?= torch==2.13.0); the project is then installed exactly as the README says,

@@ -1,6 +1,6 @@
 """Child process: train maestro_lit for a few steps from a YAML config and report timings.
 
-    python perf/maestro_run.py --config configs/quickstart_static.yaml --steps 12 --warmup 2 [--set key=value ...]
+    python perf/maestro_run.py --config configs/quickstart.yaml --config configs/methods/static.yaml --steps 12 --warmup 2 [--set key=value ...]
 
 Runs through ``cli_main`` (the same path as ``python -m maestro_lit fit``), with logger,
 checkpointing, progress bar and validation switched off so that only training steps run.
@@ -42,18 +42,18 @@ class StepRecorder(L.Callback):
         self.lengths.append(float(step.completion_lengths.float().mean()))
 
 
-def quiet_args(config: str, steps: int, sets: list[str]) -> list[str]:
-    """CLI args: the config, then overrides that leave only the training steps running."""
-    args = ["fit", "--config", config, f"--trainer.max_steps={steps}", "--trainer.logger=false",
+def quiet_args(configs: list[str], steps: int, sets: list[str]) -> list[str]:
+    """CLI args: the configs, then overrides that leave only the training steps running."""
+    args = ["fit", *[a for c in configs for a in ("--config", c)], f"--trainer.max_steps={steps}", "--trainer.logger=false",
             "--trainer.enable_checkpointing=false", "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false", "--trainer.limit_val_batches=0",
-            "--trainer.num_sanity_val_steps=0", "--trainer.callbacks=[]"]  # fmt: skip
+            "--trainer.num_sanity_val_steps=0", "--trainer.callbacks=[]", "--standard_callbacks=[]"]  # fmt: skip
     return args + [f"--{s}" for s in sets]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
+    parser.add_argument("--config", required=True, action="append", help="repeat to compose, like the CLI's --config")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="extra CLI override, e.g. model.grpo_settings.beta=0.04")

@@ -15,8 +15,8 @@ from maestro_run import PHASES
 
 VARIANTS = {
     "maestro": "configs/quickstart.yaml",
-    "static": "configs/quickstart_static.yaml",
-    "single": "configs/quickstart_single.yaml",
+    "static": "configs/quickstart.yaml+configs/methods/static.yaml",
+    "single": "configs/quickstart.yaml+configs/methods/single.yaml",
     "maestro+generate": "configs/quickstart.yaml,model.fast_rollout=null",
     "maestro+beta": "configs/quickstart.yaml,model.grpo_settings.beta=0.04",
 }
@@ -24,13 +24,13 @@ VARIANTS = {
 
 def argv(spec: str, steps: int, warmup: int) -> list[str]:
     config, *sets = spec.split(",")
-    return ["perf/maestro_run.py", "--config", config, "--steps", str(steps), "--warmup", str(warmup),
+    return ["perf/maestro_run.py", *[a for c in config.split("+") for a in ("--config", c)], "--steps", str(steps), "--warmup", str(warmup),
             *[a for s in sets for a in ("--set", s)]]  # fmt: skip
 
 
 def main() -> None:
     parser = bu.harness_parser(__doc__.splitlines()[0], repeats=2, steps=15)
-    parser.add_argument("--variant", action="append", default=[], help="NAME=CONFIG[,key=value...]; replaces the defaults")
+    parser.add_argument("--variant", action="append", default=[], help="NAME=CONFIG[+CONFIG...][,key=value...]; replaces the defaults")
     args = bu.parse_harness_args(parser)
     variants = dict(v.split("=", 1) for v in args.variant) if args.variant else VARIANTS
 

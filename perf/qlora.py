@@ -7,7 +7,7 @@
 The model is built from a config with random weights and saved next to the embedded tiny
 model's tokenizer (nothing can be downloaded on the GPU machines; token ids the tokenizer
 does not know decode to nothing, and random weights never emit EOS, so every completion is
-``--new-tokens`` long). Both contenders run ``configs/quickstart_static.yaml`` through
+``--new-tokens`` long). Both contenders run ``configs/quickstart.yaml`` + ``configs/methods/static.yaml`` through
 ``maestro_run.py`` with the same overrides (B prompts x G completions, LoRA r 8 on all
 linear layers, adapters not merged for the rollout, which 4-bit weights do not allow);
 ``qlora`` adds ``model.policy.load_in_4bit=true``. Alternating rounds; a contender that
@@ -55,7 +55,17 @@ def contenders(
         "model.sampling.max_new_tokens": str(new_tokens),
         "data.batch_size": str(prompts),
     }
-    lora = ["perf/maestro_run.py", "--config", "configs/quickstart_static.yaml", "--steps", str(steps), "--warmup", str(warmup)]
+    lora = [
+        "perf/maestro_run.py",
+        "--config",
+        "configs/quickstart.yaml",
+        "--config",
+        "configs/methods/static.yaml",
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+    ]
     lora += [a for key, value in sets.items() for a in ("--set", f"{key}={value}")]
     return {"lora_" + ("fp32" if tiny else "bf16"): lora, "qlora": [*lora, "--set", "model.policy.load_in_4bit=true"]}
 

@@ -7,7 +7,7 @@ Each round runs every contender once in a fresh process, order alternating per r
 a run's step time is the median of its post-warm-up optimizer steps, measured inside the
 training loop (wall and process-CPU time); a ratio is the median over rounds of
 (run / TRL run of the same round), so load that drifts between rounds cancels.
-Contenders: ``ours`` = ``configs/quickstart_static.yaml`` as shipped (LoRA merged for the
+Contenders: ``ours`` = ``configs/quickstart.yaml`` + ``configs/methods/static.yaml`` as shipped (LoRA merged for the
 rollout, the project's decode loop), ``ours_generate`` = the same with HF ``generate``
 (``model.fast_rollout=null``), ``trl`` = ``perf/trl_run.py``; with ``--unmerged`` also
 ``ours_unmerged_generate``, our loop the way TRL runs it (unmerged LoRA, HF ``generate``).
@@ -22,16 +22,16 @@ from pathlib import Path
 import benchutil as bu
 import yaml
 
-CONFIG = "configs/quickstart_static.yaml"
+CONFIGS = ["configs/quickstart.yaml", "configs/methods/static.yaml"]
 
 
 def config_log_every() -> int:
-    return int(yaml.safe_load(Path(CONFIG).read_text())["trainer"].get("log_every_n_steps", 50))
+    return int(yaml.safe_load(Path(CONFIGS[0]).read_text())["trainer"].get("log_every_n_steps", 50))
 
 
 def contenders(steps: int, warmup: int, beta: float, log_every: int, unmerged: bool) -> dict[str, list[str]]:
     common = ["--steps", str(steps), "--warmup", str(warmup)]
-    ours = ["perf/maestro_run.py", "--config", CONFIG, *common,
+    ours = ["perf/maestro_run.py", *[a for c in CONFIGS for a in ("--config", c)], *common,
             "--set", f"model.grpo_settings.beta={beta}", "--set", f"trainer.log_every_n_steps={log_every}"]  # fmt: skip
     hf_generate = [*ours, "--set", "model.fast_rollout=null"]
     runs = {"ours": ours, "ours_generate": hf_generate}

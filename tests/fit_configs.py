@@ -26,6 +26,7 @@ def small_fit_config(
         log_every_n_steps=1,
     )
     config["trainer"].update(trainer)
+    config["standard_callbacks"] = []  # exactly the callbacks a test lists
     config["model"]["sampling"]["max_new_tokens"] = max_new_tokens
     config["data"]["batch_size"] = batch_size
     return config

@@ -28,6 +28,8 @@ def _fit_args(tmp_path, *extra):
         ("--model.grpo_settings.beta=lots", "beta"),
         ("--model.scalarizer.class_path=maestro_lit.conductor.NoSuchScalarizer", "NoSuchScalarizer"),
         ("--model.grpo_settings.num_generations=1", "num_generations must be >= 2"),
+        ("--model.policy_optimizer.init_args.lr=-0.01", "model.policy_optimizer.init_args.lr must be > 0"),
+        ("--model.conductor_optimizer.init_args.lr=0", "model.conductor_optimizer.init_args.lr must be > 0"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, capsys, override, message):

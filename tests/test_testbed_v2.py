@@ -9,12 +9,13 @@ import torch
 import yaml
 
 from maestro_lit.conductor import default_action_table
+from maestro_lit.testbed import runner
 from maestro_lit.testbed.__main__ import parse
 from maestro_lit.testbed.oracle import CategoryWeights
-from maestro_lit.testbed.runner import METHODS, build_config, merge, method_config, testbed_paths
+from maestro_lit.testbed.runner import METHODS, build_config, method_config, method_files
 from maestro_lit.testbed.truth import HELDOUT_PROMPTS, TRAIN_PROMPTS, TrueUtility
 
-V2 = testbed_paths("v2")
+V2 = runner.paths_for("v2")
 NAMES = ["diversity", "overlap", "length_short", "length_long"]
 
 
@@ -64,22 +65,21 @@ def test_v2_oracle_uses_the_v2_weights():
 
 
 def test_v2_method_configs_differ_only_in_the_scalarizer(truth):
-    base = yaml.safe_load((V2["config_dir"] / "base.yaml").read_text())
-    assert [r["init_args"]["name"] for r in base["model"]["rewards"]] == truth.names
-    for r in base["model"]["rewards"]:
+    design = yaml.safe_load(V2["design"].read_text())
+    assert [r["init_args"]["name"] for r in design["model"]["rewards"]] == truth.names
+    for r in design["model"]["rewards"]:
         assert r == truth.spec["components"][r["init_args"]["name"]]
-    assert base["model"]["sampling"]["max_new_tokens"] == 48
-    scalarizers = set()
+    assert design["model"]["sampling"]["max_new_tokens"] == 48
+    scalarizers, without_scalarizer = set(), []
     for method in METHODS:
-        own = yaml.safe_load((V2["config_dir"] / f"{method}.yaml").read_text())
-        assert set(own) == {"trainer", "model"} and set(own["model"]) == {"scalarizer"} and set(own["trainer"]) == {"logger"}
-        assert own["trainer"]["logger"]["init_args"]["name"] == method
-        full = method_config(method, V2["config_dir"])
-        drop = {"model": {"scalarizer": None}, "trainer": {"logger": None}}
-        assert merge(full, drop) == merge(base, drop)
-        scalarizers.add(json.dumps(full["model"]["scalarizer"], sort_keys=True))
+        own = yaml.safe_load(method_files(method, "v2")[-1].read_text())
+        assert set(own) == {"model"} and set(own["model"]) == {"scalarizer"}
+        full = method_config(method, "v2")  # composed by the CLI from base + v2 + method
+        scalarizers.add(json.dumps(full["model"].pop("scalarizer"), sort_keys=True))
+        without_scalarizer.append(full)
+    assert all(full == without_scalarizer[0] for full in without_scalarizer)
     assert len(scalarizers) == len(METHODS)
-    static = method_config("static", V2["config_dir"])["model"]["scalarizer"]["init_args"]["weights"]
+    static = method_config("static", "v2")["model"]["scalarizer"]["init_args"]["weights"]
     mean = torch.stack(list(truth.table.values())).mean(0)
     torch.testing.assert_close(torch.tensor(static) / sum(static), mean)  # static = mean of the true vectors
 
@@ -93,7 +93,7 @@ def test_runner_wires_v2_and_keeps_v1_the_default(tmp_path):
     assert len(v2["model"]["rewards"]) == 4
     v1 = build_config("oracle", 1, 3, 1, tmp_path)
     assert v1["data"]["train_path"] == str(TRAIN_PROMPTS) and v1["data"]["val_path"] == str(HELDOUT_PROMPTS)
-    assert len(v1["model"]["rewards"]) == 3 and "weights_path" not in v1["trainer"]["callbacks"][0]["init_args"]
+    assert len(v1["model"]["rewards"]) == 3 and v1["trainer"]["callbacks"][0]["init_args"].get("weights_path") is None
     assert parse([]).testbed == "v1" and parse([]).out == "results/testbed"
     assert parse(["--testbed", "v2"]).out == "results/testbed_v2"
     # v2 data are copies of v1's: same prompts, held-out disjoint from train

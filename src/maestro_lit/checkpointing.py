@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 
 class CheckpointError(RuntimeError):
@@ -56,24 +56,32 @@ class AdapterCheckpoint(ModelCheckpoint):
             shutil.rmtree(adapter_dir(filepath), ignore_errors=True)
 
 
-class ExceptionCheckpoint(OnExceptionCheckpoint):
-    """Save ``on_exception.ckpt`` when a run dies, in the run's checkpoint folder by default.
+class ExceptionCheckpoint(Callback):
+    """Save ``on_exception.ckpt`` (+ its adapter folder) when a run dies with trained state.
 
-    It is a separate file, so the last good ``last.ckpt`` is never overwritten by the
-    state of a failing step.
+    Written into the run's own folder (``dirpath``, else the checkpoint callback's folder, else
+    ``<log_dir>/checkpoints``), never the working directory, and only once a rollout has been
+    trained on (``global_step > 0``): an error in setup or in the first step leaves nothing behind.
+    It is a separate file, so the last good ``last.ckpt`` is never overwritten by the state of a
+    failing step. Deliberately not Lightning's ``OnExceptionCheckpoint``: that class makes every
+    plain ``fit`` resume from ``ckpt_path="last"``; here resuming is always asked for (``--ckpt_path``).
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "on_exception") -> None:
-        super().__init__(dirpath=dirpath or ".", filename=filename)
-        self._dirpath_given = dirpath is not None
+        self.dirpath, self.filename = dirpath, filename
+        self.ckpt_path: str | None = None  # set once a crash checkpoint is written
 
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if not self._dirpath_given:
-            checkpoint = trainer.checkpoint_callback
-            self.dirpath = (checkpoint.dirpath if checkpoint and checkpoint.dirpath else None) or os.path.join(
-                trainer.log_dir or trainer.default_root_dir, "checkpoints"
-            )
+    def run_dirpath(self, trainer: Any) -> str:
+        if self.dirpath:
+            return self.dirpath
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None and checkpoint.dirpath:
+            return checkpoint.dirpath
+        return os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")
 
-    def on_exception(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
-        super().on_exception(trainer, *args, **kwargs)
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if trainer.global_step == 0:
+            return  # nothing trained yet: a checkpoint would only shadow the next fresh run
+        self.ckpt_path = os.path.join(self.run_dirpath(trainer), self.filename + ModelCheckpoint.FILE_EXTENSION)
+        trainer.save_checkpoint(self.ckpt_path)
         _save_adapter(trainer, self.ckpt_path)

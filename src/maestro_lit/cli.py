@@ -1,26 +1,71 @@
 """Command line: LightningCLI over MaestroModule and PromptDataModule.
 
-``python -m maestro_lit fit --config configs/quickstart.yaml``; also ``validate``,
-``--print_config`` and ``fit --ckpt_path``. Checkpoints are loaded with
-``weights_only=True``: they hold only tensors and plain containers.
+``python -m maestro_lit fit --config configs/quickstart.yaml``; ``--config`` may repeat (later
+files override earlier ones, lists replace whole). Also ``validate``, ``--print_config`` and
+``fit --ckpt_path``. Checkpoints are loaded with ``weights_only=True``: they hold only tensors
+and plain containers.
+
+Standard callbacks are CLI defaults with their own config keys, so config files name only what
+differs: ``checkpoint`` (AdapterCheckpoint), ``exception_checkpoint``, ``views``
+(TensorBoardViews), ``progress_bar``, ``lr_monitor`` and, when listed, ``device_stats``.
+``standard_callbacks`` lists the ones in use; one of the same kind in ``trainer.callbacks``
+replaces the default, and ``trainer.enable_checkpointing``/``enable_progress_bar: false`` drop theirs.
+
+Resuming is always asked for: a plain ``fit`` starts fresh; ``--ckpt_path FILE`` resumes from a
+file and ``--ckpt_path last`` from the newest ``last.ckpt`` in the checkpoint folder (set
+``checkpoint.dirpath`` to keep one folder across runs), starting fresh when there is none.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from maestro_lit.checkpointing import verify_checkpoint
-from maestro_lit.data import PromptDataModule
+from maestro_lit.checkpointing import AdapterCheckpoint, CheckpointError, ExceptionCheckpoint, verify_checkpoint
+from maestro_lit.data import DataFileError, PromptDataModule
 from maestro_lit.module import MaestroModule
+from maestro_lit.progress import MaestroProgressBar
+from maestro_lit.rewards.base import RewardError
+from maestro_lit.tb_views import TensorBoardViews
+
+DEBUG_ENV = "MAESTRO_LIT_DEBUG"  # =1: full tracebacks for user-input errors
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the key."""
+
+
+# key -> (callback class, the kind whose presence in trainer.callbacks replaces the default)
+STANDARD_CALLBACKS: dict[str, tuple[type, type]] = {
+    "checkpoint": (AdapterCheckpoint, ModelCheckpoint),
+    "exception_checkpoint": (ExceptionCheckpoint, ExceptionCheckpoint),
+    "views": (TensorBoardViews, TensorBoardViews),
+    "progress_bar": (MaestroProgressBar, ProgressBar),
+    "lr_monitor": (LearningRateMonitor, LearningRateMonitor),
+    "device_stats": (DeviceStatsMonitor, DeviceStatsMonitor),
+}
+DEFAULT_STANDARD = ["checkpoint", "exception_checkpoint", "views", "progress_bar", "lr_monitor"]
+LR_KEYS = ("model.policy_optimizer", "model.conductor_optimizer")
+
+
+def check_learning_rates(config: Any) -> None:
+    """Learning rates must be > 0; torch's own message would not name the config key."""
+    for key in LR_KEYS:
+        optimizer = config.get(key)
+        init_args = getattr(optimizer, "init_args", None) or (optimizer.get("init_args") if isinstance(optimizer, dict) else None)
+        lr = (init_args or {}).get("lr") if isinstance(init_args, dict) else getattr(init_args, "lr", None)
+        if lr is not None and not float(lr) > 0:
+            raise ConfigError(f"{key}.init_args.lr must be > 0, got {lr}")
 
 
 class MaestroCLI(LightningCLI):
-    """LightningCLI with project defaults: outputs under ``checkpoints/``, safe checkpoint loading."""
+    """LightningCLI with project defaults: outputs under ``checkpoints/``, standard callbacks, safe checkpoint loading."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
@@ -29,6 +74,14 @@ class MaestroCLI(LightningCLI):
             default=None,
             help="torch intra-op threads; 1 suits tiny models on CPU and avoids OpenMP spin-wait slowdowns on shared machines",
         )
+        parser.add_argument(
+            "--standard_callbacks",
+            type=list[str],
+            default=DEFAULT_STANDARD,
+            help=f"standard callbacks in use, configured under their own keys; any of {list(STANDARD_CALLBACKS)}",
+        )
+        for key, (callback_class, _) in STANDARD_CALLBACKS.items():
+            parser.add_lightning_class_args(callback_class, key)
         parser.set_defaults(
             {
                 "trainer.default_root_dir": "checkpoints",
@@ -36,6 +89,11 @@ class MaestroCLI(LightningCLI):
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                     "init_args": {"save_dir": "checkpoints", "name": "maestro"},
                 },
+                "checkpoint.save_last": True,
+                "checkpoint.every_n_train_steps": 50,  # rollouts
+                "checkpoint.save_top_k": -1,
+                "checkpoint.filename": "step{step:06d}",
+                "checkpoint.auto_insert_metric_name": False,
             }
         )
 
@@ -47,9 +105,43 @@ class MaestroCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        config = self.config[subcommand] if subcommand else self.config
+        unknown = set(config.get("standard_callbacks") or []) - set(STANDARD_CALLBACKS)
+        if unknown:
+            raise ConfigError(f"standard_callbacks: unknown {sorted(unknown)}; known: {list(STANDARD_CALLBACKS)}")
+        check_learning_rates(config)
+        ckpt_path = config.get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
             verify_checkpoint(ckpt_path)  # a damaged file fails here, by name, before anything runs
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ConfigError:
+            raise
+        except ValueError as err:  # a setting the model or data module rejects: a config error, not a crash
+            raise ConfigError(str(err)) from err
+        except OSError as err:  # a model path that is neither a local folder nor a hub id (the message names it)
+            raise ConfigError(str(err)) from err
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer with the standard callbacks in use, unless replaced or switched off."""
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = {**config.get("trainer", {}), **kwargs}
+        given = [c for c in (trainer.get("callbacks") or []) if c is not None]
+        keep = []
+        for key in config.get("standard_callbacks") or []:
+            callback, (_, kind) = config[key], STANDARD_CALLBACKS[key]
+            if any(isinstance(c, kind) for c in given):
+                continue  # the config's own instance replaces the default
+            if key == "checkpoint" and trainer.get("enable_checkpointing") is False:
+                continue
+            if key == "progress_bar" and trainer.get("enable_progress_bar") is False:
+                continue
+            if key == "lr_monitor" and trainer.get("logger") is False:
+                continue
+            keep.append(callback)
+        return self._instantiate_trainer(trainer, keep)
 
     # Checkpoints hold only tensors and plain containers, so restrict unpickling to those.
     def fit(self, model, weights_only: bool | None = None, **kwargs: Any) -> None:
@@ -59,28 +151,67 @@ class MaestroCLI(LightningCLI):
         return self.trainer.validate(model, weights_only=True if weights_only is None else weights_only, **kwargs)
 
 
-def cli_main(args: list[str] | dict | None = None, run: bool = True) -> MaestroCLI:
+def cli_main(args: list[str] | dict | None = None, run: bool = True, **kwargs: Any) -> MaestroCLI:
     """Entry point for tests and ``python -m maestro_lit``: ``args`` replaces ``sys.argv[1:]``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Lightning's note assumes a pre-step snapshot; our checkpoints are taken between steps.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
-    return MaestroCLI(
-        MaestroModule,
-        PromptDataModule,
-        args=args,
-        run=run,
-        save_config_kwargs={"overwrite": True},
-    )
+    # args given in Python (tests, the testbed) are meant to replace sys.argv; Lightning warns with the whole config
+    warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
+    return MaestroCLI(MaestroModule, PromptDataModule, args=args, run=run, save_config_kwargs={"overwrite": True}, **kwargs)
 
 
-def main() -> None:
-    """``export`` is ours (``maestro_lit.export``); every other subcommand is LightningCLI's."""
-    import sys
+class _ComposeCLI(MaestroCLI):
+    def instantiate_classes(self) -> None:  # parse and validate only
+        pass
 
-    if sys.argv[1:2] == ["export"]:
-        from maestro_lit.export import main as export_main
 
-        export_main(sys.argv[2:])
+def compose(args: list[str]) -> dict[str, Any]:
+    """The config that ``fit ARGS`` would run (``--config`` files merged by the CLI itself), as a dict."""
+    warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # see cli_main
+    cli = _ComposeCLI(MaestroModule, PromptDataModule, args=args, run=False, save_config_callback=None)
+    config = cli.config.clone()
+    config.pop("config", None)
+    return config.as_dict()
+
+
+# Errors about user input: one line, no traceback (unless MAESTRO_LIT_DEBUG=1 or --debug).
+# FileNotFoundError: a path the user gave (a config, a checkpoint, a data file); its message names it.
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataFileError, CheckpointError, RewardError, FileNotFoundError)
+
+
+def _argument_error() -> type[BaseException]:
+    from jsonargparse import ArgumentError
+
+    return ArgumentError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``export`` is ours (``maestro_lit.export``); every other subcommand is LightningCLI's.
+
+    ``--debug`` (anywhere) or ``MAESTRO_LIT_DEBUG=1`` shows full tracebacks and usage text.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    if argv is None:
+        sys.argv[1:] = args  # LightningCLI reads sys.argv itself (and warns when given both)
+    cli_args = None if argv is None else args
+
+    def run() -> None:
+        if args[:1] == ["export"]:
+            from maestro_lit.export import main as export_main
+
+            export_main(args[1:])
+        else:
+            cli_main(cli_args, **({} if debug else {"parser_kwargs": {"exit_on_error": False}}))
+
+    if debug:
+        run()
         return
-    cli_main()
+    try:
+        run()
+    except (*USER_ERRORS, _argument_error()) as err:
+        print(f"error: {err}\n(for the traceback: --debug or {DEBUG_ENV}=1)", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from maestro_lit.testbed.report import write_report
-from maestro_lit.testbed.runner import EXTRA_METHODS, METHODS, TESTBEDS, load_done, run_dir, run_one, testbed_paths
+from maestro_lit.testbed.runner import EXTRA_METHODS, METHODS, TESTBEDS, load_done, paths_for, run_dir, run_one
 from maestro_lit.testbed.truth import TrueUtility
 
 DEFAULT_STEPS, DEFAULT_EVAL_EVERY = 500, 50
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> Path:
     )
     if args.testbed != "v1":
         effective = f"--testbed {args.testbed} " + effective
-    weights_file = testbed_paths(args.testbed)["weights"]
+    weights_file = paths_for(args.testbed)["weights"]
     truth = TrueUtility(weights_file)
     command = f"python -m maestro_lit.testbed {given}" + (f"` (effective: `{effective}`)" if given != effective else "`")
     header = [

@@ -1,68 +1,57 @@
 """Run one testbed method with one seed, in-process through ``cli_main``.
 
-The run's config is ``configs/testbed/base.yaml`` deep-merged with ``<method>.yaml`` (the
-same files a user passes as two ``--config`` flags), then the comparison's overrides: seed,
-step count, evaluation interval, output folders, and data paths resolved inside the
-installed package so the command works from any directory.
+A run's config is composed by the CLI itself from three files shipped in the package
+(``maestro_lit/configs/testbed``): ``base.yaml``, the design (``v1.yaml`` | ``v2.yaml``) and
+the method (``<method>.yaml``, or ``<method>_<design>.yaml`` where a design needs its own), the
+same files a user passes as three ``--config`` flags. Then the comparison's overrides: seed, step
+count, evaluation interval, output folders, and data paths resolved inside the installed package
+so the command works from any directory.
 
-``testbed`` picks the design: ``v1`` (``configs/testbed``, ``assets/testbed``; the default) or
-``v2`` (``configs/testbed_v2``, ``assets/testbed_v2``: conflicting categories).
+``testbed`` picks the design: ``v1`` (``assets/testbed``; the default) or ``v2``
+(``assets/testbed_v2``: conflicting categories).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from maestro_lit.paths import TESTBED_ASSETS
 from maestro_lit.testbed.truth import ASSETS, HELDOUT_PROMPTS, TRAIN_PROMPTS
 
 METHODS = ("single", "static", "maestro", "oracle")
-EXTRA_METHODS = ("maestro_trusted",)  # the alternative meta-reward; configs/testbed_v2 only
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "testbed"
-# testbed name -> (config folder, assets folder with train.jsonl, heldout.jsonl, true_weights.json)
-TESTBEDS = {
-    "v1": (CONFIG_DIR, ASSETS),
-    "v2": (CONFIG_DIR.parent / "testbed_v2", TESTBED_ASSETS["v2"]),
-}
+EXTRA_METHODS = ("maestro_trusted",)  # the alternative meta-reward; v2 only
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "testbed"
+TESTBEDS = {"v1": ASSETS, "v2": TESTBED_ASSETS["v2"]}  # design -> train.jsonl, heldout.jsonl, true_weights.json
 
 
-def testbed_paths(testbed: str = "v1") -> dict[str, Path]:
-    """Config folder and data/truth files of a testbed design."""
+def paths_for(testbed: str = "v1") -> dict[str, Path]:
+    """Design config file and data/truth files of a testbed design."""
     if testbed not in TESTBEDS:
         raise ValueError(f"unknown testbed {testbed!r}; known: {sorted(TESTBEDS)}")
-    config_dir, assets = TESTBEDS[testbed]
-    if testbed == "v1":  # the v1 module constants, unchanged
-        return {"config_dir": config_dir, "train": TRAIN_PROMPTS, "heldout": HELDOUT_PROMPTS, "weights": assets / "true_weights.json"}
-    return {
-        "config_dir": config_dir,
-        "train": assets / "train.jsonl",
-        "heldout": assets / "heldout.jsonl",
-        "weights": assets / "true_weights.json",
-    }
+    assets = TESTBEDS[testbed]
+    train, heldout = (TRAIN_PROMPTS, HELDOUT_PROMPTS) if testbed == "v1" else (assets / "train.jsonl", assets / "heldout.jsonl")
+    return {"design": CONFIG_DIR / f"{testbed}.yaml", "train": train, "heldout": heldout, "weights": assets / "true_weights.json"}
 
 
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; a dict holding ``class_path`` is replaced whole (a different class
-    must not inherit the previous one's init_args), lists are replaced."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and "class_path" not in value:
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+def method_files(method: str, testbed: str = "v1") -> list[Path]:
+    """The ``--config`` files of one method on one design, in order."""
+    own = CONFIG_DIR / f"{method}_{testbed}.yaml"
+    if not own.is_file():
+        own = CONFIG_DIR / f"{method}.yaml"
+    if not own.is_file():
+        raise ValueError(f"no testbed config for method {method!r} on design {testbed!r} in {CONFIG_DIR}")
+    return [CONFIG_DIR / "base.yaml", paths_for(testbed)["design"], own]
 
 
-def method_config(method: str, config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
-    base = yaml.safe_load((config_dir / "base.yaml").read_text())
-    return merge(base, yaml.safe_load((config_dir / f"{method}.yaml").read_text()))
+def method_config(method: str, testbed: str = "v1") -> dict[str, Any]:
+    """The method's fit config as the CLI composes it from its files (no training)."""
+    from maestro_lit.cli import compose
+
+    return compose([arg for path in method_files(method, testbed) for arg in ("--config", str(path))])
 
 
 def run_dir(out: Path, method: str, seed: int) -> Path:
@@ -73,8 +62,8 @@ def build_config(
     method: str, seed: int, steps: int, eval_every: int, out: Path, smoke: bool = False, testbed: str = "v1"
 ) -> dict[str, Any]:
     """The full fit config of one run; TensorBoard logs land in ``<out>/runs/<method>/seed<k>``."""
-    paths = testbed_paths(testbed)
-    config = method_config(method, paths["config_dir"])
+    paths = paths_for(testbed)
+    config = method_config(method, testbed)
     trainer = config["trainer"]
     trainer.update(max_steps=steps, default_root_dir=str(run_dir(out, method, seed)), enable_progress_bar=False)
     trainer["logger"] = {
