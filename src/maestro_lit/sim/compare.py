@@ -59,8 +59,8 @@ def summarise(results: dict[str, list[RunResult]], world: World) -> dict[str, Su
             length=_mean_std([r.length for r in runs]),
             redundancy=_mean_std([r.redundancy for r in runs]),
         )
-    if "static" in out and "oracle" in out:
-        lo, hi = out["static"].utility[0], out["oracle"].utility[0]
+    if "equal" in out and "oracle" in out:
+        lo, hi = out["equal"].utility[0], out["oracle"].utility[0]
         for s in out.values():
             s.gap_closure = (s.utility[0] - lo) / (hi - lo) if hi != lo else float("nan")
     return out
