@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import math
 import statistics
 
@@ -171,3 +172,14 @@ def test_type_mi_is_zero_for_per_prompt_weights_and_positive_when_actions_follow
 def test_the_old_name_static_still_selects_equal_weights(tmp_path):
     main(["--seeds", "1", "--steps", "4", "--methods", "static", "--out", str(tmp_path)])
     assert [r["method"] for r in csv.DictReader(open(tmp_path / "results.csv"))] == ["equal"]
+
+
+def test_label_free_methods_are_blind_to_which_category_wants_what():
+    """Permuting the true weights among categories leaves a label-free run bit-identical, so averaged over
+    relabelings its utility is mean_c w̄·m(p_c) ≤ max_t w̄·m_t (README, Simulator); the trusted labels do see it."""
+    relabelled = dataclasses.replace(WORLD, true_weights=WORLD.true_weights[[1, 2, 3, 0]])
+    config = SimConfig(steps=12, eval_every=6)
+    for name in ("maestro", "consensus", "reference_credit", "trusted"):
+        method = {**METHODS, **CANDIDATES}[name]
+        a, b = run(method, 0, WORLD, config), run(method, 0, relabelled, config)
+        assert torch.equal(a.type_probs, b.type_probs) == (name != "trusted")

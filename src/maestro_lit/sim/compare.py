@@ -81,7 +81,18 @@ def write_csv(results: dict[str, list[RunResult]], world: World, out: Path) -> N
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
-            ["method", "seed", "utility", *[f"utility_{c}" for c in world.categories], "mi_bits", "type_mi_bits", "length", "redundancy"]
+            [
+                "method",
+                "seed",
+                "utility",
+                *[f"utility_{c}" for c in world.categories],
+                "mi_bits",
+                "type_mi_bits",
+                "length",
+                "redundancy",
+                "conductor_updates",
+                "joint_grad_max",
+            ]
         )
         for runs in results.values():
             for r in runs:
@@ -94,6 +105,8 @@ def write_csv(results: dict[str, list[RunResult]], world: World, out: Path) -> N
                     type_mi_bits(r),
                     r.length,
                     r.redundancy,
+                    r.conductor_updates,
+                    r.joint_signal,
                 ]
                 w.writerow([f"{x:.6g}" if isinstance(x, float) else x for x in row])
     with open(out / "curves.csv", "w", newline="") as f:
