@@ -25,20 +25,27 @@ structured ones. Only a prompt-dependent scalarisation can close that gap.
 tabular softmax policy π_θ(type | category) samples G completions per prompt; the real
 ``Scalarizer.choose`` (reading a hidden vector h = fixed random embedding of category + type,
 as an LM's final hidden state carries both), ``grpo.scalarize`` (z-score per group, then
-w·R̃), ``grpo.group_advantages``, ``grpo.clipped_policy_loss`` (μ = 1, so REINFORCE),
-``Scalarizer.meta_reward`` and ``Scalarizer.loss`` through an injectable ``OuterUpdate``
-(every step, or buffered every M steps). Methods are entries of ``methods.METHODS``.
+w·R̃), ``grpo.group_advantages``, ``grpo.clipped_policy_loss`` (μ = 1, so REINFORCE) on
+``OuterLoop.policy_advantages`` (the joint Conductor's grad-collecting leaf), then
+``OuterLoop.step`` (meta-reward, buffer, an update every M steps, or the joint gradient).
+
+**The methods** (``methods.py``) are ``model:`` blocks built with jsonargparse as the CLI builds
+them (``presets.py``): ``equal``, ``random``, ``maestro`` (the paper preset) and
+``maestro_joint`` are the project's own ``configs/methods/*.yaml``; ``single``, ``trusted`` and
+``oracle`` are written in the sim because they name its components. One documented sim
+setting departs from the files: every learned method's Conductor lr is ``SimConfig.conductor_lr``
+(0.05, with the file's optimiser class, AdamW) because the sim has 150 steps where a paper run
+has thousands; ``maestro_paper_lr`` keeps the paper's 5e-5. ``label_free.py`` holds two
+label-free candidates (issue 15 item 4) and why none can win here.
 
 **Where it departs from the language-model loop.** One "token" per completion, no KL and no
 reference model; the policy is tabular per category, so it cannot generalise across
 categories and it sees the category directly (an LM infers it from the prompt); the
-Conductor's h is a clean feature embedding, not a learned representation; the outer
-learning rate (Adam 0.05) is much larger than the paper's 5e-5 to fit the sim's 150 steps;
-reward noise is Gaussian and components are independent given the type; there is no
-length cost in compute. ``maestro`` is today's ``Conductor`` (uniform + emphasis rows, M = 1),
-not yet the paper preset (learned τ, ε floor, one-hot table, M = 3); ``maestro_onehot`` is
-the nearest this code gets to it. ``random`` uses a local Dirichlet scalariser until the
-project's ``RandomWeights`` lands.
+Conductor's h is a clean feature embedding, not a learned representation; the outer learning
+rate (above); reward noise is Gaussian and components are independent given the type; there
+is no length cost in compute. With one token per completion every loss type weighs the
+completions equally, so the joint Conductor's policy-loss gradient is exactly 0 here
+(group advantages sum to 0), whatever ``loss_type``.
 
 Run: ``python -m maestro_lit.sim --seeds 20 --out results/sim``.
 """

@@ -13,7 +13,7 @@ import torch
 from maestro_lit.sim.compare import compare, summarise, write_csv
 from maestro_lit.sim.figure import plot
 from maestro_lit.sim.loop import SimConfig
-from maestro_lit.sim.methods import METHODS
+from maestro_lit.sim.methods import ALIASES, CANDIDATES, METHODS
 from maestro_lit.sim.report import results_markdown
 from maestro_lit.sim.world import build_world
 
@@ -21,7 +21,7 @@ from maestro_lit.sim.world import build_world
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m maestro_lit.sim", description=__doc__)
     parser.add_argument("--seeds", type=int, default=20, help="seeds per method (0..N-1)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=[*METHODS, *CANDIDATES], choices=[*METHODS, *CANDIDATES, *ALIASES])
     parser.add_argument("--steps", type=int, default=SimConfig.steps)
     parser.add_argument("--out", type=Path, default=Path("results/sim"))
     args = parser.parse_args(argv)
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     world, config, seeds = build_world(), SimConfig(steps=args.steps), list(range(args.seeds))
     started = time.time()
-    results = compare([METHODS[m] for m in args.methods], seeds, world, config,
+    results = compare([{**METHODS, **CANDIDATES}[ALIASES.get(m, m)] for m in args.methods], seeds, world, config,
                       progress=lambda name, runs: print(f"{name}: {sum(r.utility for r in runs) / len(runs):.3f}", flush=True))  # fmt: skip
     summaries = summarise(results, world)
     write_csv(results, world, args.out)

@@ -59,8 +59,8 @@ def summarise(results: dict[str, list[RunResult]], world: World) -> dict[str, Su
             length=_mean_std([r.length for r in runs]),
             redundancy=_mean_std([r.redundancy for r in runs]),
         )
-    if "static" in out and "oracle" in out:
-        lo, hi = out["static"].utility[0], out["oracle"].utility[0]
+    if "equal" in out and "oracle" in out:
+        lo, hi = out["equal"].utility[0], out["oracle"].utility[0]
         for s in out.values():
             s.gap_closure = (s.utility[0] - lo) / (hi - lo) if hi != lo else float("nan")
     return out
@@ -81,7 +81,18 @@ def write_csv(results: dict[str, list[RunResult]], world: World, out: Path) -> N
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
-            ["method", "seed", "utility", *[f"utility_{c}" for c in world.categories], "mi_bits", "type_mi_bits", "length", "redundancy"]
+            [
+                "method",
+                "seed",
+                "utility",
+                *[f"utility_{c}" for c in world.categories],
+                "mi_bits",
+                "type_mi_bits",
+                "length",
+                "redundancy",
+                "conductor_updates",
+                "joint_grad_max",
+            ]
         )
         for runs in results.values():
             for r in runs:
@@ -94,6 +105,8 @@ def write_csv(results: dict[str, list[RunResult]], world: World, out: Path) -> N
                     type_mi_bits(r),
                     r.length,
                     r.redundancy,
+                    r.conductor_updates,
+                    r.joint_signal,
                 ]
                 w.writerow([f"{x:.6g}" if isinstance(x, float) else x for x in row])
     with open(out / "curves.csv", "w", newline="") as f:

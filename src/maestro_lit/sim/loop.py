@@ -1,8 +1,10 @@
 """One simulated bi-level run: rollout → scores → scalarise → advantages → GRPO step → outer step.
 
 The middle of every step is the project's own code, unchanged: ``Scalarizer.choose``,
-``grpo.scalarize``, ``grpo.group_advantages``, ``Scalarizer.meta_reward`` and (through
-``OuterUpdate``) ``Scalarizer.loss``. Only the policy and the world are simulated.
+``grpo.scalarize``, ``grpo.group_advantages``, ``grpo.clipped_policy_loss`` and
+``conductor_updates.OuterLoop`` (``policy_advantages`` for the policy loss, then ``step``:
+the meta-reward, the buffer, an update every M steps, or the joint gradient). Only the policy
+and the world are simulated.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from maestro_lit import grpo
+from maestro_lit.conductor_updates import OuterLoop
 from maestro_lit.sim.methods import TRUSTED_COLUMN, Method
 from maestro_lit.sim.policy import TabularPolicy, policy_step
 from maestro_lit.sim.world import World
@@ -23,7 +26,9 @@ class SimConfig:
     prompts_per_step: int = 16  # B
     group_size: int = 8  # G
     policy_lr: float = 0.1  # Adam on the tabular logits
-    conductor_lr: float = 0.05  # Adam on the Conductor head: the sim's horizon is short, so the outer loop is sped up alike for all
+    # The Conductor's lr for every learned method (the method file's optimiser class, this lr): the sim's
+    # 150 steps are far shorter than a paper run, so the outer loop is sped up alike for all (paper: 5e-5).
+    conductor_lr: float = 0.05
     eval_every: int = 10
     normalization: str = "normalize_then_sum"  # grpo.scalarize order
 
@@ -42,6 +47,8 @@ class RunResult:
     weights_per_category: torch.Tensor  # [C, K] mean weight on the observable components, last quarter
     type_probs: torch.Tensor = field(repr=False)  # [C, T] final policy
     action_names: list[str] = field(default_factory=list)  # the scalariser's actions; empty when it has none
+    conductor_updates: int = 0  # optimiser steps the outer loop took
+    joint_signal: float = 0.0  # max |∂L_policy/∂A · ∂A/∂φ| seen, i.e. the joint gradient before the entropy bonus (joint only)
 
     @property
     def utility(self) -> float:
@@ -59,9 +66,11 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
     torch.manual_seed(seed)
     B, G, C = config.prompts_per_step, config.group_size, len(world.categories)
     names = list(world.components) + ([TRUSTED_COLUMN] if method.trusted_share > 0 else [])
-    scalarizer = method.make(world)
+    scalarizer, make_optimizer = method.build(world, config.conductor_lr)
     scalarizer.bind(names, world.hidden_size)
-    outer = method.outer(scalarizer, config.conductor_lr)
+    outer = OuterLoop(scalarizer)
+    conductor_optimizer = make_optimizer(scalarizer.parameters()) if scalarizer.learnable else None
+    joint_signal = 0.0
     policy = TabularPolicy(C, len(world.types))
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.policy_lr)
     k = len(world.components)
@@ -85,8 +94,11 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
         choice = scalarizer.choose(hidden, columns, greedy=False, group_size=G)
         scalar = grpo.scalarize(raw, choice.weights, G, config.normalization)
         advantages = grpo.group_advantages(scalar, G)
-        policy_step(policy, optimizer, categories, types, advantages.detach())
-        outer(hidden, columns, G, choice, scalarizer.meta_reward(advantages.detach(), raw, G))
+        policy_advantages = outer.policy_advantages(advantages)  # detached, or the joint's grad-collecting leaf
+        policy_step(policy, optimizer, categories, types, policy_advantages)
+        if scalarizer.learns_through_policy_loss:
+            joint_signal = max(joint_signal, _joint_signal(scalarizer, advantages, policy_advantages.grad))
+        outer.step(choice, hidden, advantages, raw, G, conductor_optimizer)
 
         if step >= tail_start:
             actions = choice.actions if choice.actions is not None else choice.weights[:, :k].argmax(-1)
@@ -115,4 +127,15 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
         weights_per_category=weight_sum / weight_count.clamp(min=1),
         type_probs=policy.probs(),
         action_names=list(scalarizer.action_names),
+        conductor_updates=outer.updates,
+        joint_signal=joint_signal,
     )
+
+
+def _joint_signal(scalarizer, advantages: torch.Tensor, policy_grad: torch.Tensor | None) -> float:
+    """The joint gradient without the entropy bonus, measured on a side graph (the step itself is OuterLoop's)."""
+    if policy_grad is None:
+        return 0.0
+    params = [p for p in scalarizer.parameters() if p.requires_grad]
+    grads = torch.autograd.grad((advantages * policy_grad).sum(), params, retain_graph=True, allow_unused=True)
+    return max((float(g.abs().max()) for g in grads if g is not None), default=0.0)

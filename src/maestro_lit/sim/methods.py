@@ -1,8 +1,11 @@
-"""The compared methods: each is a scalariser factory plus what its outer step needs.
+"""The compared methods: each is a method file's ``model:`` block, built as the CLI builds it.
 
-A method is data, not an ``if`` chain: adding one (e.g. the paper preset, ``JointConductor``
-or the project's ``RandomWeights`` once they land) is one more entry in ``METHODS``
-or a ``Method`` passed to ``run``.
+A method is data, not an ``if`` chain: ``equal``, ``random``, ``maestro`` and ``maestro_joint``
+are the project's own ``configs/methods/*.yaml`` (``presets.from_file``); the others are
+``model:`` blocks written here because they need the sim's world (the oracle's true weights,
+the preference component, the trusted column). Every learned method trains with
+``SimConfig.conductor_lr`` (the sim is short) except ``maestro_paper_lr``, which keeps the
+paper's 5e-5 from ``maestro.yaml``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from maestro_lit.conductor import Conductor, Scalarizer, SingleReward, StaticWeights
-from maestro_lit.conductor_trusted import TrustedConductor
-from maestro_lit.sim.outer import OuterUpdate
-from maestro_lit.sim.scalarizers import DirichletWeights, OracleWeights
+from maestro_lit.conductor import Scalarizer
+from maestro_lit.sim.presets import build, method_file
 from maestro_lit.sim.world import World
 
 TRUSTED_COLUMN = "trusted"
@@ -24,44 +25,67 @@ TRUSTED_COLUMN = "trusted"
 @dataclass(frozen=True)
 class Method:
     name: str
-    make: Callable[[World], Scalarizer]
+    model: Callable[[World], dict]  # the ``model:`` block of a method file (scalarizer, optional conductor_optimizer)
     trusted_share: float = 0.0  # > 0 adds a ``trusted`` column: the true utility on this share of prompts, NaN elsewhere
-    outer_every: int = 1  # M: outer step every M GRPO steps on the buffer
+    keep_file_lr: bool = False  # True: the method file's Conductor lr; False: SimConfig.conductor_lr
     note: str = ""
-    # Replaces OuterUpdate, e.g. the project's own buffered outer loop: (scalarizer, optimizer or None) -> callable
-    # with OuterUpdate's __call__(hidden, columns, group_size, choice, meta_reward) -> dict.
-    outer_factory: Callable[[Scalarizer, torch.optim.Optimizer | None], Callable[..., dict]] | None = None
 
-    def outer(self, scalarizer: Scalarizer, lr: float) -> Callable[..., dict]:
-        optimizer = torch.optim.Adam(scalarizer.parameters(), lr=lr) if scalarizer.learnable else None
-        if self.outer_factory is not None:
-            return self.outer_factory(scalarizer, optimizer)
-        return OuterUpdate(scalarizer, optimizer, self.outer_every)
+    def build(self, world: World, conductor_lr: float) -> tuple[Scalarizer, Callable[..., torch.optim.Optimizer]]:
+        return build(self.model(world), None if self.keep_file_lr else conductor_lr)
 
 
-def _oracle(world: World) -> Scalarizer:
+def _scalarizer(class_path: str, **init_args) -> Callable[[World], dict]:
+    return lambda world: {"scalarizer": {"class_path": class_path, "init_args": init_args}}
+
+
+def _file(name: str) -> Callable[[World], dict]:
+    return lambda world: method_file(name)
+
+
+def _oracle(world: World) -> dict:
     weights = {c: world.true_weights[i].tolist() for i, c in enumerate(world.categories)}
-    return OracleWeights(weights, world.components)
-
-
-def _one_hot(world: World) -> list[list[float]]:
-    return torch.eye(len(world.components)).tolist()
+    init = {"true_weights": weights, "truth_components": list(world.components)}
+    return {"scalarizer": {"class_path": "maestro_lit.sim.scalarizers.OracleWeights", "init_args": init}}
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("single", lambda w: SingleReward("preference"), note="the reward model alone"),
-        Method("static", lambda w: StaticWeights(), note="equal weights"),
-        Method("random", lambda w: DirichletWeights(), note="Dirichlet(1) weights per completion (local stand-in)"),
-        Method("maestro", lambda w: Conductor(), note="today's Conductor: uniform + 0.7-emphasis rows, M = 1 (not the paper preset)"),
+        Method("single", _scalarizer("maestro_lit.conductor.SingleReward", component="preference"), note="the reward model alone"),
+        Method("equal", _file("equal"), note="configs/methods/equal.yaml: uniform StaticWeights"),
+        Method("random", _file("random"), note="configs/methods/random.yaml: RandomWeights, Dirichlet(1) per completion"),
         Method(
-            "maestro_onehot",
-            lambda w: Conductor(actions=_one_hot(w), entropy_coef=1e-3),
-            outer_every=3,
-            note="Conductor with one-hot actions (a_k = all weight on component k), λ_ent 1e-3, M = 3 (paper-like; fixed τ, no floor)",
+            "maestro", _file("maestro"), note="configs/methods/maestro.yaml, the paper preset (one-hot, learned τ, ε 1e-4, M = 3), sim lr"
         ),
-        Method("trusted", lambda w: TrustedConductor(TRUSTED_COLUMN), trusted_share=0.25, note="per-prompt action, 25 % labelled"),
+        Method("maestro_paper_lr", _file("maestro"), keep_file_lr=True, note="the paper preset with its own lr 5e-5"),
+        Method("maestro_joint", _file("maestro_joint"), note="configs/methods/maestro_joint.yaml: JointConductor, sim lr"),
+        Method(
+            "trusted",
+            _scalarizer("maestro_lit.conductor_trusted.TrustedConductor", trusted_component=TRUSTED_COLUMN),
+            trusted_share=0.25,
+            note="TrustedConductor: per-prompt action, credited by agreement with the true utility on 25 % of prompts",
+        ),
         Method("oracle", _oracle, note="true weights per category"),
+    )
+}
+ALIASES = {"static": "equal"}  # the name this comparison used before the project's method files existed
+
+# Label-free candidates (issue 15 item 4; ``label_free.py``): run with --methods, not part of the default comparison.
+CANDIDATES: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "reference_credit",
+            lambda w: {
+                **method_file("maestro"),
+                "scalarizer": {**method_file("maestro")["scalarizer"], "class_path": "maestro_lit.sim.label_free.ReferenceCreditConductor"},
+            },
+            note="paper preset, each action credited with its completion's advantage under equal weights (no labels)",
+        ),
+        Method(
+            "consensus",
+            _scalarizer("maestro_lit.sim.label_free.ConsensusConductor"),
+            note="TrustedConductor's per-prompt credit with the equal-weight scalar in place of the labels (no labels)",
+        ),
     )
 }

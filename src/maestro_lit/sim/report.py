@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from maestro_lit.sim.compare import Summary, action_conditional, mean_weights
 from maestro_lit.sim.loop import RunResult, SimConfig
-from maestro_lit.sim.methods import METHODS
+from maestro_lit.sim.methods import CANDIDATES, METHODS
 from maestro_lit.sim.world import World, static_check
 
 WORLD_FIXED_AT = "2026-11-26 10:03 UTC"  # world, true weights and SimConfig defaults frozen before the first comparison run
@@ -45,7 +45,8 @@ def results_markdown(summaries: dict[str, Summary], results: dict[str, list[RunR
             f"| {name} | {_pm(s.utility)} | {per} | {s.gap_closure:.2f} | {_pm(s.mi, 2)} | {_pm(s.type_mi, 2)} | {_pm(s.length, 0)} | {_pm(s.redundancy)} |"
         )
     lines += ["", "Methods:", ""]
-    lines += [f"- `{name}`: {METHODS[name].note if name in METHODS else ''}" for name in summaries]
+    notes = {n: m.note for n, m in {**METHODS, **CANDIDATES}.items()}
+    lines += [f"- `{name}`: {notes.get(name, '')}" for name in summaries]
     lines += ["", "Mean weight on (" + ", ".join(world.components) + ") per category, last quarter of training:", ""]
     lines += ["| method | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
     for name, runs in results.items():

@@ -1,9 +1,4 @@
-"""Scalarisers only the simulator needs: the oracle (true weights per category) and random weights.
-
-``DirichletWeights`` is a local stand-in for the project's ``RandomWeights`` until that lands:
-a fresh weight vector per completion, drawn uniformly from the simplex (Dirichlet(1)), the
-paper's "Random-Weights" baseline read in its simplest way.
-"""
+"""The scalariser only the simulator can have: the oracle, which reads the category's true weights."""
 
 from __future__ import annotations
 
@@ -35,14 +30,3 @@ class OracleWeights(Scalarizer):
 
     def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
         return Scalarization(weights=torch.stack([self.table[c] for c in columns[self.category_column]]))
-
-
-class DirichletWeights(Scalarizer):
-    """A uniform-on-the-simplex weight vector per completion (greedy: the equal weights)."""
-
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
-        n, m = hidden.shape[0], len(self.component_names)
-        if greedy:
-            return Scalarization(weights=torch.full((n, m), 1.0 / m))
-        draws = -torch.log(torch.rand(n, m).clamp(min=1e-12))  # Exp(1) draws, normalised = Dirichlet(1)
-        return Scalarization(weights=draws / draws.sum(-1, keepdim=True))
