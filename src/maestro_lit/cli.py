@@ -7,7 +7,8 @@ and plain containers.
 
 Standard callbacks are CLI defaults with their own config keys, so config files name only what
 differs: ``checkpoint`` (AdapterCheckpoint), ``exception_checkpoint``, ``views``
-(TensorBoardViews), ``progress_bar``, ``lr_monitor`` and, when listed, ``device_stats``.
+(TensorBoardViews), ``progress_bar``, ``lr_monitor``, ``run_info`` (``run_info.json`` for
+``compare``) and, when listed, ``device_stats``.
 ``standard_callbacks`` lists the ones in use; one of the same kind in ``trainer.callbacks``
 replaces the default, and ``trainer.enable_checkpointing``/``enable_progress_bar: false`` drop theirs.
 
@@ -32,6 +33,7 @@ from maestro_lit.data import DataFileError, PromptDataModule
 from maestro_lit.module import MaestroModule
 from maestro_lit.progress import MaestroProgressBar
 from maestro_lit.rewards.base import RewardError
+from maestro_lit.tasks.run_info import RunInfo
 from maestro_lit.tb_views import TensorBoardViews
 
 DEBUG_ENV = "MAESTRO_LIT_DEBUG"  # =1: full tracebacks for user-input errors
@@ -49,8 +51,9 @@ STANDARD_CALLBACKS: dict[str, tuple[type, type]] = {
     "progress_bar": (MaestroProgressBar, ProgressBar),
     "lr_monitor": (LearningRateMonitor, LearningRateMonitor),
     "device_stats": (DeviceStatsMonitor, DeviceStatsMonitor),
+    "run_info": (RunInfo, RunInfo),
 }
-DEFAULT_STANDARD = ["checkpoint", "exception_checkpoint", "views", "progress_bar", "lr_monitor"]
+DEFAULT_STANDARD = ["checkpoint", "exception_checkpoint", "views", "progress_bar", "lr_monitor", "run_info"]
 LR_KEYS = ("model.policy_optimizer", "model.conductor_optimizer")
 
 
@@ -187,8 +190,16 @@ def _argument_error() -> type[BaseException]:
     return ArgumentError
 
 
+# Subcommands that are the project's own rather than LightningCLI's: name -> module with main(argv).
+OWN_COMMANDS = {
+    "export": "maestro_lit.export",  # merged HF folder + Conductor from a checkpoint
+    "convert": "maestro_lit.tasks.convert",  # a task's original release -> NOVER's prepared format
+    "compare": "maestro_lit.tasks.compare",  # run folders -> the paper's Tables 1 and 2
+}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``export`` is ours (``maestro_lit.export``); every other subcommand is LightningCLI's.
+    """``export``, ``convert`` and ``compare`` are ours (``OWN_COMMANDS``); every other subcommand is LightningCLI's.
 
     ``--debug`` (anywhere) or ``MAESTRO_LIT_DEBUG=1`` shows full tracebacks and usage text.
     """
@@ -200,10 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     cli_args = None if argv is None else args
 
     def run() -> None:
-        if args[:1] == ["export"]:
-            from maestro_lit.export import main as export_main
+        if args[:1] and args[0] in OWN_COMMANDS:
+            module_name = OWN_COMMANDS[args[0]]
+            import importlib
 
-            export_main(args[1:])
+            try:
+                importlib.import_module(module_name).main(args[1:])
+            except ValueError as err:  # bad input to our own commands (their messages name the file/row)
+                raise ConfigError(str(err)) from err
         else:
             cli_main(cli_args, **({} if debug else {"parser_kwargs": {"exit_on_error": False}}))
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS
 from maestro_lit.tasks.prepared import in_split, raw_rows, tag_task
+from maestro_lit.tasks.specs import task_spec
 
 POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
 
@@ -109,7 +110,8 @@ def collate_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 class PromptDataModule(L.LightningDataModule):
     """Batches of ``batch_size`` prompts; each prompt is expanded to G completions by the module.
 
-    ``train_path``/``val_path`` default to the prompt set shipped with the package. A file in
+    ``train_path``/``val_path`` default to the prompt set shipped with the package (with ``task``
+    set: that task's shipped sample). A file in
     NOVER's prepared format (``prompt, reference, split``) serves both: ``train_split`` and
     ``val_split`` pick its rows; ``task`` names the task in each row's ``task``/``category``.
     """
@@ -130,8 +132,9 @@ class PromptDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
-        self.train_path = train_path or str(TRAIN_PROMPTS)
-        self.val_path = val_path or str(VAL_PROMPTS)
+        sample = str(task_spec(task).sample) if task else None  # a paper task's shipped sample
+        self.train_path = train_path or sample or str(TRAIN_PROMPTS)
+        self.val_path = val_path or sample or str(VAL_PROMPTS)
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.train_split, self.val_split = train_split, val_split
         self.shuffle_buffer, self.seed, self.num_workers = shuffle_buffer, seed, num_workers

@@ -1,0 +1,51 @@
+"""The seven tasks through the project's entry points: convert/compare subcommands, task configs' defaults."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from maestro_lit.cli import main
+from maestro_lit.data import PromptDataModule
+from maestro_lit.tasks.evaluation import PaperTaskEvaluation
+from maestro_lit.tasks.specs import TASKS
+
+
+def test_convert_subcommand_writes_the_prepared_format(tmp_path, capsys):
+    original = tmp_path / "ss_gen_dev.jsonl"
+    original.write_text(
+        json.dumps({"id": 1, "chapter": "Park", "explanation": "going out", "title": "A walk", "story_content": "I walk."}) + "\n"
+    )
+    main(["convert", "ss_gen", str(original), str(tmp_path / "out.jsonl")])
+    row = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    assert "I walk." in row["reference"] and "A walk" in row["prompt"]
+    assert "<answer>" in row["prompt"] and row["split"] == "validation"  # guessed from "dev" in the file name
+
+
+def test_compare_subcommand_reports_a_bad_folder_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "Traceback" not in err
+
+
+def test_a_task_alone_trains_on_its_shipped_sample():
+    data = PromptDataModule(task="tombench", val_split="test")
+    assert data.train_path == data.val_path == str(TASKS["tombench"].sample)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert set(batch["task"]) == {"tombench"} and all(batch["reference"])
+
+
+def test_an_unknown_task_is_named():
+    with pytest.raises(ValueError, match="emobenchh"):
+        PromptDataModule(task="emobenchh")
+
+
+def test_one_evaluation_callback_per_task_with_its_own_state_key():
+    a, b = PaperTaskEvaluation("emobench"), PaperTaskEvaluation("tombench", limit=2, max_new_tokens=9)
+    assert a.state_key != b.state_key
+    assert [x.name for x in a.benchmarks] == ["emobench"] and b.benchmarks[0].limit == 2 and b.max_new_tokens == 9
+    assert b.benchmarks[0].split == "test"
