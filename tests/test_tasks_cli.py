@@ -49,3 +49,12 @@ def test_one_evaluation_callback_per_task_with_its_own_state_key():
     assert a.state_key != b.state_key
     assert [x.name for x in a.benchmarks] == ["emobench"] and b.benchmarks[0].limit == 2 and b.max_new_tokens == 9
     assert b.benchmarks[0].split == "test"
+
+
+def test_nover_template_wraps_plain_questions():
+    plain, wrapped = PromptDataModule(), PromptDataModule(prompt_template="nover")
+    for data in (plain, wrapped):
+        data.setup("fit")
+    raw, templated = (next(iter(d.val_dataloader()))["prompt"][0] for d in (plain, wrapped))
+    assert templated.startswith(f"\nQuestion: {raw}\n") and templated.endswith("<answer>\n...\n</answer>\n")
+    assert "<think>" not in raw

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -20,7 +20,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS
 from maestro_lit.tasks.prepared import in_split, raw_rows, tag_task
 from maestro_lit.tasks.specs import task_spec
+from maestro_lit.tasks.templates import question_prompt
 
+PromptTemplate = Literal["nover"] | None
 POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
 
 
@@ -55,6 +57,7 @@ class PromptStream(IterableDataset):
         self.source, self.split, self.shuffle, self.buffer_size, self.seed = source, split, shuffle, buffer_size, seed
         self.epoch = 0
         self.task: str | None = None  # tags rows with task/category (set by the DataModule)
+        self.prompt_template: PromptTemplate = None  # wraps each prompt (set by the DataModule)
         self.skip_rows = 0  # rows of ``epoch`` already consumed before a resume
 
     def resume_at(self, epoch: int, rows: int) -> None:
@@ -84,6 +87,8 @@ class PromptStream(IterableDataset):
         for i, (_, row) in enumerate(iter_rows(self.source, self.split, self.task)):
             if i % count != index:
                 continue
+            if self.prompt_template == "nover":
+                row = {**row, "prompt": question_prompt(row["prompt"])}
             if not self.shuffle:
                 yield row
                 continue
@@ -114,6 +119,8 @@ class PromptDataModule(L.LightningDataModule):
     set: that task's shipped sample). A file in
     NOVER's prepared format (``prompt, reference, split``) serves both: ``train_split`` and
     ``val_split`` pick its rows; ``task`` names the task in each row's ``task``/``category``.
+    ``prompt_template: nover`` wraps plain questions in NOVER's training template (the
+    ``<think>…</think><answer>…</answer>`` instruction); prepared files already carry it.
     """
 
     def __init__(
@@ -128,6 +135,7 @@ class PromptDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         task: str | None = None,
+        prompt_template: PromptTemplate = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -138,7 +146,7 @@ class PromptDataModule(L.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.train_split, self.val_split = train_split, val_split
         self.shuffle_buffer, self.seed, self.num_workers = shuffle_buffer, seed, num_workers
-        self.task = task
+        self.task, self.prompt_template = task, prompt_template
         self.position: tuple[int, int] | None = None  # (epoch, rows) after the last trained batch
 
     def setup(self, stage: str | None = None) -> None:
@@ -147,7 +155,8 @@ class PromptDataModule(L.LightningDataModule):
             next(iter_rows(source, split))
         self.train_stream = PromptStream(self.train_path, self.train_split, shuffle=True, buffer_size=self.shuffle_buffer, seed=self.seed)
         self.val_stream = PromptStream(self.val_path, self.val_split)
-        self.train_stream.task = self.val_stream.task = self.task
+        for stream in (self.train_stream, self.val_stream):
+            stream.task, stream.prompt_template = self.task, self.prompt_template
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Strip the stream position from every batch; remember it for the batch about to be trained.

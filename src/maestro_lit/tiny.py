@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from maestro_lit.paths import ASSETS, TRAIN_PROMPTS, VAL_PROMPTS  # noqa: F401  re-exported for callers of tiny
+from maestro_lit.tasks.templates import question_prompt
 
 TINY_MODEL_ID = "maestro-lit/tiny"
 TINY_VERSION = "v3"  # bump when the recipe below changes, so stale caches are rebuilt
@@ -55,10 +56,6 @@ def _read_pairs(path: Path) -> list[tuple[str, str]]:
     return [(row["prompt"], row.get("response") or row.get("reference", "")) for row in _read_rows(path)]
 
 
-NOVER_TEMPLATE = (
-    "\nQuestion: {question}\n\nAnswer the question and return in the following format:\n\n"
-    "<think>\n...\n</think>\n\n<answer>\n...\n</answer>\n"
-)
 _THOUGHTS = {
     "creative": ("I picture the scene and pick vivid words.", "A short, vivid image will do.", "I want a fresh, playful line."),
     "factual": ("I recall the fact the question asks for.", "This is a known fact; I state it plainly.", "I check what I know about it."),
@@ -77,7 +74,7 @@ def formatted_pairs(rows: list[dict], share: float, seed: int = 0) -> list[tuple
     chosen = torch.rand(len(rows), generator=generator) < share
     pairs = []
     for i, (row, formatted) in enumerate(zip(rows, chosen.tolist())):
-        prompt = NOVER_TEMPLATE.format(question=row["prompt"])
+        prompt = question_prompt(row["prompt"])
         answer = row.get("response") or row["reference"]
         if formatted:
             thoughts = _THOUGHTS.get(row.get("category", ""), _THOUGHTS["concise"])
