@@ -75,6 +75,18 @@ def test_sequence_entropy_is_minus_mean_logprob_of_sampled_tokens():
     assert SequenceEntropy().normalization == "rank" and SequenceEntropy.needs_logprobs and not SequenceEntropy.needs_token_entropy
 
 
+def test_entropy_gated_by_format_scores_only_well_formed_responses():
+    completions = ["<think>a</think><answer>b</answer>", "no tags at all", "<reasoning>a</reasoning><answer>b</answer>"]
+    batch = RewardInputs(
+        prompts=["p"] * 3, completions=completions, completion_ids=[[1]] * 3, logprobs=LOGPROBS, completion_mask=torch.ones(3, 3)
+    )
+    gated = call_component(SequenceEntropy(valid_format_only=True), batch)
+    assert gated[0].item() == pytest.approx(4.0) and math.isnan(gated[1]) and math.isnan(gated[2])
+    qwen3 = call_component(SequenceEntropy(valid_format_only=True, think_tag="reasoning"), batch)
+    assert math.isnan(qwen3[0]) and qwen3[2].item() == pytest.approx(17 / 3)
+    assert not torch.isnan(call_component(SequenceEntropy(), batch)).any()  # off by default
+
+
 def test_token_entropy_is_mean_full_distribution_entropy():
     torch.manual_seed(0)
     logits = torch.randn(3, 3, 11)
