@@ -2,7 +2,7 @@
 
     python perf/conductor_overhead.py [--repeats 5 --steps 18 --warmup 3 --threads 1]
 
-``configs/quickstart.yaml`` (Conductor) against the same file with the scalarizer swapped
+``tests/configs/two_rewards.yaml`` (Conductor) against the same file with the scalarizer swapped
 for ``StaticWeights`` on the command line, so nothing else can differ. Rounds alternate
 order; the ratio is the median of per-round ratios. Also printed: the ``time/outer``
 phase (the Conductor's forward + REINFORCE step) and the median completion length. Goal ≤ 1.03.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import benchutil as bu
 
-CONFIG = "configs/quickstart.yaml"
+CONFIG = "tests/configs/two_rewards.yaml"
 STATIC = ["--set", "model.scalarizer=maestro_lit.conductor.StaticWeights", "--set", "model.scalarizer.init_args.weights=[0.5,0.5]"]
 
 

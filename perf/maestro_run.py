@@ -1,6 +1,6 @@
 """Child process: train maestro_lit for a few steps from a YAML config and report timings.
 
-    python perf/maestro_run.py --config configs/quickstart.yaml --config configs/methods/static.yaml --steps 12 --warmup 2 [--set key=value ...]
+    python perf/maestro_run.py --config tests/configs/two_rewards.yaml --config configs/methods/static.yaml --steps 12 --warmup 2 [--set key=value ...]
 
 Runs through ``cli_main`` (the same path as ``python -m maestro_lit fit``), with logger,
 checkpointing, progress bar and validation switched off so that only training steps run.

@@ -14,11 +14,11 @@ import benchutil as bu
 from maestro_run import PHASES
 
 VARIANTS = {
-    "maestro": "configs/quickstart.yaml",
-    "static": "configs/quickstart.yaml+configs/methods/static.yaml",
-    "single": "configs/quickstart.yaml+configs/methods/single.yaml",
-    "maestro+generate": "configs/quickstart.yaml,model.fast_rollout=null",
-    "maestro+beta": "configs/quickstart.yaml,model.grpo_settings.beta=0.04",
+    "maestro": "tests/configs/two_rewards.yaml",
+    "static": "tests/configs/two_rewards.yaml+configs/methods/static.yaml",
+    "single": "tests/configs/two_rewards.yaml+configs/methods/single.yaml",
+    "maestro+generate": "tests/configs/two_rewards.yaml,model.fast_rollout=null",
+    "maestro+beta": "tests/configs/two_rewards.yaml,model.grpo_settings.beta=0.04",
 }
 
 

@@ -7,7 +7,7 @@
 The model is built from a config with random weights and saved next to the embedded tiny
 model's tokenizer (nothing can be downloaded on the GPU machines; token ids the tokenizer
 does not know decode to nothing, and random weights never emit EOS, so every completion is
-``--new-tokens`` long). Both contenders run ``configs/quickstart.yaml`` + ``configs/methods/static.yaml`` through
+``--new-tokens`` long). Both contenders run ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml`` through
 ``maestro_run.py`` with the same overrides (B prompts x G completions, LoRA r 8 on all
 linear layers, adapters not merged for the rollout, which 4-bit weights do not allow);
 ``qlora`` adds ``model.policy.load_in_4bit=true``. Alternating rounds; a contender that
@@ -58,7 +58,7 @@ def contenders(
     lora = [
         "perf/maestro_run.py",
         "--config",
-        "configs/quickstart.yaml",
+        "tests/configs/two_rewards.yaml",
         "--config",
         "configs/methods/static.yaml",
         "--steps",

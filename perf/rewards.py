@@ -115,7 +115,7 @@ def time_component(component, prompts, completions, columns, repeats: int) -> fl
 # quickstart config (rollout + scoring + rewards + inner + outer), e.g. by running a few
 # steps of `maestro_lit.module` with its per-phase timers and taking the median. Until then
 # the share column is computed from --step-seconds, or shown as "n/a".
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "tests" / "configs" / "two_rewards.yaml"
 
 
 def completions_per_step() -> int:

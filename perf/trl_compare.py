@@ -7,7 +7,7 @@ Each round runs every contender once in a fresh process, order alternating per r
 a run's step time is the median of its post-warm-up optimizer steps, measured inside the
 training loop (wall and process-CPU time); a ratio is the median over rounds of
 (run / TRL run of the same round), so load that drifts between rounds cancels.
-Contenders: ``ours`` = ``configs/quickstart.yaml`` + ``configs/methods/static.yaml`` as shipped (LoRA merged for the
+Contenders: ``ours`` = ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml`` as shipped (LoRA merged for the
 rollout, the project's decode loop), ``ours_generate`` = the same with HF ``generate``
 (``model.fast_rollout=null``), ``trl`` = ``perf/trl_run.py``; with ``--unmerged`` also
 ``ours_unmerged_generate``, our loop the way TRL runs it (unmerged LoRA, HF ``generate``).
@@ -22,7 +22,7 @@ from pathlib import Path
 import benchutil as bu
 import yaml
 
-CONFIGS = ["configs/quickstart.yaml", "configs/methods/static.yaml"]
+CONFIGS = ["tests/configs/two_rewards.yaml", "configs/methods/static.yaml"]
 
 
 def config_log_every() -> int:

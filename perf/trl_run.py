@@ -4,7 +4,7 @@
 
 Same tiny model weights and tokenizer (``ensure_tiny_model()``), same shipped prompts
 rendered with the same chat template, same LoRA, sampling, μ, β, ε, loss aggregation,
-optimizer, lr and gradient clipping as ``configs/quickstart.yaml`` + ``configs/methods/static.yaml``; the rewards are
+optimizer, lr and gradient clipping as ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml``; the rewards are
 the project's ``LengthBand`` and ``DistinctN`` wrapped as TRL reward functions. TRL-only
 overheads are switched off where TRL allows (gradient checkpointing and bf16, which TRL
 turns on by default; reporting, tqdm, saving, completion logging). Prints ``RESULT {json}``.

@@ -1,10 +1,10 @@
-"""Small, fast variants of configs/quickstart.yaml for tests that run a real fit."""
+"""Small, fast variants of tests/configs/two_rewards.yaml for tests that run a real fit."""
 
 from pathlib import Path
 
 import yaml
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "tests" / "configs" / "two_rewards.yaml"
 
 
 def tensorboard_logger(save_dir: Path, name: str = "run") -> dict:

@@ -12,7 +12,7 @@ from maestro_lit.module import DivergenceError
 from maestro_lit.rewards.base import RewardComponent, RewardError
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+QUICKSTART = str(ROOT / "tests" / "configs" / "two_rewards.yaml")
 
 
 def _fit_args(tmp_path, *extra):

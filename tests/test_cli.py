@@ -17,7 +17,7 @@ from maestro_lit.progress import MaestroProgressBar, bar_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted((ROOT / "src/maestro_lit/configs").rglob("*.yaml"))
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+QUICKSTART = str(ROOT / "tests" / "configs" / "two_rewards.yaml")
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))

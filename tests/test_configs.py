@@ -160,7 +160,12 @@ def test_gpu_recipes_keep_the_values_of_the_files_they_replaced():
 
 def test_quickstart_baselines_change_only_the_scalariser():
     quickstart = compose(["--config", str(ROOT / "configs/quickstart.yaml")])
-    for method, class_path in (("static", "StaticWeights"), ("single", "SingleReward")):
+    for method, class_path in (
+        ("equal", "StaticWeights"),
+        ("nover", "SingleReward"),
+        ("em_grpo", "SingleReward"),
+        ("random", "RandomWeights"),
+    ):
         variant = compose(["--config", str(ROOT / "configs/quickstart.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")])
         assert variant["model"].pop("scalarizer")["class_path"].endswith(class_path)
         assert {k: v for k, v in quickstart["model"].items() if k != "scalarizer"} == variant["model"]

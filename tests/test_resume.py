@@ -85,4 +85,4 @@ def test_damaged_checkpoint_fails_by_name(tmp_path, damage):
     elif damage == "garbage":
         path.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="run.ckpt"):
-        cli_main(["fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--ckpt_path", str(path)])
+        cli_main(["fit", "--config", str(ROOT / "tests" / "configs" / "two_rewards.yaml"), "--ckpt_path", str(path)])

@@ -10,7 +10,7 @@ from maestro_lit.module import MaestroModule
 from maestro_lit.policy import ModelSettings
 from maestro_lit.settings import GRPOSettings, SamplingSettings
 
-QUICKSTART = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
+QUICKSTART = str(Path(__file__).resolve().parents[1] / "tests" / "configs" / "two_rewards.yaml")
 
 BAD_VALUES = [
     ("sampling.temperature", "-1", "v>0"),

@@ -22,7 +22,7 @@ from maestro_lit.paths import ASSETS, TRAIN_PROMPTS, VAL_PROMPTS  # noqa: F401  
 from maestro_lit.tasks.templates import question_prompt
 
 TINY_MODEL_ID = "maestro-lit/tiny"
-TINY_VERSION = "v3"  # bump when the recipe below changes, so stale caches are rebuilt
+TINY_VERSION = "v4"  # bump when the recipe below changes, so stale caches are rebuilt
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
@@ -30,7 +30,7 @@ CHAT_TEMPLATE = (
 )
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 
-FORMATTED_SHARE = 0.15  # of the NOVER-template warm-up answers that use the <think>/<answer> format
+FORMATTED_SHARE = 0.3  # of the NOVER-template warm-up answers that use the <think>/<answer> format
 
 log = logging.getLogger(__name__)
 
