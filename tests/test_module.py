@@ -6,7 +6,7 @@ import torch
 
 import maestro_lit.sampler as module_lib
 from maestro_lit.data import PromptDataModule
-from maestro_lit.rewards.base import RewardComponent
+from maestro_lit.rewards.base import RewardComponent, RewardInputs
 
 
 def _fit_one_step(module, batch_size=2):
@@ -119,7 +119,7 @@ def test_wrong_length_component_names_itself(make_module):
 
     module = make_module(rewards=[Short()])
     with pytest.raises(ValueError, match="'short' returned 1 scores for 3 completions"):
-        module.reward_scorer.score(["p"] * 3, ["a", "b", "c"], {}, {})
+        module.reward_scorer.score(RewardInputs(prompts=["p"] * 3, completions=["a", "b", "c"], completion_ids=[[1]] * 3))
 
 
 def test_group_size_below_two_is_rejected():
@@ -148,7 +148,8 @@ def test_model_based_rewards_stay_out_of_optimizers_and_checkpoints(make_module)
     from maestro_lit.rewards.similarity import SemanticSimilarity
 
     module = make_module(rewards=[SemanticSimilarity()])
-    module.reward_scorer.score(["What is rain?"], ["Water falling from clouds."], {"reference": ["Rain is water from clouds."]}, {})
+    columns = {"reference": ["Rain is water from clouds."]}
+    module.reward_scorer.score(RewardInputs(["What is rain?"], ["Water falling from clouds."], [[1]], columns))
     assert not any("encoder" in k for k in module.state_dict())
     optimized = {id(p) for p in module.trainable_policy_parameters()} | {id(p) for p in module.scalarizer.parameters()}
     encoder_params = list(module.rewards[0].encoder._model.parameters())

@@ -22,6 +22,7 @@ set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstri
 LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
 RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
 OnRewardError = Literal["raise", "skip"]
+HiddenLayer = Literal["last", "middle", "first"]  # same values as maestro_lit.scoring.HiddenLayer
 # Range types: the parser checks them, so a bad value fails at parse time naming its key;
 # ``__post_init__`` repeats the checks for settings built in Python (and alone checks
 # num_generations, whose message says why: GRPO needs a group).
@@ -99,6 +100,20 @@ class GRPOSettings:
         _check(self.loss_type in LossType.__args__, key + "loss_type", f"one of {LossType.__args__}", self.loss_type)
         valid = RewardNormalization.__args__
         _check(self.reward_normalization in valid, key + "reward_normalization", f"one of {valid}", self.reward_normalization)
+
+
+@dataclass
+class ScoringSettings:
+    """The scoring forward of docs/design.md §1 step 2: what it hands the Conductor."""
+
+    hidden_layer: HiddenLayer = "last"
+    """Layer whose hidden state (at the last non-pad token) the Conductor reads: last (after the final norm,
+    the paper's default), middle or first decoder block (the paper's Table 4 ablation). Taken from the same
+    forward by a hook: never an extra forward."""
+
+    def __post_init__(self) -> None:
+        valid = HiddenLayer.__args__
+        _check(self.hidden_layer in valid, "model.scoring.hidden_layer", f"one of {valid}", self.hidden_layer)
 
 
 def __getattr__(name: str):
