@@ -1,6 +1,7 @@
 """Exact resume with the paper's Conductor (M = 3): a checkpoint taken with 2 buffered steps resumes
 to the same weights, buffer and update count as a straight run."""
 
+import pytest
 import torch
 import yaml
 from test_resume import ROOT, _config, _prompts, probes_on_path  # noqa: F401  (fixture)
@@ -17,7 +18,8 @@ def _paper_conductor(config: dict, max_steps: int = 4) -> dict:
     return config
 
 
-def test_checkpoint_with_a_non_empty_buffer_resumes_exactly(tmp_path, probes_on_path):
+@pytest.mark.usefixtures("probes_on_path")
+def test_checkpoint_with_a_non_empty_buffer_resumes_exactly(tmp_path):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     cli_main({"fit": _paper_conductor(_config(straight))})
     cli_main({"fit": _paper_conductor(_config(stopped), max_steps=2)})
