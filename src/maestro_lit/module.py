@@ -1,15 +1,14 @@
 """The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of docs/design.md §1.
 
-It orchestrates; the pieces are units of their own (sampler, policy scoring, reward_scoring,
-conductor/grpo, policy_update, step_logging). Callbacks read ``last_step`` (a ``StepRecord``).
+It orchestrates; the pieces are units of their own (sampler, scoring, reward_scoring, conductor,
+conductor_updates, grpo, policy_update, reference_sync, step_logging). Callbacks read ``last_step``.
 Choices where the paper is silent:
 - the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
   counts policy updates only (μ × num_minibatches per step);
 - with μ = 1 and one minibatch the scoring pass *is* the training forward (old log-probs =
   current ones detached): one forward with grad per step;
 - ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
-- all step metrics go through ``self.log`` only on steps a logger writes; in between only the
-  few read every step (Lightning's per-key bookkeeping was ~10 % of a tiny-model step).
+- step metrics go through ``self.log`` only on steps a logger writes (Lightning's per-key cost).
 """
 
 from __future__ import annotations
@@ -27,16 +26,17 @@ from maestro_lit import grpo
 from maestro_lit.conductor import Conductor, Scalarizer
 from maestro_lit.conductor_updates import OuterLoop
 from maestro_lit.fast_rollout import FastRolloutSettings
+from maestro_lit.module_state import load_module_state, save_module_state
 from maestro_lit.policy import ModelSettings, Policy
 from maestro_lit.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
 from maestro_lit.records import EvaluationResult, StepRecord, TrainerState
+from maestro_lit.reference_sync import ReferenceWeights
 from maestro_lit.reward_scoring import RewardScorer
 from maestro_lit.rewards.base import RewardComponent
-from maestro_lit.rng import restore_rng_states, rng_states
 from maestro_lit.rollout import Rollout, expand_groups
 from maestro_lit.sampler import Sampler, check_merge_allowed
 from maestro_lit.scoring import ScoringPass
-from maestro_lit.settings import GRPOSettings, OnRewardError, SamplingSettings, ScoringSettings
+from maestro_lit.settings import GRPOSettings, OnRewardError, ReferenceSettings, SamplingSettings, ScoringSettings
 from maestro_lit.step_logging import evaluation_metrics, keep_for_this_step, logger_writes_this_step, reduce_over_ranks, step_metrics
 from maestro_lit.timing import PhaseTimer
 
@@ -46,9 +46,8 @@ __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: c
 class MaestroModule(L.LightningModule):
     """LoRA policy + scalariser trained with GRPO; the scalariser picks the reward weights.
 
-    ``rollouts_done`` is the project's one step counter: training steps completed (one rollout
-    and its updates each), saved in checkpoints. Callbacks use it for their cadence and as the
-    x-axis; it equals Lightning's logging step. ``trainer.global_step`` instead counts policy
+    ``rollouts_done`` (training steps completed, checkpointed) is the project's one step counter, the
+    callbacks' cadence and x-axis (= Lightning's logging step); ``trainer.global_step`` counts policy
     optimiser steps (μ × num_minibatches per rollout).
     """
 
@@ -67,6 +66,7 @@ class MaestroModule(L.LightningModule):
         generation_batch_size: int = 64,
         fast_rollout: FastRolloutSettings | None = None,
         scoring: ScoringSettings = ScoringSettings(),
+        reference: ReferenceSettings = ReferenceSettings(),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -81,7 +81,8 @@ class MaestroModule(L.LightningModule):
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
         self.scalarizer.bind(self.component_names, self.policy.hidden_size)
         self.outer = OuterLoop(self.scalarizer)  # the Conductor's buffer and update schedule (every M steps); checkpointed
-        self.reward_scorer.bind(self.policy)  # tokenizer + ppl's reference forward, built once
+        self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
+        self.reward_scorer.bind(self.policy, self.reference.context)  # tokenizer + ppl's reference forward, built once
         self.policy_optimizer, self.conductor_optimizer = policy_optimizer, conductor_optimizer
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
@@ -91,12 +92,12 @@ class MaestroModule(L.LightningModule):
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
-        self.run_summary = {"policy": asdict(policy), "sampling": asdict(sampling), "grpo": asdict(grpo_settings),
-                            "scoring": asdict(scoring), "rewards": ",".join(self.component_names), "scalarizer": type(self.scalarizer).__name__}  # fmt: skip
+        settings = {"policy": policy, "sampling": sampling, "grpo": grpo_settings, "scoring": scoring, "reference": reference}
+        self.run_summary = {**{key: asdict(value) for key, value in settings.items()},
+                            "rewards": ",".join(self.component_names), "scalarizer": type(self.scalarizer).__name__}  # fmt: skip
 
     @property
-    def rollouts_done(self) -> int:
-        """Training steps completed in this run, resumed ones included (see the class docstring)."""
+    def rollouts_done(self) -> int:  # training steps completed, resumed ones included (class docstring)
         return self._rollouts_done
 
     @property
@@ -133,7 +134,7 @@ class MaestroModule(L.LightningModule):
     def _reference_logprobs(self, rollout: Rollout, for_kl: bool) -> torch.Tensor | None:
         if not ((for_kl and self.grpo.beta > 0) or self.reward_scorer.needs_reference):
             return None  # no KL penalty and no component reads the reference
-        with torch.no_grad(), self.policy.reference():
+        with torch.no_grad(), self.reference.context():
             return self._scoring_pass(rollout).logprobs
 
     def _rewards(self, rollout, prompts, columns, group_size, scored: ScoringPass, ref_logprobs, timer=None) -> torch.Tensor:
@@ -182,6 +183,7 @@ class MaestroModule(L.LightningModule):
 
         # 8. Record and log.
         self._rollouts_done += 1
+        self.reference.after_step(self._rollouts_done)  # option: every N steps ref ← α·ref + (1−α)·policy
         self.last_step = StepRecord(
             step=self._rollouts_done, group_size=G, prompts=prompts, completions=rollout.completions, completion_lengths=rollout.lengths,
             raw_rewards=raw, scalar_rewards=scalar.detach(), advantages=advantages.detach(), choice=choice,
@@ -226,25 +228,9 @@ class MaestroModule(L.LightningModule):
         metrics = evaluation_metrics(result, self.component_names, self.scalarizer.action_names, columns.get("category"))
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
 
-    def _trainable_state_keys(self) -> set[str]:
-        keys = {f"policy.{name}" for name, p in self.policy.named_parameters() if p.requires_grad}
-        return keys | {f"scalarizer.{name}" for name in self.scalarizer.state_dict()}
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep LoRA + scalariser state only: the frozen base weights are reloaded from the model id."""
-        keep = self._trainable_state_keys()
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["maestro"] = {"skipped_updates": self.updater.skipped_updates, "rollouts_done": self._rollouts_done,
-                                 "model": self.settings.name_or_path, "rng": rng_states(), "outer_loop": self.outer.state_dict()}  # fmt: skip
+        """Trainable tensors, counters, RNG and the Conductor's buffer only (``module_state``)."""
+        save_module_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        missing = sorted(self._trainable_state_keys() - set(checkpoint.get("state_dict", {})))
-        if missing:
-            raise KeyError(f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}")
-        state = checkpoint.get("maestro", {})
-        self.updater.skipped_updates = int(state.get("skipped_updates", 0))
-        self._rollouts_done = int(state.get("rollouts_done", 0))
-        if "rng" in state:
-            restore_rng_states(state["rng"])
-        if "outer_loop" in state:  # the Conductor's buffer and update count (absent in older checkpoints)
-            self.outer.load_state_dict(state["outer_loop"])
+        load_module_state(self, checkpoint)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -36,13 +37,14 @@ REFERENCE_NLL_PHASE = "rewards/reference_nll"
 """``time/rewards/reference_nll``: the seconds of ``ppl``'s reference forward, a part of ``time/rewards``."""
 
 
-def reference_nll_for(policy) -> ReferenceNLL:
-    """``ppl``'s reference forward over the policy's reference weights: the same weights with the
-    LoRA adapters off (``Policy.reference()``), or full fine-tuning's frozen initial copy."""
+def reference_nll_for(policy, context: Callable[[], AbstractContextManager[Any]] | None = None) -> ReferenceNLL:
+    """``ppl``'s reference forward over the policy's reference weights: full fine-tuning's frozen
+    initial copy, or the policy's own modules inside ``context`` (default ``Policy.reference()``:
+    the LoRA adapters off; ``reference_sync.ReferenceWeights.context``: the synced adapter)."""
     if policy.reference_model is not None:
         reference = policy.reference_model
         return ReferenceNLL(backbone_of(reference), reference.get_output_embeddings())
-    return ReferenceNLL(policy.backbone, policy.lm_head, context=policy.reference)
+    return ReferenceNLL(policy.backbone, policy.lm_head, context=context or policy.reference)
 
 
 class RewardScorer:
@@ -85,10 +87,10 @@ class RewardScorer:
         """Whether a component reads the tokenizer / prompt ids / ``reference_nll`` (``ppl``)."""
         return any(c.needs_policy for c in self.components)
 
-    def bind(self, policy) -> None:
+    def bind(self, policy, reference_context: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         """Tokenizer and the reference forward from the policy; called once the policy is loaded."""
         self.tokenizer = policy.tokenizer
-        self.reference_nll = reference_nll_for(policy) if self.needs_policy else None
+        self.reference_nll = reference_nll_for(policy, reference_context) if self.needs_policy else None
 
     def to(self, device: torch.device) -> None:
         """Move model-based components (reward models, encoders) next to the policy."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from jsonargparse import set_parsing_settings
-from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings → ``--help``
 
@@ -114,6 +114,22 @@ class ScoringSettings:
     def __post_init__(self) -> None:
         valid = HiddenLayer.__args__
         _check(self.hidden_layer in valid, "model.scoring.hidden_layer", f"one of {valid}", self.hidden_layer)
+
+
+@dataclass
+class ReferenceSettings:
+    """The reference model of the KL term and of ``ppl`` (``maestro_lit.reference_sync``)."""
+
+    sync_every: NonNegativeInt = 0
+    """0 (default): the policy's weights with the LoRA adapters off (full fine-tuning: its frozen initial copy).
+    N >= 1: a second LoRA adapter is the reference, mixed every N training steps as ref ← α·ref + (1−α)·policy
+    (NOVER; the paper syncs every 6 steps, 12 on SS-GEN). Never a second copy of the base weights; LoRA only."""
+    mix_alpha: ClosedUnitInterval = 0.9
+    """α of the mix, in [0, 1]: the share of its own weights the reference keeps (NOVER: 0.9 or 0.6); 0 copies the policy."""
+
+    def __post_init__(self) -> None:
+        _check(self.sync_every >= 0, "model.reference.sync_every", ">= 0 (0 = adapters off)", self.sync_every)
+        _check(0 <= self.mix_alpha <= 1, "model.reference.mix_alpha", "in [0, 1]", self.mix_alpha)
 
 
 def __getattr__(name: str):
