@@ -11,7 +11,8 @@ format so that some completions are valid and ``ppl`` runs its forward.
 Columns: step time (wall, CPU) and its ratio to ``equal``; ``outer ms`` (the Conductor: choice,
 buffering, its update every M steps); ``ppl fwd ms`` = ``time/rewards/reference_nll`` (the one
 batched no-grad reference forward, 0 on steps where no completion was valid) and its share of
-the step; ``ppl scored`` = share of steps on which ``ppl`` scored any completion; ``fmt`` =
+the step; ``Conductor share`` = (outer ms − equal's outer ms) / equal's wall step, the Conductor's
+own cost, free of the completion-length noise below; ``ppl scored`` = share of steps on which ``ppl`` scored any completion; ``fmt`` =
 mean format validity. Goal (issue 13): maestro vs equal ≤ 1.03.
 
 The contenders train differently after the first update (different weights, different
@@ -31,6 +32,10 @@ METHODS = ("maestro", "equal")
 def configs(method: str, task: str) -> list[str]:
     names = ["base/cpu", "models/tiny", "rewards/paper", f"methods/{method}", f"tasks/{task}"]
     return [a for n in names for a in ("--config", f"configs/{n}.yaml")]
+
+
+def outer(run: dict) -> list[float]:
+    return run["phases"]["outer"]
 
 
 def pooled(runs: list[dict], pick) -> float:
@@ -57,12 +62,13 @@ def main() -> None:
         fmt = sum(x for run in runs for x in run["rewards"]["fmt"]) / max(1, sum(len(r["rewards"]["fmt"]) for r in runs))
         rows.append([
             name, step, bu.paired_ratio(runs, results["equal"]), bu.pooled_median(runs, "cpu_s"),
-            bu.paired_ratio(runs, results["equal"], "cpu_s"), f"{pooled(runs, lambda r: r['phases']['outer']) * 1e3:.2f}",
+            bu.paired_ratio(runs, results["equal"], "cpu_s"), f"{pooled(runs, outer) * 1e3:.2f}",
+            f"{100 * (pooled(runs, outer) - pooled(results['equal'], outer)) / bu.pooled_median(results['equal']):.2f} %",
             f"{pooled(runs, lambda r: r['phases']['rewards']) * 1e3:.1f}", f"{bu.median(ppl_fwd) * 1e3:.1f}",
             f"{100 * ppl_share:.1f} %", f"{100 * scored:.0f} %", f"{fmt:.2f}", pooled(runs, lambda r: r["completion_length"]),
         ])  # fmt: skip
     print(f"\n{bu.today()} · {bu.machine()} · tasks/{args.task} · {args.repeats} rounds x {args.steps - args.warmup} timed steps")
-    headers = ["run", "wall s/step", "wall vs equal", "CPU s/step", "CPU vs equal", "outer ms", "rewards ms", "ppl fwd ms",
+    headers = ["run", "wall s/step", "wall vs equal", "CPU s/step", "CPU vs equal", "outer ms", "Conductor share", "rewards ms", "ppl fwd ms",
                "ppl fwd share", "ppl scored", "fmt", "completion len"]  # fmt: skip
     print(bu.table(headers, rows))
 
