@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchutil import StepClock, emit, peak_gpu_mb, peak_rss_mb  # noqa: E402
 
 PHASES = ("rollout", "scoring", "rewards", "inner", "outer")
+NESTED_PHASES = ("rewards/reference_nll",)  # parts of a phase above (``ppl``'s reference forward); 0 on steps without it
 
 
 class StepRecorder(L.Callback):
@@ -28,8 +29,9 @@ class StepRecorder(L.Callback):
 
     def __init__(self) -> None:
         self.clock = StepClock()
-        self.phases: dict[str, list[float]] = {p: [] for p in PHASES}
+        self.phases: dict[str, list[float]] = {p: [] for p in PHASES + NESTED_PHASES}
         self.lengths: list[float] = []
+        self.rewards: dict[str, list[float]] = {}  # mean raw score per component per step (NaN = none scored)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.clock.begin()
@@ -37,9 +39,11 @@ class StepRecorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.clock.end()
         step = pl_module.last_step
-        for phase in PHASES:
+        for phase in self.phases:
             self.phases[phase].append(float(step.phase_seconds.get(phase, 0.0)))
         self.lengths.append(float(step.completion_lengths.float().mean()))
+        for name, column in zip(step.component_names, step.raw_rewards.T):
+            self.rewards.setdefault(name, []).append(float(column.nanmean()))
 
 
 def quiet_args(configs: list[str], steps: int, sets: list[str]) -> list[str]:
@@ -70,6 +74,7 @@ def main() -> None:
         **recorder.clock.result(args.warmup),
         "phases": {p: v[keep] for p, v in recorder.phases.items()},
         "completion_length": recorder.lengths[keep],
+        "rewards": {name: values[keep] for name, values in recorder.rewards.items()},
         "peak_rss_mb": peak_rss_mb(),
         "peak_gpu_mb": peak_gpu_mb(),
     })  # fmt: skip

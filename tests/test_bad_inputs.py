@@ -9,7 +9,7 @@ from fit_configs import small_fit_config
 from maestro_lit import grpo
 from maestro_lit.cli import cli_main
 from maestro_lit.module import DivergenceError
-from maestro_lit.rewards.base import RewardComponent, RewardError
+from maestro_lit.rewards.base import RewardComponent, RewardError, RewardInputs
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "tests" / "configs" / "two_rewards.yaml")
@@ -124,7 +124,7 @@ def test_identical_rewards_everywhere_give_zero_advantage_not_nan(tmp_path):
     from maestro_lit.policy import ModelSettings
 
     module = MaestroModule(policy=ModelSettings(), rewards=[Constant()], grpo_settings=GRPOSettings(num_generations=2))
-    raw = module.reward_scorer.score(["p"] * 4, ["a", "b", "c", "d"], {}, {})
+    raw = module.reward_scorer.score(RewardInputs(prompts=["p"] * 4, completions=["a", "b", "c", "d"], completion_ids=[[1]] * 4))
     scalar = grpo.scalarize(raw, torch.ones(4, 1), 2)
     adv = grpo.group_advantages(scalar, 2)
     assert torch.equal(adv, torch.zeros(4)) and grpo.zero_std_group_fraction(scalar, 2) == 1

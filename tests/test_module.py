@@ -6,7 +6,7 @@ import torch
 
 import maestro_lit.sampler as module_lib
 from maestro_lit.data import PromptDataModule
-from maestro_lit.rewards.base import RewardComponent
+from maestro_lit.rewards.base import RewardComponent, RewardInputs
 
 
 def _fit_one_step(module, batch_size=2):
@@ -119,7 +119,7 @@ def test_wrong_length_component_names_itself(make_module):
 
     module = make_module(rewards=[Short()])
     with pytest.raises(ValueError, match="'short' returned 1 scores for 3 completions"):
-        module.reward_scorer.score(["p"] * 3, ["a", "b", "c"], {}, {})
+        module.reward_scorer.score(RewardInputs(prompts=["p"] * 3, completions=["a", "b", "c"], completion_ids=[[1]] * 3))
 
 
 def test_group_size_below_two_is_rejected():
@@ -148,7 +148,8 @@ def test_model_based_rewards_stay_out_of_optimizers_and_checkpoints(make_module)
     from maestro_lit.rewards.similarity import SemanticSimilarity
 
     module = make_module(rewards=[SemanticSimilarity()])
-    module.reward_scorer.score(["What is rain?"], ["Water falling from clouds."], {"reference": ["Rain is water from clouds."]}, {})
+    columns = {"reference": ["Rain is water from clouds."]}
+    module.reward_scorer.score(RewardInputs(["What is rain?"], ["Water falling from clouds."], [[1]], columns))
     assert not any("encoder" in k for k in module.state_dict())
     optimized = {id(p) for p in module.trainable_policy_parameters()} | {id(p) for p in module.scalarizer.parameters()}
     encoder_params = list(module.rewards[0].encoder._model.parameters())
@@ -177,3 +178,94 @@ def test_opt_in_fast_rollout_trains_and_answers_like_generate(make_module):
     before = {n: p.detach().clone() for n, p in module.named_parameters() if "lora_B" in n}
     _fit_one_step(module)
     assert any(not torch.equal(before[n], p) for n, p in module.named_parameters() if n in before)
+
+
+def _paper_rewards():
+    import importlib
+    from pathlib import Path
+
+    import yaml
+
+    entries = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/rewards/paper.yaml").read_text())["model"]["rewards"]
+    build = lambda e: getattr(importlib.import_module(e["class_path"].rpartition(".")[0]), e["class_path"].rpartition(".")[2])  # noqa: E731
+    return [build(entry)(**entry.get("init_args", {})) for entry in entries]
+
+
+def _formatted_completions(module, monkeypatch):
+    """The real rollout's prompts with completions in the <think>/<answer> format, so that ``ppl`` has rows to score."""
+    from maestro_lit.rollout import Rollout
+
+    real = module.sampler.prompts
+
+    def prompts(*args, **kwargs):
+        rollout, truncated = real(*args, **kwargs)
+        n = rollout.prompt_ids.shape[0]
+        texts = [f"<think>\nstep {'a b c'[: 1 + i % 5]}\n</think>\n<answer>\n{i}\n</answer>" for i in range(n)]
+        ids = module.policy.tokenizer(texts, add_special_tokens=False, padding=True, padding_side="right", return_tensors="pt")
+        formatted = Rollout(
+            rollout.prompt_ids, rollout.prompt_mask, ids.input_ids, ids.attention_mask, texts, torch.zeros(n, dtype=torch.bool)
+        )
+        return formatted, truncated
+
+    monkeypatch.setattr(module.sampler, "prompts", prompts)
+
+
+@pytest.mark.parametrize("hidden_layer, token_entropy", [("last", False), ("middle", False), ("first", True)])
+def test_paper_rewards_add_exactly_one_batched_forward_for_ppl(make_module, monkeypatch, hidden_layer, token_entropy):
+    """Five paper rewards: scoring pass + ppl's one reference forward over the whole rollout; ``ent`` (either
+    variant) reads the scoring pass, whichever layer the Conductor reads."""
+    from maestro_lit.rewards.entropy import TokenEntropy
+    from maestro_lit.settings import ScoringSettings
+
+    rewards = _paper_rewards()
+    if token_entropy:
+        rewards[2] = TokenEntropy()
+    module = make_module(rewards=rewards, scoring=ScoringSettings(hidden_layer=hidden_layer))
+    assert module.reward_scorer.needs_token_entropy == token_entropy
+    counter = _ForwardCounter(module, monkeypatch)
+    _formatted_completions(module, monkeypatch)
+    reference_forwards = []
+    nll = module.reward_scorer.reference_nll
+    monkeypatch.setattr(module.reward_scorer, "reference_nll", lambda *a: reference_forwards.append(a[0].shape[0]) or nll(*a))
+    hidden = []
+    real_choose = module.scalarizer.choose
+    monkeypatch.setattr(module.scalarizer, "choose", lambda h, *a, **k: hidden.append(h) or real_choose(h, *a, **k))
+    _fit_one_step(module)
+    assert counter.forwards == 2  # the scoring/training forward + ppl's reference forward
+    assert reference_forwards == [6]  # one batched call over all 2 prompts × G=3 completions
+    raw = module.last_step.raw_rewards
+    assert module.component_names == ["ppl", "fmt", "ent", "len", "pref"]
+    assert torch.isfinite(raw).all() and (raw[:, 1] == 1).all()  # every completion valid: ppl scored, fmt = 1
+    assert hidden[0].shape == (6, module.policy.hidden_size)
+    assert module.last_step.phase_seconds["rewards/reference_nll"] <= module.last_step.phase_seconds["rewards"]
+
+
+def test_paper_rewards_score_by_keyword_with_the_step_tensors(make_module, monkeypatch):
+    """Each component gets TRL's keywords, the dataset columns and trainer_state; ``ent`` equals −mean log-prob of the scoring pass."""
+    from maestro_lit.rewards.base import RewardComponent
+
+    seen = {}
+
+    class Spy(RewardComponent):
+        name, needs_logprobs = "spy", True
+
+        def __call__(self, prompts, completions, **kwargs):
+            seen.update(kwargs)
+            return torch.zeros(len(completions))
+
+    module = make_module(rewards=[*_paper_rewards(), Spy()])
+    _formatted_completions(module, monkeypatch)
+    _fit_one_step(module)
+    assert {"completion_ids", "trainer_state", "reference", "category", "logprobs", "completion_mask"} <= set(seen)
+    assert seen["trainer_state"].global_step == 0 and seen["trainer_state"].rollouts_done == 0
+    mask = seen["completion_mask"]
+    assert [len(ids) for ids in seen["completion_ids"]] == mask.sum(-1).tolist()  # unpadded, one list per completion
+    expected = -(seen["logprobs"] * mask).sum(-1) / mask.sum(-1)
+    torch.testing.assert_close(module.last_step.raw_rewards[:, 2], expected)
+
+
+def test_hidden_layer_setting_names_its_key():
+    from maestro_lit.settings import ScoringSettings
+
+    with pytest.raises(ValueError, match="model.scoring.hidden_layer must be one of"):
+        ScoringSettings(hidden_layer="penultimate")

@@ -1,15 +1,14 @@
 """The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of docs/design.md §1.
 
-It orchestrates; the pieces are units of their own (sampler, policy scoring, reward_scoring,
-conductor/grpo, policy_update, step_logging). Callbacks read ``last_step`` (a ``StepRecord``).
+It orchestrates; the pieces are units of their own (sampler, scoring, reward_scoring, conductor,
+conductor_updates, grpo, policy_update, reference_sync, step_logging). Callbacks read ``last_step``.
 Choices where the paper is silent:
 - the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
   counts policy updates only (μ × num_minibatches per step);
 - with μ = 1 and one minibatch the scoring pass *is* the training forward (old log-probs =
   current ones detached): one forward with grad per step;
 - ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
-- all step metrics go through ``self.log`` only on steps a logger writes; in between only the
-  few read every step (Lightning's per-key bookkeeping was ~10 % of a tiny-model step).
+- step metrics go through ``self.log`` only on steps a logger writes (Lightning's per-key cost).
 """
 
 from __future__ import annotations
@@ -24,18 +23,21 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from maestro_lit import grpo
-from maestro_lit.conductor import Conductor, Scalarization, Scalarizer
+from maestro_lit.conductor import Conductor, Scalarizer
+from maestro_lit.conductor_updates import OuterLoop
 from maestro_lit.fast_rollout import FastRolloutSettings
+from maestro_lit.module_state import load_module_state, save_module_state
 from maestro_lit.policy import ModelSettings, Policy
 from maestro_lit.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
-from maestro_lit.records import EvaluationResult, StepRecord
+from maestro_lit.records import EvaluationResult, StepRecord, TrainerState
+from maestro_lit.reference_sync import ReferenceWeights
 from maestro_lit.reward_scoring import RewardScorer
 from maestro_lit.rewards.base import RewardComponent
-from maestro_lit.rng import restore_rng_states, rng_states
 from maestro_lit.rollout import Rollout, expand_groups
 from maestro_lit.sampler import Sampler, check_merge_allowed
-from maestro_lit.settings import GRPOSettings, OnRewardError, SamplingSettings
-from maestro_lit.step_logging import keep_for_this_step, logger_writes_this_step, reduce_over_ranks, scalarizer_metrics, step_metrics
+from maestro_lit.scoring import ScoringPass
+from maestro_lit.settings import GRPOSettings, OnRewardError, ReferenceSettings, SamplingSettings, ScoringSettings
+from maestro_lit.step_logging import evaluation_metrics, keep_for_this_step, logger_writes_this_step, reduce_over_ranks, step_metrics
 from maestro_lit.timing import PhaseTimer
 
 __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: configs and tests import them here
@@ -44,9 +46,8 @@ __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: c
 class MaestroModule(L.LightningModule):
     """LoRA policy + scalariser trained with GRPO; the scalariser picks the reward weights.
 
-    ``rollouts_done`` is the project's one step counter: training steps completed (one rollout
-    and its updates each), saved in checkpoints. Callbacks use it for their cadence and as the
-    x-axis; it equals Lightning's logging step. ``trainer.global_step`` instead counts policy
+    ``rollouts_done`` (training steps completed, checkpointed) is the project's one step counter, the
+    callbacks' cadence and x-axis (= Lightning's logging step); ``trainer.global_step`` counts policy
     optimiser steps (μ × num_minibatches per rollout).
     """
 
@@ -64,6 +65,8 @@ class MaestroModule(L.LightningModule):
         on_reward_error: OnRewardError = "raise",
         generation_batch_size: int = 64,
         fast_rollout: FastRolloutSettings | None = None,
+        scoring: ScoringSettings = ScoringSettings(),
+        reference: ReferenceSettings = ReferenceSettings(),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -71,12 +74,15 @@ class MaestroModule(L.LightningModule):
         if not rewards:
             raise ValueError("model.rewards is empty: list the reward components in the config (see configs/quickstart.yaml)")
         check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
-        self.settings, self.sampling, self.grpo = policy, sampling, grpo_settings
+        self.settings, self.sampling, self.grpo, self.scoring = policy, sampling, grpo_settings, scoring
         self.reward_scorer = RewardScorer(rewards, on_reward_error)
         self.rewards: list[RewardComponent] = self.reward_scorer.components
         self.policy = Policy(policy)
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
         self.scalarizer.bind(self.component_names, self.policy.hidden_size)
+        self.outer = OuterLoop(self.scalarizer)  # the Conductor's buffer and update schedule (every M steps); checkpointed
+        self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
+        self.reward_scorer.bind(self.policy, self.reference.context)  # tokenizer + ppl's reference forward, built once
         self.policy_optimizer, self.conductor_optimizer = policy_optimizer, conductor_optimizer
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
@@ -86,12 +92,12 @@ class MaestroModule(L.LightningModule):
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
-        self.run_summary = {"policy": asdict(policy), "sampling": asdict(sampling), "grpo": asdict(grpo_settings),
+        settings = {"policy": policy, "sampling": sampling, "grpo": grpo_settings, "scoring": scoring, "reference": reference}
+        self.run_summary = {**{key: asdict(value) for key, value in settings.items()},
                             "rewards": ",".join(self.component_names), "scalarizer": type(self.scalarizer).__name__}  # fmt: skip
 
     @property
-    def rollouts_done(self) -> int:
-        """Training steps completed in this run, resumed ones included (see the class docstring)."""
+    def rollouts_done(self) -> int:  # training steps completed, resumed ones included (class docstring)
         return self._rollouts_done
 
     @property
@@ -118,14 +124,22 @@ class MaestroModule(L.LightningModule):
             return optimizers
         return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
 
-    def _score(self, rollout: Rollout, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.policy.score(rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature)
+    def _scoring_pass(self, rollout: Rollout, rows: slice = slice(None), step: bool = False) -> ScoringPass:
+        """One forward over rows of the rollout; ``step``: the step's scoring pass (Conductor layer, token entropy if read)."""
+        extras = {"hidden_layer": self.scoring.hidden_layer, "with_entropy": self.reward_scorer.needs_token_entropy} if step else {}
+        return self.policy.scoring_pass(
+            rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature, **extras
+        )
 
-    def _reference_logprobs(self, rollout: Rollout) -> torch.Tensor | None:
-        if not (self.grpo.beta > 0 or self.reward_scorer.needs_reference):
+    def _reference_logprobs(self, rollout: Rollout, for_kl: bool) -> torch.Tensor | None:
+        if not ((for_kl and self.grpo.beta > 0) or self.reward_scorer.needs_reference):
             return None  # no KL penalty and no component reads the reference
-        with torch.no_grad(), self.policy.adapters_disabled():
-            return self._score(rollout)[0]
+        with torch.no_grad(), self.reference.context():
+            return self._scoring_pass(rollout).logprobs
+
+    def _rewards(self, rollout, prompts, columns, group_size, scored: ScoringPass, ref_logprobs, timer=None) -> torch.Tensor:
+        state = TrainerState(self.trainer.global_step, self._rollouts_done, self.trainer.max_steps) if self._trainer else None
+        return self.reward_scorer.score_rollout(rollout, prompts, columns, group_size, scored, ref_logprobs, state, self.device, timer)
 
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
@@ -141,32 +155,35 @@ class MaestroModule(L.LightningModule):
         with timer("rollout"):
             rollout, prompts_truncated = self.sampler.prompts(batch["prompt"], G, False, self.device)
 
-        # 2. Scoring pass: completion log-probs and terminal hidden state from one forward.
+        # 2. Scoring pass: log-probs, the Conductor's hidden state (and token entropies) from one forward; reference log-probs.
         with timer("scoring"), torch.set_grad_enabled(fused):
-            logprobs, hidden = self._score(rollout)
-            old_logprobs, ref_logprobs = logprobs.detach(), self._reference_logprobs(rollout)
+            scored = self._scoring_pass(rollout, step=True)
+            old_logprobs, ref_logprobs = scored.logprobs.detach(), self._reference_logprobs(rollout, for_kl=True)
 
-        # 3. Rewards R ∈ ℝ^{N×K}; NaN = missing and masked.
+        # 3. Rewards R ∈ ℝ^{N×K}; NaN = missing and masked. ``ppl`` adds one batched reference forward.
         with timer("rewards"):
-            extra = {"ref_logprobs": ref_logprobs, "completion_mask": rollout.completion_mask}
-            raw = self.reward_scorer.score(prompts, rollout.completions, columns, extra, self.device)
+            raw = self._rewards(rollout, prompts, columns, G, scored, ref_logprobs, timer)
 
-        # 4–5. Scalarise (Conductor / static / single) and take group-relative advantages.
+        # 4–5. Scalarise (Conductor / static / single / random) per component's normalisation; group-relative advantages.
         with timer("outer"):
-            choice = self.scalarizer.choose(hidden, columns, greedy=False, group_size=G)
-            scalar = grpo.scalarize(raw, choice.weights, G, self.grpo.reward_normalization)
+            choice = self.scalarizer.choose(scored.hidden, columns, greedy=False, group_size=G)
+            norms = self.reward_scorer.normalizations
+            scalar = grpo.scalarize(raw, choice.weights, G, self.grpo.reward_normalization, normalizations=norms)
             advantages = grpo.group_advantages(scalar, G).masked_fill(grpo.unscored_rows(raw), 0.0)
 
-        # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy.
+        # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy (a joint Conductor collects ∂L/∂A here).
         with timer("inner"):
-            inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, advantages, logprobs if fused else None)
+            policy_advantages = self.outer.policy_advantages(advantages)
+            inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, policy_advantages, scored.logprobs if fused else None)
 
-        # 7. Outer step: the Conductor learns from the advantages its actions produced.
+        # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
         with timer("outer"):
-            outer = self._conductor_update(choice, self.scalarizer.meta_reward(advantages, raw, G))
+            optimizer = self.optimizers()[1].optimizer if self.scalarizer.learnable else None  # raw: global_step = policy updates
+            outer = self.outer.step(choice, scored.hidden, advantages, raw, G, optimizer, self.manual_backward)
 
         # 8. Record and log.
         self._rollouts_done += 1
+        self.reference.after_step(self._rollouts_done)  # option: every N steps ref ← α·ref + (1−α)·policy
         self.last_step = StepRecord(
             step=self._rollouts_done, group_size=G, prompts=prompts, completions=rollout.completions, completion_lengths=rollout.lengths,
             raw_rewards=raw, scalar_rewards=scalar.detach(), advantages=advantages.detach(), choice=choice,
@@ -181,7 +198,7 @@ class MaestroModule(L.LightningModule):
     def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused_logprobs) -> dict[str, torch.Tensor]:
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
-        score = lambda rows: self._score(rollout, rows)[0]  # noqa: E731
+        score = lambda rows: self._scoring_pass(rollout, rows).logprobs  # noqa: E731
         metrics = self.updater.run(
             optimizer, self._trainable, score, old_logprobs, ref_logprobs, advantages, rollout.completion_mask, fused_logprobs,
             backward=self.manual_backward, reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
@@ -193,55 +210,27 @@ class MaestroModule(L.LightningModule):
             metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
         return metrics
 
-    def _conductor_update(self, choice: Scalarization, meta_reward: torch.Tensor) -> dict[str, torch.Tensor]:
-        if not self.scalarizer.learnable:
-            return {}
-        optimizer = self.optimizers()[1].optimizer  # raw: keep global_step = policy updates
-        loss, entropy = self.scalarizer.loss(choice, meta_reward)
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
-        return {"conductor/loss": loss.detach(), "conductor/entropy": entropy}
-
     @torch.no_grad()
     def evaluate_prompts(self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None) -> EvaluationResult:
-        """Greedy answers, their reward components and the scalariser's argmax action per prompt:
-        held-out evaluation computed one way for validation and evaluation callbacks (the testbed)."""
+        """Greedy answers, their reward components and the scalariser's evaluation choice per prompt (the
+        Conductor's continuous π_φ(·|h) or argmax, per its ``eval_weights``): held-out evaluation computed one
+        way for validation and evaluation callbacks (the testbed)."""
         rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
-        _, hidden = self._score(rollout)
-        extra = {"completion_mask": rollout.completion_mask, "ref_logprobs": self._reference_logprobs(rollout)}
-        raw = self.reward_scorer.score(prompts, rollout.completions, columns, extra, self.device)
-        choice = self.scalarizer.choose(hidden, columns, greedy=True)
+        scored = self._scoring_pass(rollout, step=True)
+        raw = self._rewards(rollout, prompts, columns, 1, scored, self._reference_logprobs(rollout, for_kl=False))
+        choice = self.scalarizer.choose(scored.hidden, columns, greedy=True)
         return EvaluationResult(completions=rollout.completions, lengths=rollout.lengths, raw_rewards=raw, choice=choice)
 
     def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
-        """Greedy answers to held-out prompts; the mean of each reward component."""
+        """Greedy answers to held-out prompts; the mean of each reward component and the evaluation weights per category."""
         columns = {k: v for k, v in batch.items() if k != "prompt"}
         result = self.evaluate_prompts(batch["prompt"], columns)
-        metrics = {
-            **{f"val/reward/{name}": torch.nanmean(result.raw_rewards[:, m]) for m, name in enumerate(self.component_names)},
-            "val/completion_length": result.lengths.float().mean(),
-            **scalarizer_metrics(result.choice, self.scalarizer.action_names, columns.get("category"), "val/conductor"),
-        }
+        metrics = evaluation_metrics(result, self.component_names, self.scalarizer.action_names, columns.get("category"))
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
 
-    def _trainable_state_keys(self) -> set[str]:
-        keys = {f"policy.{name}" for name, p in self.policy.named_parameters() if p.requires_grad}
-        return keys | {f"scalarizer.{name}" for name in self.scalarizer.state_dict()}
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep LoRA + scalariser state only: the frozen base weights are reloaded from the model id."""
-        keep = self._trainable_state_keys()
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["maestro"] = {"skipped_updates": self.updater.skipped_updates, "rollouts_done": self._rollouts_done,
-                                 "model": self.settings.name_or_path, "rng": rng_states()}  # fmt: skip
+        """Trainable tensors, counters, RNG and the Conductor's buffer only (``module_state``)."""
+        save_module_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        missing = sorted(self._trainable_state_keys() - set(checkpoint.get("state_dict", {})))
-        if missing:
-            raise KeyError(f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}")
-        state = checkpoint.get("maestro", {})
-        self.updater.skipped_updates = int(state.get("skipped_updates", 0))
-        self._rollouts_done = int(state.get("rollouts_done", 0))
-        if "rng" in state:
-            restore_rng_states(state["rng"])
+        load_module_state(self, checkpoint)

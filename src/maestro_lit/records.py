@@ -41,12 +41,25 @@ class StepRecord:
     categories: list | None = None
     """Prompt category per completion, when the data has a ``category`` column."""
     phase_seconds: dict[str, float] = field(default_factory=dict)
-    """Wall-clock seconds per phase (rollout, scoring, rewards, inner, outer)."""
+    """Wall-clock seconds per phase (rollout, scoring, rewards, inner, outer); ``rewards/reference_nll``
+    (``ppl``'s reference forward) is a part of ``rewards``."""
 
     @property
     def actions(self) -> torch.Tensor | None:
         """[N] chosen action per completion; None for static weights."""
         return self.choice.actions
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    """What reward components get as ``trainer_state=`` (TRL passes its ``TrainerState``; they read ``global_step``)."""
+
+    global_step: int
+    """Policy optimiser steps so far (TRL's meaning; μ × minibatches per rollout)."""
+    rollouts_done: int
+    """Training steps completed before this one (``MaestroModule.rollouts_done``)."""
+    max_steps: int
+    """The trainer's ``max_steps`` (-1 = unlimited)."""
 
 
 @dataclass(frozen=True)
@@ -59,4 +72,4 @@ class EvaluationResult:
     raw_rewards: torch.Tensor
     """[N, K] component scores; NaN = missing."""
     choice: Scalarization
-    """Argmax actions / continuous weights of the scalariser per prompt."""
+    """The scalariser's evaluation choice per prompt (continuous π_φ(·|h) weights or argmax, per its settings)."""

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from jsonargparse import set_parsing_settings
-from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings → ``--help``
 
 LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
 RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
 OnRewardError = Literal["raise", "skip"]
+HiddenLayer = Literal["last", "middle", "first"]  # same values as maestro_lit.scoring.HiddenLayer
 # Range types: the parser checks them, so a bad value fails at parse time naming its key;
 # ``__post_init__`` repeats the checks for settings built in Python (and alone checks
 # num_generations, whose message says why: GRPO needs a group).
@@ -99,6 +100,36 @@ class GRPOSettings:
         _check(self.loss_type in LossType.__args__, key + "loss_type", f"one of {LossType.__args__}", self.loss_type)
         valid = RewardNormalization.__args__
         _check(self.reward_normalization in valid, key + "reward_normalization", f"one of {valid}", self.reward_normalization)
+
+
+@dataclass
+class ScoringSettings:
+    """The scoring forward of docs/design.md §1 step 2: what it hands the Conductor."""
+
+    hidden_layer: HiddenLayer = "last"
+    """Layer whose hidden state (at the last non-pad token) the Conductor reads: last (after the final norm,
+    the paper's default), middle or first decoder block (the paper's Table 4 ablation). Taken from the same
+    forward by a hook: never an extra forward."""
+
+    def __post_init__(self) -> None:
+        valid = HiddenLayer.__args__
+        _check(self.hidden_layer in valid, "model.scoring.hidden_layer", f"one of {valid}", self.hidden_layer)
+
+
+@dataclass
+class ReferenceSettings:
+    """The reference model of the KL term and of ``ppl`` (``maestro_lit.reference_sync``)."""
+
+    sync_every: NonNegativeInt = 0
+    """0 (default): the policy's weights with the LoRA adapters off (full fine-tuning: its frozen initial copy).
+    N >= 1: a second LoRA adapter is the reference, mixed every N training steps as ref ← α·ref + (1−α)·policy
+    (NOVER; the paper syncs every 6 steps, 12 on SS-GEN). Never a second copy of the base weights; LoRA only."""
+    mix_alpha: ClosedUnitInterval = 0.9
+    """α of the mix, in [0, 1]: the share of its own weights the reference keeps (NOVER: 0.9 or 0.6); 0 copies the policy."""
+
+    def __post_init__(self) -> None:
+        _check(self.sync_every >= 0, "model.reference.sync_every", ">= 0 (0 = adapters off)", self.sync_every)
+        _check(0 <= self.mix_alpha <= 1, "model.reference.mix_alpha", "in [0, 1]", self.mix_alpha)
 
 
 def __getattr__(name: str):

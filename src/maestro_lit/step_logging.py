@@ -9,7 +9,8 @@ import torch
 
 from maestro_lit import grpo
 from maestro_lit.conductor import Scalarization
-from maestro_lit.records import StepRecord
+from maestro_lit.conductor_metrics import weight_metrics
+from maestro_lit.records import EvaluationResult, StepRecord
 
 
 def reward_metrics(raw: torch.Tensor, names: Sequence[str], prefix: str) -> dict[str, torch.Tensor]:
@@ -62,7 +63,21 @@ def step_metrics(
         "train/prompts_truncated": float(prompts_truncated),
         **updates,
         **scalarizer_metrics(record.choice, record.action_names, record.categories, "conductor"),
+        **weight_metrics(record.choice, record.component_names, record.categories, "conductor"),
         **{f"time/{phase}": seconds for phase, seconds in record.phase_seconds.items()},
+    }
+
+
+def evaluation_metrics(
+    result: EvaluationResult, component_names: Sequence[str], action_names: Sequence[str], categories: Sequence | None
+) -> dict[str, torch.Tensor]:
+    """``val/`` scalars of one validation batch: mean reward per component, length, and the scalariser's
+    evaluation weights per category (``val/conductor/<category>/weight/<reward>``, the paper's Figure 3)."""
+    return {
+        **{f"val/reward/{name}": torch.nanmean(result.raw_rewards[:, m]) for m, name in enumerate(component_names)},
+        "val/completion_length": result.lengths.float().mean(),
+        **scalarizer_metrics(result.choice, action_names, categories, "val/conductor"),
+        **weight_metrics(result.choice, component_names, categories, "val/conductor"),
     }
 
 

@@ -1,0 +1,72 @@
+"""Every method of the paper's comparison runs on one harness: base + tiny model + paper rewards + method + task.
+
+Each composes the shipped config files exactly as the README's command line does (only the
+method file differs), runs 2 training steps through the CLI, and writes the TensorBoard tags
+the paper's comparison reads.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from maestro_lit.cli import cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_TAGS = [f"train/reward/{name}" for name in ("ppl", "fmt", "ent", "len", "pref")]
+# Per-method overrides a 2-step CPU run needs: trusted.yaml names a component `trusted`, which the
+# paper's five lack (the reward model plays it here); joint's φ gradient is exactly 0 under loss_type
+# grpo with one inner update (conductor_joint.py), so bnpo shows it reaches φ.
+OVERRIDES = {
+    "trusted": ["--model.scalarizer.init_args.trusted_component=pref"],
+    "maestro_joint": ["--model.grpo_settings.loss_type=bnpo", "--model.conductor_optimizer.init_args.lr=0.05"],
+}
+
+
+def composed_args(method: str, run_dir: Path, steps: int = 2) -> list[str]:
+    configs = ["base/cpu", "models/tiny", "rewards/paper", f"methods/{method}", "tasks/prompts"]
+    return [
+        "fit",
+        *(arg for name in configs for arg in ("--config", str(ROOT / "configs" / f"{name}.yaml"))),
+        f"--trainer.max_steps={steps}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.log_every_n_steps=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_checkpointing=false",
+        f"--trainer.default_root_dir={run_dir}",
+        "--trainer.logger=lightning.pytorch.loggers.TensorBoardLogger",
+        f"--trainer.logger.init_args.save_dir={run_dir}",
+        "--standard_callbacks=[]",
+        "--model.sampling.max_new_tokens=6",
+        "--model.grpo_settings.num_generations=2",
+        "--data.batch_size=2",
+        *OVERRIDES.get(method, []),
+    ]
+
+
+def scalar_tags(run_dir: Path) -> list[str]:
+    events = EventAccumulator(str(next(run_dir.rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    return events.Tags()["scalars"]
+
+
+@pytest.mark.parametrize("method", ["maestro", "equal", "random", "nover", "em_grpo", "maestro_joint", "trusted"])
+def test_every_method_runs_two_steps_and_logs_the_five_rewards(tmp_path, method):
+    module = cli_main(composed_args(method, tmp_path)).model
+    assert module.rollouts_done == 2
+    assert module.component_names == ["ppl", "fmt", "ent", "len", "pref"]
+    tags = scalar_tags(tmp_path)
+    assert set(PAPER_TAGS) <= set(tags), sorted(set(PAPER_TAGS) - set(tags))
+    assert all(f"conductor/weight/{name}" in tags for name in module.component_names)
+    if method == "maestro":
+        assert {"conductor/temperature", "conductor/updates"} <= set(tags)
+        assert module.outer.update_every == 3 and module.outer.updates == 0 and len(module.outer.buffer) == 2
+    if method == "maestro_joint":  # the policy loss's gradient reached φ through the advantages, every step
+        assert module.outer.updates == 2 and module.scalarizer.head.weight.abs().max() > 0
+
+
+def test_hidden_layer_is_a_module_setting(tmp_path):
+    cli = cli_main([*composed_args("maestro", tmp_path, steps=1), "--model.scoring.hidden_layer=middle"])
+    assert cli.model.scoring.hidden_layer == "middle"
+    assert torch.isfinite(cli.model.last_step.raw_rewards[:, 1]).all()  # fmt scores every completion
