@@ -24,7 +24,9 @@ the composed configs themselves (``base/gpu.yaml`` + model + ``rewards/helpfulne
 - reward / judge models (bf16, resident): Skywork-Reward-V2-Qwen3-4B (helpfulness), MiniLM,
   and four Skywork-Reward-V2-Llama-3.2-3B judges for the benchmark callback.
 
-Not counted: the CUDA context (~0.5 GB), allocator fragmentation (often 10-20 %), temporary
+FSDP rows: ``overlays/fsdp.yaml`` wraps the model as one unit (no ``auto_wrap_policy``), so every
+forward gathers all weights and the peak equals the unsharded one; ``estimate(..., sharded_over=n)``
+gives the per-layer-wrapped figure. Not counted: the CUDA context (~0.5 GB), allocator fragmentation (often 10-20 %), temporary
 buffers of generate, and the scoring pass of the rewards. Treat a row as a lower bound ± 15 %.
 """
 
@@ -158,7 +160,8 @@ class Run:
 
 
 def estimate(shape: ModelShape, run: Run, sharded_over: int = 1) -> dict[str, float]:
-    """Bytes per term for one GPU; ``sharded_over`` > 1 divides weights and trainable state (FSDP FULL_SHARD)."""
+    """Bytes per term for one GPU; ``sharded_over`` > 1 divides weights and trainable state (FSDP FULL_SHARD with a
+    per-layer ``auto_wrap_policy``; ``overlays/fsdp.yaml`` has none, so its peak holds the gathered model: 1)."""
     p, d, kv = shape.params, shape.hidden, shape.kv_heads * shape.head_dim
     linear = shape.layers * shape.linear_params_per_layer
     n_rows = run.prompts * run.generations
@@ -202,7 +205,7 @@ def table(detail: bool = False) -> str:
     for model, shape in MODELS.items():
         for overlay in OVERLAYS:
             run = Run.from_config(recipe_config(model, overlay))
-            shards = run.devices if overlay == "fsdp" else 1
+            shards = 1  # fsdp.yaml sets no auto_wrap_policy: one unit, all weights gathered for every forward
             terms = estimate(shape, run, shards)
             off = estimate(shape, Run(**{**run.__dict__, "gradient_checkpointing": False}), shards)
             rows = max(1, run.prompts * run.generations // run.minibatches)
