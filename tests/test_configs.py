@@ -135,6 +135,8 @@ def test_gpu_recipes_keep_the_values_of_the_files_they_replaced():
             continue
         overlay = re.search(r"configs/overlays/(\w+)\.yaml", line)
         key = (model.group(1), overlay.group(1) if overlay else "")
+        if key[1] == "full_ft":  # new with the overlay: no single-file recipe before it
+            continue
         config = compose(cli_args(line))
         m, trainer = config["model"], config["trainer"]
         got = (
