@@ -58,3 +58,20 @@ def test_nover_template_wraps_plain_questions():
     raw, templated = (next(iter(d.val_dataloader()))["prompt"][0] for d in (plain, wrapped))
     assert templated.startswith(f"\nQuestion: {raw}\n") and templated.endswith("<answer>\n...\n</answer>\n")
     assert "<think>" not in raw
+
+
+def test_a_task_file_composed_after_the_quickstart_replaces_its_evaluation_of_that_task(tiny_model_path, tmp_path):
+    from pathlib import Path
+
+    from maestro_lit.cli import cli_main
+
+    root = Path(__file__).resolve().parents[1]
+    cli = cli_main(
+        ["--config", str(root / "configs/quickstart.yaml"), "--config", str(root / "configs/tasks/emobench.yaml"),
+         f"--model.policy.name_or_path={tiny_model_path}", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"],
+        run=False,
+    )  # fmt: skip
+    evaluations = [c for c in cli.trainer.callbacks if isinstance(c, PaperTaskEvaluation)]
+    assert sorted(c.benchmarks[0].name for c in evaluations) == sorted(TASKS)  # seven, no duplicate
+    emobench = next(c for c in evaluations if c.benchmarks[0].name == "emobench")
+    assert emobench.max_new_tokens == 128  # the task file's value, not the quick start's 64

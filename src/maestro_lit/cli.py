@@ -67,6 +67,13 @@ def check_learning_rates(config: Any) -> None:
             raise ConfigError(f"{key}.init_args.lr must be > 0, got {lr}")
 
 
+def later_wins(callbacks: list[Any]) -> list[Any]:
+    """Drop a callback when a later one has the same checkpoint ``state_key`` (e.g. the same task's
+    evaluation from two composed files): later config files override earlier ones, as for keys."""
+    last = {getattr(c, "state_key", id(c)): i for i, c in enumerate(callbacks)}
+    return [c for i, c in enumerate(callbacks) if last[getattr(c, "state_key", id(c))] == i]
+
+
 class MaestroCLI(LightningCLI):
     """LightningCLI with project defaults: outputs under ``checkpoints/``, standard callbacks, safe checkpoint loading."""
 
@@ -131,7 +138,8 @@ class MaestroCLI(LightningCLI):
         """The trainer with the standard callbacks in use, unless replaced or switched off."""
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = {**config.get("trainer", {}), **kwargs}
-        given = [c for c in (trainer.get("callbacks") or []) if c is not None]
+        given = later_wins([c for c in (trainer.get("callbacks") or []) if c is not None])
+        trainer["callbacks"] = given
         keep = []
         for key in config.get("standard_callbacks") or []:
             callback, (_, kind) = config[key], STANDARD_CALLBACKS[key]
