@@ -158,7 +158,7 @@ def ensure_tiny_model(root: Path | None = None, warmup_steps: int = 400) -> Path
     target = (root or cache_dir()) / f"tiny-{TINY_VERSION}"
     if (target / "config.json").exists():
         return target
-    log.warning("Building the embedded tiny model in %s (runs once, ~30 s on CPU)", target)
+    log.warning("Building the embedded tiny model in %s (runs once, about a minute on CPU)", target)
     pairs = _read_pairs(TRAIN_PROMPTS)
     pairs += formatted_pairs(_read_rows(TRAIN_PROMPTS), FORMATTED_SHARE)
     with torch.random.fork_rng():
