@@ -168,6 +168,7 @@ def cli_main(args: list[str] | dict | None = None, run: bool = True, **kwargs: A
     # Lightning's note assumes a pre-step snapshot; our checkpoints are taken between steps.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated")  # Lightning's own, about torch
     # args given in Python (tests, the testbed) are meant to replace sys.argv; Lightning warns with the whole config
     warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
     return MaestroCLI(MaestroModule, PromptDataModule, args=args, run=run, save_config_kwargs={"overwrite": True}, **kwargs)
