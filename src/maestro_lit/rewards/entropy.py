@@ -41,7 +41,13 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class _EntropyReward(RewardComponent):
     def __init__(
-        self, prefer: Prefer, normalization: Normalization, name: str, valid_format_only: bool, think_tag: str, answer_tag: str
+        self,
+        prefer: Prefer = "high",
+        normalization: Normalization = "rank",
+        name: str = "ent",
+        valid_format_only: bool = False,
+        think_tag: str = "think",
+        answer_tag: str = "answer",
     ) -> None:
         if prefer not in ("high", "low"):
             raise ValueError(f"{type(self).__name__}.prefer must be 'high' or 'low', got {prefer!r}")
@@ -67,17 +73,6 @@ class SequenceEntropy(_EntropyReward):
 
     needs_logprobs = True
 
-    def __init__(
-        self,
-        prefer: Prefer = "high",
-        normalization: Normalization = "rank",
-        name: str = "ent",
-        valid_format_only: bool = False,
-        think_tag: str = "think",
-        answer_tag: str = "answer",
-    ) -> None:
-        super().__init__(prefer, normalization, name, valid_format_only, think_tag, answer_tag)
-
     def __call__(
         self, prompts: Sequence[str], completions: Sequence[str], logprobs: torch.Tensor, completion_mask: torch.Tensor, **kwargs: Any
     ) -> torch.Tensor:
@@ -89,17 +84,6 @@ class TokenEntropy(_EntropyReward):
     """Token-level: mean full-distribution entropy over the completion (``prefer="low"`` → its negative)."""
 
     needs_token_entropy = True
-
-    def __init__(
-        self,
-        prefer: Prefer = "high",
-        normalization: Normalization = "rank",
-        name: str = "ent",
-        valid_format_only: bool = False,
-        think_tag: str = "think",
-        answer_tag: str = "answer",
-    ) -> None:
-        super().__init__(prefer, normalization, name, valid_format_only, think_tag, answer_tag)
 
     def __call__(
         self,
