@@ -30,3 +30,23 @@ def small_fit_config(
     config["model"]["sampling"]["max_new_tokens"] = max_new_tokens
     config["data"]["batch_size"] = batch_size
     return config
+
+
+def class_path_nodes(node, suffix: str):
+    """Every ``{class_path: …}`` node of a composed config whose class path ends with ``suffix``."""
+    if isinstance(node, dict):
+        if str(node.get("class_path", "")).endswith(suffix):
+            yield node
+        for value in node.values():
+            yield from class_path_nodes(value, suffix)
+    elif isinstance(node, list):
+        for value in node:
+            yield from class_path_nodes(value, suffix)
+
+
+def use_tiny_reward_models(config: dict, tiny_rm: str) -> None:
+    """Point every reward model and reward-model judge of a composed config at the tiny offline one."""
+    for node in class_path_nodes(config, ".RewardModel"):
+        node["init_args"]["model"] = tiny_rm
+    for node in class_path_nodes(config, ".RewardModelJudge"):
+        node["init_args"]["name_or_path"] = tiny_rm

@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from fit_configs import use_tiny_reward_models
 
 from maestro_lit.cli import STANDARD_CALLBACKS, cli_main, compose
 from maestro_lit.rewards.tiny_rm import build_tiny_reward_model
@@ -45,23 +46,9 @@ def cli_args(line: str) -> list[str]:
     return args
 
 
-def _class_paths(node, suffix: str):
-    if isinstance(node, dict):
-        if str(node.get("class_path", "")).endswith(suffix):
-            yield node
-        for value in node.values():
-            yield from _class_paths(value, suffix)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _class_paths(value, suffix)
-
-
 def substitute(config: dict, tiny_model: str, tiny_rm: str, tmp_path: Path) -> dict:
     config["model"]["policy"].update(name_or_path=tiny_model, dtype="float32", load_in_4bit=False)
-    for node in _class_paths(config, ".RewardModel"):
-        node["init_args"]["model"] = tiny_rm
-    for node in _class_paths(config, ".RewardModelJudge"):
-        node["init_args"]["name_or_path"] = tiny_rm
+    use_tiny_reward_models(config, tiny_rm)
     trainer = config["trainer"]
     trainer.update(accelerator="cpu", devices=1, num_nodes=1, strategy="auto", default_root_dir=str(tmp_path))
     if isinstance(trainer.get("logger"), dict):

@@ -34,6 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "perf"))
+from fit_configs import class_path_nodes, use_tiny_reward_models  # noqa: E402
 from memory_estimate import MODELS, ModelShape, hf_config  # noqa: E402
 
 from maestro_lit.cli import cli_main, compose  # noqa: E402
@@ -75,29 +76,15 @@ def save_stand_in(shape: ModelShape, directory: Path, tokenizer_path: str) -> st
     return str(directory)
 
 
-def _class_paths(node, suffix: str):
-    if isinstance(node, dict):
-        if str(node.get("class_path", "")).endswith(suffix):
-            yield node
-        for value in node.values():
-            yield from _class_paths(value, suffix)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _class_paths(value, suffix)
-
-
 def composition(model: str, overlay: str, stand_in: str, tiny_rm: str, run_dir: Path, devices: int = 1) -> dict:
     """The README's command line for (model, overlay), composed, with only the substitutions of the module docstring."""
     parts = ["base/gpu", f"models/{model}", "rewards/helpfulness", "tasks/ultrafeedback"] + ([f"overlays/{overlay}"] if overlay else [])
     config = compose([arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))])
     config["model"]["policy"]["name_or_path"] = stand_in
-    for node in _class_paths(config, ".RewardModel"):
-        node["init_args"]["model"] = tiny_rm
-    for node in _class_paths(config, ".RewardModelJudge"):
-        node["init_args"]["name_or_path"] = tiny_rm
+    use_tiny_reward_models(config, tiny_rm)
     config["model"]["sampling"]["max_new_tokens"] = 8
     config["data"].update(train_path=str(TRAIN_PROMPTS), val_path=str(VAL_PROMPTS), train_split="train", val_split="validation")
-    for node in _class_paths(config, ".BenchmarkCallback"):
+    for node in class_path_nodes(config, ".BenchmarkCallback"):
         node["init_args"]["run_at_fit_end"] = False  # built and loaded, not run: evaluation is not a training step
     config["torch_threads"] = 1
     trainer = config["trainer"]
