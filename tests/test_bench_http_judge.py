@@ -1,53 +1,27 @@
 """HttpJudge against a local OpenAI-compatible server on 127.0.0.1 (stdlib http.server)."""
 
-import json
 import logging
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import FakeOpenAIServer
 
 from maestro_lit.evals.judges import GradeRequest, HttpJudge, PairRequest
 from maestro_lit.evals.judges.prompts import ARENA_HARD, MT_BENCH_SINGLE
 
 
-class FakeServer:
-    """Replies from a script: each entry is (status, content) or ("sleep", seconds)."""
+def scripted(script) -> FakeOpenAIServer:
+    """Replies from a script: each entry is (status, content) or ("sleep", seconds); the last one repeats."""
+    script = list(script)
 
-    def __init__(self, script):
-        self.script, self.requests = list(script), []
-        server = self
+    def reply(path, headers, body):
+        status, content = script.pop(0) if len(script) > 1 else script[0]
+        if status == "sleep":
+            time.sleep(content)
+            return 200, "[[5]]"
+        return status, content
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append((self.path, dict(self.headers), body))
-                status, content = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                if status == "sleep":
-                    time.sleep(content)
-                    status, content = 200, "[[5]]"
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return FakeOpenAIServer(reply)
 
 
 @pytest.fixture
@@ -55,7 +29,7 @@ def serve():
     servers = []
 
     def start(script):
-        servers.append(FakeServer(script))
+        servers.append(scripted(script))
         return servers[-1]
 
     yield start

@@ -1,10 +1,9 @@
 """The 3-vote protocol against a fake OpenAI-compatible judge on 127.0.0.1, the proxy stand-in, the local HF judge."""
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import FakeOpenAIServer
 
 from maestro_lit.tasks.judge_prompts import JudgeItem, parse_vote, vote_messages
 from maestro_lit.tasks.judging import HttpVoteJudge, LocalVoteJudge, ProxyVoteJudge, Verdict, summarise
@@ -25,49 +24,28 @@ def variant_of(text):
     return 0 if text.index("[Reference answer]") < text.index("[Candidate answer]") else 1
 
 
-class FakeJudgeServer:
-    def __init__(self, fail_first=0):
-        self.requests, self.fail_first, self.lock = [], fail_first, threading.Lock()
-        server = self
+def fake_judge(fail_first: int = 0) -> FakeOpenAIServer:
+    """Answers from ``REPLIES`` by item and prompt variant; the first ``fail_first`` requests get 503."""
+    lock, failures = threading.Lock(), [fail_first]
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    def reply(path, headers, body):
+        with lock:
+            failing = failures[0] > 0
+            failures[0] -= 1
+        user = body["messages"][1]["content"]
+        if failing:
+            return 503, "busy"
+        if "[Response A]" in user:  # pairwise: always prefers slot A
+            return 200, "A reads better. [[A]]"
+        answer = next(a for a in REPLIES if a in user)
+        return 200, REPLIES[answer][variant_of(user)]
 
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(body)
-                    failing = server.fail_first > 0
-                    server.fail_first -= 1
-                user = body["messages"][1]["content"]
-                if failing:
-                    status, content = 503, "busy"
-                elif "[Response A]" in user:  # pairwise: always prefers slot A
-                    status, content = 200, "A reads better. [[A]]"
-                else:
-                    answer = next(a for a in REPLIES if a in user)
-                    status, content = 200, REPLIES[answer][variant_of(user)]
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return FakeOpenAIServer(reply)
 
 
 @pytest.fixture
 def server():
-    s = FakeJudgeServer(fail_first=2)
+    s = fake_judge(fail_first=2)
     yield s
     s.close()
 
@@ -88,7 +66,7 @@ def test_three_vote_majority_unparsed_and_preference(server):
     assert summary.preference == pytest.approx(100 * 2 / 4)  # 2 favourable of 4 decided; ANS4 is undecided
     assert summary.unparsed_share == pytest.approx(6 / 15) and summary.undecided == 1
     assert len(server.requests) == 15 + 2  # the two 503s were retried
-    assert all(r["model"] == "judge-model" and r["temperature"] == 0.0 for r in server.requests)
+    assert all(r["model"] == "judge-model" and r["temperature"] == 0.0 for r in server.bodies)
 
 
 def test_pairwise_votes_follow_the_model_slot(server):
@@ -97,7 +75,7 @@ def test_pairwise_votes_follow_the_model_slot(server):
     [verdict] = judge.verdicts([item])
     # The judge always answers [[A]]; the model sits in slot A for variants 1 and 3, slot B for variant 2.
     assert verdict.votes == (True, False, True) and verdict.favourable
-    slots = sorted({r["messages"][1]["content"] for r in server.requests})  # the retried 503s repeat a prompt
+    slots = sorted({r["messages"][1]["content"] for r in server.bodies})  # the retried 503s repeat a prompt
     assert sum(s.index("MODEL OUTPUT") < s.index("the sea") for s in slots) == 2
     assert "faithful to the source meaning" in slots[0]
 
