@@ -68,3 +68,50 @@ def test_action_names_match_the_rows_they_label(names):
     one_hot.bind(names, hidden_size=4)
     assert one_hot.action_names == ["only_a", "only_b"]
     assert [names[int(row.argmax())] for row in one_hot.action_table] == ["a", "b"]
+
+
+def test_actions_baseline_credits_a_lone_labelled_group_by_what_the_other_actions_would_have_scored():
+    from maestro_lit import grpo
+
+    conductor = TrustedConductor("trusted", credit="actions")
+    conductor.bind(["a", "b", "trusted"], hidden_size=4)
+    # one labelled group of 4 (trusted follows a), one unlabelled group
+    raw = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.6], [0.0, 0.0, 0.2]] + [[1.0, 0.0, float("nan")]] * 4)
+    table = conductor.action_agreements(raw, group_size=4)  # rows: uniform, emph_a, emph_b
+    assert table.shape == (2, 3) and torch.isnan(table[1]).all()
+    assert table[0, 1] > table[0, 0] > table[0, 2]  # emphasising a agrees best, b worst
+    for action in (1, 2):  # the chosen action's own agreement is one column of the table
+        weights = conductor.action_table[action].expand(8, 3)
+        advantages = grpo.group_advantages(grpo.scalarize(raw, weights, 4), 4)
+        meta = conductor.meta_reward(advantages, raw, group_size=4)
+        torch.testing.assert_close(meta[:4], (table[0, action] - table[0].mean()).expand(4))
+        assert (meta[4:] == 0).all()  # no label, no credit
+        assert (meta[:4] > 0).all() == (action == 1)
+    batch = TrustedConductor("trusted")  # the batch baseline gives a lone labelled group nothing to learn from
+    batch.bind(["a", "b", "trusted"], hidden_size=4)
+    weights = batch.action_table[1].expand(8, 3)
+    assert (batch.meta_reward(grpo.group_advantages(grpo.scalarize(raw, weights, 4), 4), raw, 4) == 0).all()
+    with pytest.raises(ValueError, match="credit must be"):
+        TrustedConductor("trusted", credit="mean")
+
+
+def test_all_actions_credit_moves_every_action_from_one_labelled_group():
+    from maestro_lit.conductor_updates import OuterLoop
+
+    torch.manual_seed(0)
+    conductor = TrustedConductor("trusted", credit="all_actions", entropy_coef=0.0)
+    conductor.bind(["a", "b", "trusted"], hidden_size=4)
+    raw = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.6], [0.0, 0.0, 0.2]] + [[1.0, 0.0, float("nan")]] * 4)
+    hidden = torch.randn(8, 4)
+    choice = conductor.choose(hidden, {}, group_size=4)
+    advantages = torch.zeros(8)
+    credit = conductor.outer_credit(advantages, raw, group_size=4)
+    table = conductor.action_agreements(raw, 4)
+    assert credit.shape == (8, 3) and (credit[4:] == 0).all()
+    torch.testing.assert_close(credit[:4], (table[0] - table[0].mean()).expand(4, 3))
+    outer = OuterLoop(conductor)
+    optimizer = torch.optim.SGD(conductor.parameters(), lr=1.0)
+    before = conductor.policy_log_probs(hidden, 4)[0].exp()
+    outer.step(choice, hidden, advantages, raw, 4, optimizer)
+    after = conductor.policy_log_probs(hidden, 4)[0].exp()
+    assert outer.updates == 1 and after[1] > before[1] and after[2] < before[2]  # whatever action was sampled

@@ -269,3 +269,11 @@ def test_hidden_layer_setting_names_its_key():
 
     with pytest.raises(ValueError, match="model.scoring.hidden_layer must be one of"):
         ScoringSettings(hidden_layer="penultimate")
+
+
+def test_hidden_position_setting_names_its_key():
+    from maestro_lit.settings import ScoringSettings
+
+    assert ScoringSettings(hidden_position="prompt_end").hidden_position == "prompt_end"
+    with pytest.raises(ValueError, match="model.scoring.hidden_position must be one of"):
+        ScoringSettings(hidden_position="middle")

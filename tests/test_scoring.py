@@ -134,3 +134,19 @@ def test_policy_score_and_scoring_pass_agree_with_gradients(tiny_model_path):
     torch.testing.assert_close(result.logprobs, logprobs)
     torch.testing.assert_close(result.hidden, hidden)
     assert logprobs.requires_grad and not hidden.requires_grad and not result.token_entropy.requires_grad
+
+
+def test_prompt_end_hidden_state_is_the_last_prompt_tokens_and_ignores_the_completion(one_thread):
+    model = _tiny("llama")
+    ids, mask = _batch()
+    start = 6
+    with torch.no_grad():
+        result = scoring_pass(model, ids, mask, start, hidden_layer="last", hidden_position="prompt_end")
+        _, _, hidden_states = _reference_logprobs(model, ids, mask, start, 1.0)
+        other = ids.clone()
+        other[:, start:] = torch.randint(3, 96, other[:, start:].shape)  # different completions, same prompts
+        again = scoring_pass(model, other, mask, start, hidden_position="prompt_end")
+    torch.testing.assert_close(result.hidden, hidden_states[-1][:, start - 1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again.hidden, result.hidden, atol=1e-5, rtol=1e-5)
+    end = scoring_pass(model, other, mask, start).hidden
+    assert not torch.allclose(end, result.hidden, atol=1e-3)  # the default reads the completion's end

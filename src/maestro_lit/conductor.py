@@ -58,9 +58,15 @@ class Scalarizer(nn.Module):
     learnable = False
     learns_through_policy_loss = False
     update_every = 1
+    reward_normalization: tuple[str, Sequence[str] | None] = ("normalize_then_sum", None)
+    """How the training step turns raw scores into a scalar (``grpo.scalarize``'s order and per-component
+    modes); set by the module with ``use_reward_normalization``, for scalarisers that score counterfactual weights."""
 
     def bind(self, component_names: Sequence[str], hidden_size: int) -> None:
         self.component_names = list(component_names)
+
+    def use_reward_normalization(self, order: str, normalizations: Sequence[str] | None) -> None:
+        self.reward_normalization = (order, None if normalizations is None else list(normalizations))
 
     def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
         """Weights for each of the N completions; ``group_size`` = G lets a scalariser act per prompt."""
@@ -69,6 +75,10 @@ class Scalarizer(nn.Module):
     def meta_reward(self, advantages: torch.Tensor, raw_rewards: torch.Tensor, group_size: int) -> torch.Tensor:
         """What the outer step reinforces; MAESTRO's is each completion's group-relative advantage."""
         return advantages
+
+    def outer_credit(self, advantages: torch.Tensor, raw_rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+        """What the outer step buffers for ``reinforce_loss``: the meta-reward, unless a scalariser credits more."""
+        return self.meta_reward(advantages, raw_rewards, group_size)
 
     @property
     def action_names(self) -> list[str]:

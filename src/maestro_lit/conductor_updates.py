@@ -35,7 +35,7 @@ def _plain_backward(loss: torch.Tensor) -> None:
 
 @dataclass(frozen=True)
 class BufferedChoices:
-    """One training step's Conductor choices: detached hidden states [N, H], actions [N], meta-rewards [N]."""
+    """One training step's Conductor choices: detached hidden states [N, H], actions [N], meta-rewards [N] (or [N, A]: every action's credit)."""
 
     hidden: torch.Tensor
     actions: torch.Tensor
@@ -86,7 +86,7 @@ class OuterLoop:
         if self.scalarizer.learns_through_policy_loss:
             metrics.update(self._joint_step(choice, advantages, optimizer, backward))
         else:
-            meta_reward = self.scalarizer.meta_reward(advantages.detach(), raw_rewards, group_size)
+            meta_reward = self.scalarizer.outer_credit(advantages.detach(), raw_rewards, group_size)
             self.buffer.append(BufferedChoices(hidden.detach(), choice.actions.detach(), meta_reward.detach(), group_size))
             if len(self.buffer) >= self.update_every:
                 metrics["conductor/loss"] = self.update(optimizer, backward)

@@ -80,6 +80,7 @@ class MaestroModule(L.LightningModule):
         self.policy = Policy(policy)
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
         self.scalarizer.bind(self.component_names, self.policy.hidden_size)
+        self.scalarizer.use_reward_normalization(self.grpo.reward_normalization, self.reward_scorer.normalizations)
         self.outer = OuterLoop(self.scalarizer)  # the Conductor's buffer and update schedule (every M steps); checkpointed
         self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
         self.reward_scorer.bind(self.policy, self.reference.context)  # tokenizer + ppl's reference forward, built once
@@ -126,7 +127,8 @@ class MaestroModule(L.LightningModule):
 
     def _scoring_pass(self, rollout: Rollout, rows: slice = slice(None), step: bool = False) -> ScoringPass:
         """One forward over rows of the rollout; ``step``: the step's scoring pass (Conductor layer, token entropy if read)."""
-        extras = {"hidden_layer": self.scoring.hidden_layer, "with_entropy": self.reward_scorer.needs_token_entropy} if step else {}
+        extras = {"hidden_layer": self.scoring.hidden_layer, "hidden_position": self.scoring.hidden_position,
+                  "with_entropy": self.reward_scorer.needs_token_entropy} if step else {}  # fmt: skip
         return self.policy.scoring_pass(
             rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature, **extras
         )

@@ -12,5 +12,20 @@ TRAIN_PROMPTS = ASSETS / "prompts" / "train.jsonl"
 """The shipped prompt set: the default ``data.train_path``."""
 VAL_PROMPTS = ASSETS / "prompts" / "val.jsonl"
 """The default ``data.val_path``."""
-TESTBED_ASSETS = {"v1": ASSETS / "testbed", "v2": ASSETS / "testbed_v2"}
+TESTBED_ASSETS = {"v1": ASSETS / "testbed", "v2": ASSETS / "testbed_v2", "v3": ASSETS / "testbed_v3"}
 """Testbed designs: each folder holds train.jsonl, heldout.jsonl and true_weights.json."""
+
+
+def project_configs() -> Path:
+    """The repository's ``configs/`` folder (method presets etc.), which is not package data.
+
+    Looked up beside the source checkout, then in the working directory, so the simulator and the
+    testbed run the same preset files a user passes to ``fit`` when run from a clone.
+    """
+    for candidate in (Path(__file__).resolve().parents[2] / "configs", Path.cwd() / "configs"):
+        if (candidate / "methods").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        "the project's configs/ folder (configs/methods/*.yaml) was not found beside the source checkout or in the working "
+        f"directory {Path.cwd()}: run this from a clone of the repository"
+    )

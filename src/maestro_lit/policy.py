@@ -22,6 +22,7 @@ from torch import nn
 
 from maestro_lit.scoring import (  # noqa: F401  (re-exported: existing imports use maestro_lit.policy)
     HiddenLayer,
+    HiddenPosition,
     ScoringPass,
     backbone_of,
     position_ids_from_mask,
@@ -226,17 +227,18 @@ class Policy(nn.Module):
         temperature: float = 1.0,
         hidden_layer: HiddenLayer = "last",
         with_entropy: bool = False,
+        hidden_position: HiddenPosition = "completion_end",
     ) -> ScoringPass:
         """One forward → ``ScoringPass(logprobs [N, T], hidden [N, H], token_entropy [N, T] | None)``.
 
         Tokens from ``completion_start`` on are the completion. The model's own forward runs
         (its logit post-processing included) with logits only at the positions predicting
-        them. ``hidden_layer`` picks the Conductor's input (see ``maestro_lit.scoring.hidden_source``);
+        them. ``hidden_layer`` and ``hidden_position`` pick the Conductor's input (``maestro_lit.scoring``);
         ``with_entropy`` adds the full-distribution entropy at the sampling temperature.
         Inside ``reference()`` this scores with the reference weights.
         """
         target = self._scoring_target if self._scoring_target is not None else self.causal_lm
-        return scoring_pass(target, input_ids, attention_mask, completion_start, temperature, hidden_layer, with_entropy)
+        return scoring_pass(target, input_ids, attention_mask, completion_start, temperature, hidden_layer, with_entropy, hidden_position)
 
     def score(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_start: int, temperature: float = 1.0

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 HiddenLayer = Literal["last", "middle", "first"]
+HiddenPosition = Literal["completion_end", "prompt_end"]
 
 
 @dataclass(frozen=True)
@@ -132,17 +133,22 @@ def scoring_pass(
     temperature: float = 1.0,
     hidden_layer: HiddenLayer = "last",
     with_entropy: bool = False,
+    hidden_position: HiddenPosition = "completion_end",
 ) -> ScoringPass:
     """One forward of ``causal_lm`` (a transformers ``*ForCausalLM``, LoRA layers in place or not).
 
     Tokens from ``completion_start`` on are the completion; position ``completion_start - 1``
     onwards predicts them. ``logits_to_keep = T + 1`` keeps the last T + 1 positions (the
-    final one predicts past the sequence and is dropped).
+    final one predicts past the sequence and is dropped). ``hidden_position``: the hidden state
+    at the completion's last token (the paper's), or at the prompt's last token (prompts are
+    left-padded to ``completion_start``), which describes the prompt alone.
     """
     captured: list[torch.Tensor] = []
 
     def capture(_module, _inputs, output):
-        captured.append(terminal_hidden_state(_first_tensor(output), attention_mask).detach())
+        states = _first_tensor(output)
+        at = states[:, completion_start - 1] if hidden_position == "prompt_end" else terminal_hidden_state(states, attention_mask)
+        captured.append(at.detach())
 
     completion_len = input_ids.shape[1] - completion_start
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}

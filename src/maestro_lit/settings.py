@@ -23,6 +23,7 @@ LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
 RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
 OnRewardError = Literal["raise", "skip"]
 HiddenLayer = Literal["last", "middle", "first"]  # same values as maestro_lit.scoring.HiddenLayer
+HiddenPosition = Literal["completion_end", "prompt_end"]  # same values as maestro_lit.scoring.HiddenPosition
 # Range types: the parser checks them, so a bad value fails at parse time naming its key;
 # ``__post_init__`` repeats the checks for settings built in Python (and alone checks
 # num_generations, whose message says why: GRPO needs a group).
@@ -111,9 +112,15 @@ class ScoringSettings:
     the paper's default), middle or first decoder block (the paper's Table 4 ablation). Taken from the same
     forward by a hook: never an extra forward."""
 
+    hidden_position: HiddenPosition = "completion_end"
+    """Token whose hidden state the Conductor reads: the completion's last (the paper's: it sees prompt and answer)
+    or the prompt's last (``prompt_end``: the prompt alone, the same for the G completions; for per-prompt actions)."""
+
     def __post_init__(self) -> None:
         valid = HiddenLayer.__args__
         _check(self.hidden_layer in valid, "model.scoring.hidden_layer", f"one of {valid}", self.hidden_layer)
+        positions = HiddenPosition.__args__
+        _check(self.hidden_position in positions, "model.scoring.hidden_position", f"one of {positions}", self.hidden_position)
 
 
 @dataclass

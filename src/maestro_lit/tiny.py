@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ from maestro_lit.tasks.templates import question_prompt
 
 TINY_MODEL_ID = "maestro-lit/tiny"
 TINY_VERSION = "v4"  # bump when the recipe below changes, so stale caches are rebuilt
+TESTBED_V3_MODEL_ID = "maestro-lit/tiny-testbed-v3"
+"""Testbed v3's policy: the same architecture warmed up on every prompt in three styles (``testbed.behaviours``)."""
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
@@ -41,9 +44,11 @@ def cache_dir() -> Path:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map the embedded model's id to its (built-on-demand) folder; pass anything else through."""
+    """Map an embedded model's id to its (built-on-demand) folder; pass anything else through."""
     if name_or_path == TINY_MODEL_ID:
         return str(ensure_tiny_model())
+    if name_or_path == TESTBED_V3_MODEL_ID:
+        return str(ensure_testbed_v3_model())
     return name_or_path
 
 
@@ -155,18 +160,37 @@ def warm_up(model, tokenizer, pairs: list[tuple[str, str]], steps: int = 400, ba
 
 def ensure_tiny_model(root: Path | None = None, warmup_steps: int = 400) -> Path:
     """Build, warm up and save the embedded model once; later calls return the cached folder."""
-    target = (root or cache_dir()) / f"tiny-{TINY_VERSION}"
+
+    def pairs() -> list[tuple[str, str]]:
+        return _read_pairs(TRAIN_PROMPTS) + formatted_pairs(_read_rows(TRAIN_PROMPTS), FORMATTED_SHARE)
+
+    return _ensure_built((root or cache_dir()) / f"tiny-{TINY_VERSION}", pairs, warmup_steps)
+
+
+def ensure_testbed_v3_model(root: Path | None = None, warmup_steps: int = 600) -> Path:
+    """Testbed v3's policy (``maestro-lit/tiny-testbed-v3``): every v3 training prompt answered in each style."""
+
+    def pairs() -> list[tuple[str, str]]:
+        from maestro_lit.paths import TESTBED_ASSETS
+        from maestro_lit.testbed.behaviours import warmup_pairs
+
+        return warmup_pairs(_read_rows(TESTBED_ASSETS["v3"] / "train.jsonl"))
+
+    return _ensure_built((root or cache_dir()) / "tiny-testbed-v3", pairs, warmup_steps)
+
+
+def _ensure_built(target: Path, pairs: Callable[[], list[tuple[str, str]]], warmup_steps: int) -> Path:
+    """Build (tokenizer, model, warm-up on ``pairs()``) into ``target`` once, atomically; return it."""
     if (target / "config.json").exists():
         return target
-    log.warning("Building the embedded tiny model in %s (runs once, about a minute on CPU)", target)
-    pairs = _read_pairs(TRAIN_PROMPTS)
-    pairs += formatted_pairs(_read_rows(TRAIN_PROMPTS), FORMATTED_SHARE)
+    log.warning("Building the embedded model %s (runs once, one to two minutes on CPU)", target)
+    corpus = pairs()
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        tokenizer = build_tokenizer([text for pair in pairs for text in pair])
+        tokenizer = build_tokenizer([text for pair in corpus for text in pair])
         model = build_model(tokenizer)
-        loss = warm_up(model, tokenizer, pairs, steps=warmup_steps)
-    log.warning("Tiny model warm-up finished with loss %.3f", loss)
+        loss = warm_up(model, tokenizer, corpus, steps=warmup_steps)
+    log.warning("Warm-up of %s finished with loss %.3f", target.name, loss)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tiny-"))
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
 import torch
 import yaml
@@ -21,8 +20,8 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import OptimizerCallable
 
 from maestro_lit.conductor import Scalarizer
+from maestro_lit.paths import project_configs
 
-METHODS_DIR = Path(__file__).resolve().parents[3] / "configs" / "methods"
 # What MaestroModule uses when a method file names no Conductor optimiser (and what code-built sim methods use).
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.AdamW", "init_args": {"weight_decay": 0.01}}
 
@@ -37,9 +36,10 @@ def _parser() -> ArgumentParser:
 
 def method_file(name: str) -> dict:
     """The ``model:`` block of ``configs/methods/<name>.yaml``."""
-    path = METHODS_DIR / f"{name}.yaml"
+    methods_dir = project_configs() / "methods"
+    path = methods_dir / f"{name}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"no method file {path} (have: {sorted(p.stem for p in METHODS_DIR.glob('*.yaml'))})")
+        raise FileNotFoundError(f"no method file {path} (have: {sorted(p.stem for p in methods_dir.glob('*.yaml'))})")
     model = (yaml.safe_load(path.read_text()) or {}).get("model")
     if not isinstance(model, dict) or "scalarizer" not in model:
         raise ValueError(f"{path}: expected a 'model.scalarizer' entry")

@@ -31,8 +31,10 @@ class TestbedEvaluation(Callback):
     """Evaluate on the held-out prompts with the true utility; record the training-signal diagnostics."""
 
     def __init__(self, heldout_path: str | None = None, weights_path: str | None = None, every_n_steps: int = 50,
-                 max_new_tokens: int | None = None, output_dir: str | None = None) -> None:  # fmt: skip
+                 max_new_tokens: int | None = None, output_dir: str | None = None, styles: bool = False) -> None:  # fmt: skip
+        """``styles``: also record which warm-up style (``testbed.behaviours``) each held-out answer took (v3)."""
         self.heldout_path, self.every_n_steps, self.max_new_tokens = heldout_path, every_n_steps, max_new_tokens
+        self.styles = styles
         self.truth = TrueUtility(weights_path)
         self.output_dir = output_dir
         self.curve: list[dict[str, float]] = []
@@ -83,8 +85,12 @@ class TestbedEvaluation(Callback):
         point["redundancy"] = float(tm.redundancy(completions).mean())
         self.curve.append(point)
         self.final = {"completions": list(zip(self.prompts[:6], completions[:6]))}
-        scalars = {f"testbed/{k}": v for k, v in point.items() if k != "step"}
         choice = result.choice
+        self.final.update(self._weight_analysis(pl_module.component_names, choice.weights, categories))
+        point["mi_weights_bits"] = self.final["mi_weights_bits"]
+        if self.styles:
+            self.final["styles"] = tm.style_shares(completions, categories, self.order)
+        scalars = {f"testbed/{k}": v for k, v in point.items() if k != "step"}
         if choice.actions is not None:
             self.final.update(self._action_analysis(pl_module, choice, categories))
             scalars["testbed/mi_bits"] = self.final["mi_bits"]
@@ -101,6 +107,16 @@ class TestbedEvaluation(Callback):
         table = lambda joint: {c: dict(zip(names, map(float, row))) for c, row in zip(self.order, tm.conditional(joint))}  # noqa: E731
         return {"action_names": names, "actions": table(hard), "action_probs": table(soft),
                 "mi_bits": tm.mutual_information_bits(hard), "mi_bits_soft": tm.mutual_information_bits(soft)}  # fmt: skip
+
+    def _weight_analysis(self, names, weights: torch.Tensor, categories) -> dict[str, Any]:
+        """Mean evaluation weight per category and component, and I(category; the component weighted most)."""
+        weights = weights.detach().float().cpu()
+        dominant = torch.nn.functional.one_hot(weights.argmax(-1), len(names)).float()
+        means = {
+            c: dict(zip(names, map(float, row)))
+            for c, row in zip(self.order, tm.conditional(tm.joint_from_probs(weights, categories, self.order)))
+        }
+        return {"weights": means, "mi_weights_bits": tm.mutual_information_bits(tm.joint_from_probs(dominant, categories, self.order))}
 
     def _figure(self, trainer, step: int) -> None:
         experiment = getattr(trainer.logger, "experiment", None)

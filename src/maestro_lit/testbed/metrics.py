@@ -62,3 +62,14 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 def nearest_action(table: torch.Tensor, target: torch.Tensor) -> int:
     """Index of the action-table row closest (L1) to a weight vector: the 'right' action for a category."""
     return int((table.float() - target.float()).abs().sum(-1).argmin())
+
+
+def style_shares(completions: Sequence[str], categories: Sequence[str], order: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per category, the share of answers in each warm-up style (``behaviours.style_of``): what the policy learned to do."""
+    from maestro_lit.testbed.behaviours import STYLES, style_of
+
+    names = [*STYLES, "other"]
+    counts = torch.zeros(len(order), len(names), dtype=torch.float64)
+    for completion, category in zip(completions, categories):
+        counts[order.index(category), names.index(style_of(completion))] += 1
+    return {c: dict(zip(names, map(float, row))) for c, row in zip(order, conditional(counts))}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro_lit.testbed.figures import learning_curves
+from maestro_lit.testbed.resolution import gap_closure
 
 SCALARS = ("true_utility", "length_words", "redundancy")
 
@@ -46,13 +47,43 @@ def run_row(result: dict[str, Any], categories: Sequence[str]) -> dict[str, Any]
     row["true_utility_step0"] = result["curve"][0]["true_utility"]
     for key in ("true_utility", *[f"true_utility/{c}" for c in categories], "length_words", "length_tokens", "redundancy"):
         row[key] = final.get(key, float("nan"))
-    for key in ("mi_bits", "mi_bits_soft"):
+    for key in ("mi_bits", "mi_bits_soft", "mi_weights_bits"):
         row[key] = final.get(key, "")
+    for prefix in ("weights", "styles"):
+        for category, shares in final.get(prefix, {}).items():
+            row.update({f"{prefix}/{category}/{k}": v for k, v in shares.items()})
     for key, value in final.get("signal", {}).items():
         row[f"signal/{key}"] = value
     for category, probs in final.get("actions", {}).items():
         row.update({f"argmax/{category}/{a}": v for a, v in probs.items()})
     return row
+
+
+def mean_tables(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Cell-wise mean of category -> name -> value tables (one per seed); empty when a run has none."""
+    if not tables or not all(tables):
+        return {}
+    return {c: {k: _mean([t[c][k] for t in tables]) for k in row} for c, row in tables[0].items()}
+
+
+def table_section(title: str, caption: str, tables: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Method rows, category columns, each cell the category's values joined by '/'."""
+    tables = {m: t for m, t in tables.items() if t}
+    if not tables:
+        return []
+    first = next(iter(tables.values()))
+    names, categories = list(next(iter(first.values()))), list(first)
+    lines = [
+        f"### {title}",
+        "",
+        caption.format(names="/".join(names)),
+        "",
+        "| method | " + " | ".join(categories) + " |",
+        "|---|" + "---|" * len(categories),
+    ]
+    for m, t in tables.items():
+        lines.append(f"| {m} | " + " | ".join("/".join(f"{t[c][n]:.2f}" for n in names) for c in categories) + " |")
+    return lines + [""]
 
 
 def conductor_section(results: list[dict[str, Any]]) -> list[str]:
@@ -107,24 +138,40 @@ def write_report(results: list[dict[str, Any]], out: Path, categories: Sequence[
     write_csv(out / "curves.csv", [{"method": r["method"], "seed": r["seed"], **p} for r in results for p in r["curve"]])
     methods = list(dict.fromkeys(r["method"] for r in results))
     keys = ["true_utility", *[f"true_utility/{c}" for c in categories]]
+    weights = {m: mean_tables([r["final"].get("weights") for r in results if r["method"] == m]) for m in methods}
     learning_curves(
         {m: [{"seed": r["seed"], **p} for r in results if r["method"] == m for p in r["curve"]] for m in methods},
         keys,
         str(out / "results.png"),
+        weights if all(weights.values()) else None,
     )
 
-    cols = ["true utility", *categories, "words", "redundancy", "adv–true corr", "seeds"]
+    utility = {m: _mean([row["true_utility"] for row in rows if row["method"] == m]) for m in methods}
+    static = next((m for m in ("equal", "static") if m in utility), None)
+    cols = ["true utility", *categories, "gap closure", "MI (bits)", "words", "redundancy", "adv–true corr", "seeds"]
     lines = [*header, "", "## Held-out results (mean ± std over seeds)", "",
              "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]  # fmt: skip
     for m in methods:
         mine = [row for row in rows if row["method"] == m]
-        cells = [_mean_std([row[k] for row in mine]) for k in (*keys, "length_words", "redundancy", "signal/adv_true_corr")]
+        closure = gap_closure(utility[m], utility[static], utility["oracle"]) if static and "oracle" in utility else float("nan")
+        mi = [row["mi_bits"] if row["mi_bits"] != "" else row["mi_weights_bits"] for row in mine]
+        cells = [_mean_std([row[k] for row in mine]) for k in keys]
+        cells += [f"{closure:+.2f}", _mean_std([v for v in mi if v != ""])]
+        cells += [_mean_std([row[k] for row in mine]) for k in ("length_words", "redundancy", "signal/adv_true_corr")]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {len(mine)} |")
     before = _mean_std([row["true_utility_step0"] for row in rows])
-    lines += ["", f"Before training (step 0, same model for every method): true utility {before}.",
+    lines += ["", f"Before training (step 0, same model for every method): true utility {before}. "
+              f"Gap closure = (U − U_{static}) / (U_oracle − U_{static}) of the seed means. MI: I(category; action) of the "
+              "Conductor's argmax actions where it has actions, else I(category; the component weighted most).",
               "`words`: mean words per held-out completion; `redundancy`: share of repeated word trigrams (lower is better); "
               "`adv–true corr`: mean over training steps of the correlation between the method's advantages and the "
               "true-utility advantages of the same completions (how well the training signal points at the truth).", ""]  # fmt: skip
+    lines += table_section("Evaluation weights per category", "Mean final weight per component (order: {names}), over seeds.", weights)
+    styles = {m: mean_tables([r["final"].get("styles") for r in results if r["method"] == m]) for m in methods}
+    if all(styles.values()):
+        lines += table_section(
+            "Answer styles per category", "Share of held-out answers in each warm-up style ({names}), over seeds.", styles
+        )
     lines += conductor_section(results)
     gaps = [r["final"].get("signal", {}).get("meta_gap", float("nan")) for r in results if "actions" in r["final"]]
     shares = [r["final"].get("signal", {}).get("oracle_action_share", float("nan")) for r in results if "actions" in r["final"]]

@@ -19,13 +19,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from maestro_lit.paths import TESTBED_ASSETS
+from maestro_lit.paths import TESTBED_ASSETS, project_configs
 from maestro_lit.testbed.truth import ASSETS, HELDOUT_PROMPTS, TRAIN_PROMPTS
 
 METHODS = ("single", "static", "maestro", "oracle")
 EXTRA_METHODS = ("maestro_trusted",)  # the alternative meta-reward; v2 only
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "testbed"
-TESTBEDS = {"v1": ASSETS, "v2": TESTBED_ASSETS["v2"]}  # design -> train.jsonl, heldout.jsonl, true_weights.json
+TESTBEDS = {"v1": ASSETS, "v2": TESTBED_ASSETS["v2"], "v3": TESTBED_ASSETS["v3"]}  # design -> train/heldout.jsonl, true_weights.json
+V3_PRESETS = {
+    "single": "single", "equal": "equal", "random": "random", "maestro": "maestro", "maestro_fast": "maestro",
+    "maestro_joint": "maestro_joint", "trusted": "trusted", "oracle": None,
+}  # fmt: skip
+"""v3 method -> the project's ``configs/methods/<preset>.yaml`` it runs (then ``testbed/<method>_v3.yaml``, if any, on top)."""
 
 
 def paths_for(testbed: str = "v1") -> dict[str, Path]:
@@ -38,13 +43,29 @@ def paths_for(testbed: str = "v1") -> dict[str, Path]:
 
 
 def method_files(method: str, testbed: str = "v1") -> list[Path]:
-    """The ``--config`` files of one method on one design, in order."""
+    """The ``--config`` files of one method on one design, in order.
+
+    v3 runs the project's own method presets (``configs/methods``), so what is compared is what a
+    user trains with; ``testbed/<method>_v3.yaml`` adds only what v3 must name (a component, a lr).
+    """
+    if testbed == "v3":
+        return v3_method_files(method)
     own = CONFIG_DIR / f"{method}_{testbed}.yaml"
     if not own.is_file():
         own = CONFIG_DIR / f"{method}.yaml"
     if not own.is_file():
         raise ValueError(f"no testbed config for method {method!r} on design {testbed!r} in {CONFIG_DIR}")
     return [CONFIG_DIR / "base.yaml", paths_for(testbed)["design"], own]
+
+
+def v3_method_files(method: str) -> list[Path]:
+    if method not in V3_PRESETS:
+        raise ValueError(f"unknown v3 method {method!r}; known: {sorted(V3_PRESETS)}")
+    files = [CONFIG_DIR / "base.yaml", paths_for("v3")["design"]]
+    if V3_PRESETS[method] is not None:
+        files.append(project_configs() / "methods" / f"{V3_PRESETS[method]}.yaml")
+    own = CONFIG_DIR / f"{method}_v3.yaml"
+    return files + ([own] if own.is_file() else [])
 
 
 def method_config(method: str, testbed: str = "v1") -> dict[str, Any]:
@@ -80,6 +101,10 @@ def build_config(
     scalarizer = config["model"].get("scalarizer") or {}
     if testbed != "v1" and scalarizer.get("class_path", "").endswith("CategoryWeights"):
         scalarizer.setdefault("init_args", {})["weights_path"] = str(paths["weights"])
+    if testbed == "v3" and scalarizer.get("class_path", "").endswith("TrustedConductor"):
+        trusted = scalarizer.get("init_args", {}).get("trusted_component", "trusted")  # the labels: truth on 25 % of prompts
+        config["model"]["rewards"] = [*config["model"]["rewards"], {"class_path": "maestro_lit.testbed.trusted.TrustedUtility",
+                                      "init_args": {"share": 0.25, "name": trusted}}]  # fmt: skip
     for reward in config["model"].get("rewards") or []:
         if reward.get("class_path", "").endswith("TrustedUtility"):  # the trusted signal reads this testbed's truth
             reward.setdefault("init_args", {})["weights_path"] = str(paths["weights"])
@@ -113,3 +138,13 @@ def load_done(out: Path, method: str, seed: int, steps: int) -> dict[str, Any] |
         return None
     result = json.loads(path.read_text())
     return result if result.get("steps") == steps and "wall_s" in result else None
+
+
+def run_one_threaded(
+    method: str, seed: int, steps: int, eval_every: int, out: Path, smoke: bool, testbed: str, threads: int
+) -> dict[str, Any]:
+    """``run_one`` with torch's thread count set first: the entry point of a ``--jobs`` worker process."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_one(method, seed, steps, eval_every, out, smoke, testbed)
