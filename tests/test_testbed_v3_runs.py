@@ -54,7 +54,7 @@ def _fake(method, seed, utility):
 def test_comparison_stops_when_the_oracle_does_not_resolve(tmp_path, monkeypatch):
     calls = []
 
-    def fake_run_all(pairs, args, out):
+    def fake_run_all(pairs, args, out, done_before=()):
         calls.append(pairs)
         return [_fake(m, s, {"oracle": 0.50 + 0.05 * s, "equal": 0.45}[m]) for m, s in pairs]
 
@@ -68,11 +68,12 @@ def test_comparison_stops_when_the_oracle_does_not_resolve(tmp_path, monkeypatch
 def test_comparison_goes_on_when_the_oracle_resolves(tmp_path, monkeypatch):
     calls = []
 
-    def fake_run_all(pairs, args, out):
-        calls.append(pairs)
+    def fake_run_all(pairs, args, out, done_before=()):
+        calls.append((pairs, [(r["method"], r["seed"]) for r in done_before]))
         return [] if len(calls) > 1 else [_fake(m, s, {"oracle": 0.70 + 0.01 * s, "equal": 0.33}[m]) for m, s in pairs]
 
     monkeypatch.setattr(testbed_main, "run_all", fake_run_all)
     with pytest.raises(SystemExit, match="no finished runs"):  # the comparison was attempted after the check
         testbed_main.main(["--testbed", "v3", "--seeds", "2", "--methods", "maestro", "--out", str(tmp_path)])
-    assert calls[1] == [("maestro", 0), ("maestro", 1)] and "passes" in (tmp_path / "resolution.md").read_text()
+    assert calls[1] == ([("maestro", 0), ("maestro", 1)], [("oracle", 0), ("equal", 0), ("oracle", 1), ("equal", 1)])  # check's runs reused
+    assert "passes" in (tmp_path / "resolution.md").read_text()

@@ -14,6 +14,7 @@ import multiprocessing
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -67,11 +68,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_all(pairs: list[tuple[str, int]], args: argparse.Namespace, out: Path) -> list[dict]:
-    """Finished (or, with --resume/--report-only, reused) runs of (method, seed) pairs, ``args.jobs`` at a time."""
-    results: dict[tuple[str, int], dict] = {}
+def run_all(pairs: list[tuple[str, int]], args: argparse.Namespace, out: Path, done_before: Sequence[dict] = ()) -> list[dict]:
+    """Finished runs of (method, seed) pairs, ``args.jobs`` at a time; ``done_before`` (this invocation's resolution
+    check) and, with --resume/--report-only, runs on disk are reused."""
+    results: dict[tuple[str, int], dict] = {(r["method"], r["seed"]): r for r in done_before}
     todo = []
     for method, seed in pairs:
+        if (method, seed) in results:
+            continue
         done = load_done(out, method, seed, args.steps) if (args.resume or args.report_only) else None
         if done is not None:
             results[method, seed] = done
@@ -100,8 +104,9 @@ def _report(done: dict) -> dict:
     return done
 
 
-def check_resolution(args: argparse.Namespace, out: Path) -> Resolution:
-    """v3: oracle and static (equal) weights on every seed first; stop unless the oracle leads by ≥ 5 seed stds."""
+def check_resolution(args: argparse.Namespace, out: Path) -> tuple[Resolution, list[dict]]:
+    """v3: oracle and static (equal) weights on every seed first; stop unless the oracle leads by ≥ 5 seed stds.
+    Returns the check and its runs (the comparison reuses them)."""
     static = "equal" if args.testbed == "v3" else "static"
     runs = run_all([(m, s) for s in range(args.seeds) for m in ("oracle", static)], args, out)
     check = resolution(
@@ -117,15 +122,15 @@ def check_resolution(args: argparse.Namespace, out: Path) -> Resolution:
         raise SystemExit(
             f"[testbed] resolution check failed ({out / 'resolution.md'}): the comparison would not resolve methods; not running it"
         )
-    return check
+    return check, runs
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse(argv)
     torch.set_num_threads(args.threads)
     out, started = Path(args.out), time.perf_counter()
-    check = check_resolution(args, out) if args.testbed == "v3" and not args.report_only else None
-    results = run_all([(m, s) for s in range(args.seeds) for m in args.methods], args, out)
+    check, checked = check_resolution(args, out) if args.testbed == "v3" and not args.report_only else (None, [])
+    results = run_all([(m, s) for s in range(args.seeds) for m in args.methods], args, out, checked)
     if not results:
         raise SystemExit(f"no finished runs under {out}")
     wall = sum(r["wall_s"] for r in results)
