@@ -5,13 +5,17 @@
 # (bf16, LoRA r16, gradient checkpointing: s/step, peak memory, rollout tokens/s), and one real
 # `python -m maestro_lit fit` of the paper composition on a random Qwen2.5-0.5B-shaped model.
 #
-#   bash perf/gpu_check.sh [OUT_DIR] [--tiny] [1|2|all]   # default OUT_DIR: $OUT, else results/gpu; part 1
+#   bash perf/gpu_check.sh [OUT_DIR] [--tiny] [1|2|all|STEP...]   # default OUT_DIR: $OUT, else results/gpu; part 1
 #
-#   part 1 (<= 9 min on an H200): GPU name, gpu_rollout.py --check, qlora.py, gpu_methods.py maestro equal
-#   part 2 (<= 9 min):           gpu_methods.py maestro_joint random nover em_grpo, then gpu_fit.py (5 steps)
+#   part 1: gpu_rollout.py --check, qlora.py, gpu_methods.py maestro equal
+#   part 2: gpu_methods.py maestro_joint random nover em_grpo, then gpu_fit.py (5 steps)
+#   STEPs, any mix: rollout | check | check32 (greedy check only, bf16 | float32) | qlora | fit | methods=a,b,...
+#   On an H200 (2026-11-26): rollout ~2.5 min, qlora ~1.5 min, methods ~30 s + ~1.5 min per method
+#   (Qwen3-8B shape: one warm-up and one or two timed 32 s steps), fit ~1 min. A fresh machine first
+#   builds the embedded tiny model and reward model (~1 min): carry a built MAESTRO_LIT_CACHE folder.
 #
 # Each harness runs under its own `timeout` (a hang cannot eat the whole call) and writes its log to
-# OUT_DIR/<harness>.txt; the tables are collected into OUT_DIR/summary<part>.md and printed last.
+# OUT_DIR/<harness>.txt; the tables are collected into OUT_DIR/summary.md and printed last.
 # --tiny runs the same plumbing on a CPU with small models (a smoke run of this script, ~5 min per part).
 #
 # The GPU image lacks bitsandbytes and jsonargparse (+ docstring_parser, typeshed_client): carry their
@@ -21,14 +25,15 @@ set -u
 cd "$(dirname "$0")/.."
 out="${OUT:-results/gpu}"
 tiny=""
-part=1
+part=""
 for arg in "$@"; do
   case "$arg" in
     --tiny) tiny="--tiny" ;;
-    1 | 2 | all) part="$arg" ;;
+    1 | 2 | all | rollout | check | check32 | qlora | fit | methods=*) part="${part:+$part }$arg" ;;
     *) out="$arg" ;;
   esac
 done
+part="${part:-1}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 py="${PYTHON:-python3}"  # the GPU image has python3, not always python
@@ -39,9 +44,11 @@ py="${PYTHON:-python3}"  # the GPU image has python3, not always python
 if [ -n "$tiny" ]; then
   methods_steps=(--steps 3 --warmup 1)
   variants=generate,fast_dynamic,fast_static
+  check_variants=fast_dynamic,fast_static
 else
   methods_steps=(--steps 8 --warmup 1)
   variants=generate,fast_dynamic,fast_static,fast_compiled
+  check_variants=fast_dynamic,fast_compiled,fast_compiled_nograph
 fi
 
 # harness NAME SECONDS ARGS...: run python perf/NAME.py ARGS under a timeout, log to OUT_DIR/NAME.txt.
@@ -64,19 +71,40 @@ table() {
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true) | tee "$out/gpu.txt"
 "$py" -c "import torch, transformers, peft, lightning; print('torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| lightning', lightning.__version__)" 2>&1 | tee -a "$out/gpu.txt"
 
-if [ "$part" = 1 ] || [ "$part" = all ]; then
-  harness gpu_rollout 200 --check --repeats 1 --variants "$variants" $tiny
-  harness qlora 100 --repeats 1 --steps 4 --warmup 1 $tiny
-  harness gpu_methods-1 230 --methods maestro equal "${methods_steps[@]}" --max-seconds 50 $tiny
-fi
-if [ "$part" = 2 ] || [ "$part" = all ]; then
-  harness gpu_methods-2 400 --methods maestro_joint random nover em_grpo "${methods_steps[@]}" --max-seconds 40 $tiny
-  harness gpu_fit 130 --steps 5 $tiny
-fi
+# One step per word: rollout | check | check32 | qlora | fit | methods=<m1,m2,...>; the parts are presets.
+case "$part" in
+  1) steps="rollout qlora methods=maestro,equal" ;;
+  2) steps="methods=maestro_joint,random,nover,em_grpo fit" ;;
+  all) steps="rollout qlora methods=maestro,equal methods=maestro_joint,random,nover,em_grpo fit check32" ;;
+  *) steps="$part" ;;
+esac
+names=()
+for step in $steps; do
+  case "$step" in
+    rollout) harness gpu_rollout 200 --check --repeats 1 --variants "$variants" $tiny ;;
+    check) harness gpu_rollout-check 100 --check-only --variants "$check_variants" $tiny ;;
+    check32) harness gpu_rollout-check32 100 --check-only --dtype float32 --variants "$check_variants" $tiny ;;
+    qlora) harness qlora 100 --repeats 1 --steps 4 --warmup 1 $tiny ;;
+    fit) harness gpu_fit 130 --steps 5 $tiny ;;
+    methods=*)
+      list="${step#methods=}"
+      count=$(echo "$list" | tr ',' ' ' | wc -w)
+      # ~30 s to build the 8B checkpoint, then per method ~40 s to start and load + 2 steps + the budget
+      harness "gpu_methods-${list//,/_}" $((40 + count * 110)) --methods ${list//,/ } "${methods_steps[@]}" --max-seconds 40 $tiny
+      step="gpu_methods-${list//,/_}"
+      ;;
+    *) echo "unknown step $step (rollout, check, check32, qlora, fit, methods=a,b)" && exit 2 ;;
+  esac
+  case "$step" in
+    rollout | fit) names+=("gpu_$step") ;;
+    check | check32) names+=("gpu_rollout-$step") ;;
+    *) names+=("$step") ;;
+  esac
+done
 
 {
-  echo "# gpu_check.sh part $part: $(head -n 1 "$out/gpu.txt")"
+  echo "# gpu_check.sh $part: $(head -n 1 "$out/gpu.txt")"
   echo
-  for name in gpu_rollout qlora gpu_methods-1 gpu_methods-2 gpu_fit; do [ -f "$out/$name.txt" ] && table "$name"; done
-} >"$out/summary$part.md"
-cat "$out/summary$part.md"
+  for name in "${names[@]}"; do table "$name"; done
+} >"$out/summary.md"
+cat "$out/summary.md"

@@ -73,6 +73,13 @@ def method_runs(model_dir: Path, args) -> dict[str, list[str]]:
     return runs
 
 
+def describe(run: dict) -> str:
+    """Per-phase medians, completion length and peak memory of one run (logged as soon as it ends)."""
+    phases = ", ".join(f"{p} {bu.median(v):.2f} s" for p, v in run["phases"].items() if v)
+    gpu = f"{run['peak_gpu_mb']:.0f}" if run["peak_gpu_mb"] else "-"
+    return f"{phases}; completion length {bu.median(run['completion_length']):.0f}; peak GPU {gpu} MB"
+
+
 def main() -> None:
     methods = sorted(p.stem for p in (ROOT / "configs" / "methods").glob("*.yaml"))
     parser = bu.harness_parser(__doc__.splitlines()[0], repeats=1, steps=20)
@@ -93,7 +100,7 @@ def main() -> None:
         save_random_qwen3_8b(model_dir, args.tiny)
         runs = method_runs(model_dir, args)
         failures: dict[str, str] = {}
-        results = bu.alternate(runs, args.repeats, failures=failures)
+        results = bu.alternate(runs, args.repeats, failures=failures, detail=describe)
     finally:
         shutil.rmtree(model_dir, ignore_errors=True)
 

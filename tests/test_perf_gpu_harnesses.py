@@ -89,3 +89,26 @@ def test_gpu_fit_runs_the_paper_composition_with_only_the_documented_substitutio
         expected |= {"--trainer.accelerator", "--trainer.num_sanity_val_steps", "--torch_threads"}
     assert overrides == expected
     assert f"--model.policy.name_or_path={tmp_path / 'm'}" in command and "--trainer.max_steps=5" in command
+
+
+def test_first_mismatch_gives_each_rows_first_differing_position_or_its_length():
+    import gpu_rollout
+
+    a = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4], [5, 6, 7, 8]])
+    b = torch.tensor([[1, 2, 3, 4], [1, 9, 3, 9], [0, 6, 7, 8]])
+    assert gpu_rollout.first_mismatch(a, b) == [4, 1, 0]
+
+
+def test_greedy_margins_are_top1_minus_top2_at_each_completion_position():
+    import gpu_rollout
+
+    class FixedLogits(torch.nn.Module):
+        """Position p's logits are [p, 0.5 p, 0]: margin 0.5 p, independent of the tokens."""
+
+        def forward(self, input_ids, attention_mask):
+            positions = torch.arange(input_ids.shape[1], dtype=torch.float32).expand(input_ids.shape[0], -1)
+            return SimpleNamespace(logits=torch.stack([positions, 0.5 * positions, torch.zeros_like(positions)], -1))
+
+    margins = gpu_rollout.greedy_margins(FixedLogits(), torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 2, dtype=torch.long))
+    # completion tokens sit at positions 3 and 4; they are predicted from positions 2 and 3
+    assert torch.equal(margins, torch.tensor([[1.0, 1.5], [1.0, 1.5]]))
