@@ -82,15 +82,15 @@ names=()
 for step in $steps; do
   case "$step" in
     rollout) harness gpu_rollout 200 --check --repeats 1 --variants "$variants" $tiny ;;
-    check) harness gpu_rollout-check 100 --check-only --variants "$check_variants" $tiny ;;
-    check32) harness gpu_rollout-check32 100 --check-only --dtype float32 --variants "$check_variants" $tiny ;;
-    qlora) harness qlora 100 --repeats 1 --steps 4 --warmup 1 $tiny ;;
+    check) harness gpu_rollout-check 90 --check-only --variants "$check_variants" $tiny ;;
+    check32) harness gpu_rollout-check32 90 --check-only --dtype float32 --variants "$check_variants" $tiny ;;
+    qlora) harness qlora 150 --repeats 1 --steps 4 --warmup 1 $tiny ;;
     fit) harness gpu_fit 130 --steps 5 $tiny ;;
     methods=*)
       list="${step#methods=}"
       count=$(echo "$list" | tr ',' ' ' | wc -w)
-      # ~30 s to build the 8B checkpoint, then per method ~40 s to start and load + 2 steps + the budget
-      harness "gpu_methods-${list//,/_}" $((40 + count * 110)) --methods ${list//,/ } "${methods_steps[@]}" --max-seconds 40 $tiny
+      # ~20 s to build the 8B checkpoint, then per method ~130 s: start, load 16 GB, a warm-up and a timed ~35 s step
+      harness "gpu_methods-${list//,/_}" $((20 + count * 135)) --methods ${list//,/ } "${methods_steps[@]}" --max-seconds 40 $tiny
       step="gpu_methods-${list//,/_}"
       ;;
     *) echo "unknown step $step (rollout, check, check32, qlora, fit, methods=a,b)" && exit 2 ;;
