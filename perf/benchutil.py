@@ -146,11 +146,14 @@ def run_child(argv: list[str], timeout: float = 1800) -> dict:
     return json.loads(lines[-1][len(MARK) :])
 
 
-def alternate(contenders: dict[str, list[str]], repeats: int, log=print, failures: dict[str, str] | None = None) -> dict[str, list[dict]]:
+def alternate(
+    contenders: dict[str, list[str]], repeats: int, log=print, failures: dict[str, str] | None = None, detail=None
+) -> dict[str, list[dict]]:
     """Run each contender's argv once per round, alternating order each round (ABBA...) to cancel drift.
 
     With ``failures`` given, a contender whose child fails is recorded there (its last error
-    line) and skipped in later rounds instead of stopping the others.
+    line) and skipped in later rounds instead of stopping the others. ``detail(result) -> str``
+    adds to each run's log line (what a run that is cut off later still leaves behind).
     """
     names = list(contenders)
     results: dict[str, list[dict]] = {name: [] for name in names}
@@ -169,7 +172,8 @@ def alternate(contenders: dict[str, list[str]], repeats: int, log=print, failure
                 continue
             results[name].append(res)
             log(
-                f"  round {r + 1}/{repeats} {name}: median step {median(res['step_s']):.3f} s wall, {median(res['cpu_s']):.3f} s CPU over {len(res['step_s'])} steps",
+                f"  round {r + 1}/{repeats} {name}: median step {median(res['step_s']):.3f} s wall, {median(res['cpu_s']):.3f} s CPU over {len(res['step_s'])} steps"
+                + (f"; {detail(res)}" if detail else ""),
                 flush=True,
             )
     return results

@@ -13,6 +13,8 @@ Each method runs in its own child (``maestro_run.py``) on the composition
 and, with ``--tiny``, the accelerator substituted. ``single`` and ``trusted`` need a component
 name: ``--component`` (default ``pref``) is given to both. Rollout tokens/s = completion tokens of a step / its rollout seconds.
 A method that fails is reported with its last error line instead of stopping the others.
+``--max-seconds`` bounds each method's training time (a lent machine's per-call limit); the table
+says how many steps were timed.
 """
 
 from __future__ import annotations
@@ -65,9 +67,17 @@ def method_runs(model_dir: Path, args) -> dict[str, list[str]]:
     for method in args.methods:
         argv = ["perf/maestro_run.py", *[a for p in [*parts, f"methods/{method}"] for a in ("--config", f"configs/{p}.yaml")]]
         argv += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+        argv += ["--max-seconds", str(args.max_seconds)] if args.max_seconds else []
         extra = [f"{EXTRA[method]}={args.component}"] if method in EXTRA else []
         runs[method] = argv + [a for s in sets + extra for a in ("--set", s)]
     return runs
+
+
+def describe(run: dict) -> str:
+    """Per-phase medians, completion length and peak memory of one run (logged as soon as it ends)."""
+    phases = ", ".join(f"{p} {bu.median(v):.2f} s" for p, v in run["phases"].items() if v)
+    gpu = f"{run['peak_gpu_mb']:.0f}" if run["peak_gpu_mb"] else "-"
+    return f"{phases}; completion length {bu.median(run['completion_length']):.0f}; peak GPU {gpu} MB"
 
 
 def main() -> None:
@@ -79,6 +89,7 @@ def main() -> None:
     parser.add_argument("--component", default="pref", help="the reward component single.yaml and trusted.yaml name")
     parser.add_argument("--new-tokens", type=int, default=None, help="default 256 (GPU) or 8 (--tiny)")
     parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--max-seconds", type=float, default=None, help="training-time budget per method run (a lent machine's limit)")
     args = bu.parse_harness_args(parser)
     if args.tiny and args.steps == 20:
         args.steps, args.warmup = 3, 1
@@ -89,7 +100,7 @@ def main() -> None:
         save_random_qwen3_8b(model_dir, args.tiny)
         runs = method_runs(model_dir, args)
         failures: dict[str, str] = {}
-        results = bu.alternate(runs, args.repeats, failures=failures)
+        results = bu.alternate(runs, args.repeats, failures=failures, detail=describe)
     finally:
         shutil.rmtree(model_dir, ignore_errors=True)
 
@@ -97,18 +108,21 @@ def main() -> None:
     rows = []
     for name, done in results.items():
         if not done:
-            rows.append([name, "failed", "-", "-", "-", failures.get(name, "")])
+            rows.append([name, "failed", "-", "-", "-", "-", "-", failures.get(name, "")])
             continue
         tokens = [
             length * completions / rollout for run in done for length, rollout in zip(run["completion_length"], run["phases"]["rollout"])
         ]
         gpu = max(run["peak_gpu_mb"] or 0 for run in done)
         rss = max(run["peak_rss_mb"] for run in done)
-        rows.append([name, bu.pooled_median(done), bu.median(tokens), f"{gpu:.0f}" if gpu else "-", f"{rss:.0f}", ""])
+        timed = sum(len(run["step_s"]) for run in done)
+        rollout = bu.median([s for run in done for s in run["phases"]["rollout"]])
+        rows.append([name, timed, bu.pooled_median(done), rollout, bu.median(tokens), f"{gpu:.0f}" if gpu else "-", f"{rss:.0f}", ""])
     shape = "2-layer Qwen3 shape, bf16, CPU" if args.tiny else "Qwen3-8B-shaped, random bf16 weights"
     print(f"\n{bu.today()} · {bu.machine()} · {shape} · LoRA r16, gradient checkpointing · rewards/{args.rewards} · "
-          f"{completions} completions x {args.new_tokens} new tokens · {args.steps - args.warmup} timed steps")  # fmt: skip
-    print(bu.table(["method", "wall s/step", "rollout tokens/s", "peak GPU MB", "peak RSS MB", "note"], rows))
+          f"{completions} completions x {args.new_tokens} new tokens · up to {args.steps - args.warmup} timed steps")  # fmt: skip
+    headers = ["method", "timed steps", "wall s/step", "rollout s/step", "rollout tokens/s", "peak GPU MB", "peak RSS MB", "note"]
+    print(bu.table(headers, rows))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ size and variant: one warm-up call (its time includes any compilation), then ``-
 timed calls. Reported: tokens/s, ms per decode step (call time / new tokens, prefill
 included), the memory-bandwidth floor per step (weights + mean KV cache read once, over
 ``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``.
-``--check`` first compares greedy tokens of every fast variant with ``generate``.
+``--check`` first compares greedy tokens of every fast variant with ``generate``; where they differ it
+prints each row's first differing position and the reference's top-1 minus top-2 logit there (a
+near-tie flipped by a different kernel's rounding has a margin near 0; a broken cache does not need one).
+``--check-only`` stops after the check; ``--dtype float32`` repeats it without bf16 rounding.
 """
 
 from __future__ import annotations
@@ -61,6 +64,22 @@ def run_variant(model, name, ids, mask, new_tokens, greedy=False):
     return decode_loop(model, ids, mask, 1, SamplingSettings(max_new_tokens=new_tokens), greedy, [], 0, FAST[name])
 
 
+def first_mismatch(a: torch.Tensor, b: torch.Tensor) -> list[int]:
+    """Per row, the index of the first token where ``a`` and ``b`` differ (the row length where none do)."""
+    diff = a != b
+    none = torch.full((a.shape[0],), a.shape[1], device=a.device)
+    return torch.where(diff.any(1), diff.int().argmax(1), none).tolist()
+
+
+@torch.no_grad()
+def greedy_margins(model, ids: torch.Tensor, completion: torch.Tensor) -> torch.Tensor:
+    """Top-1 minus top-2 logit at each completion position, teacher-forced on ``completion`` ([B, T])."""
+    full = torch.cat([ids, completion], 1)
+    logits = model(input_ids=full, attention_mask=torch.ones_like(full)).logits[:, ids.shape[1] - 1 : -1].float()
+    top = logits.topk(2, dim=-1).values
+    return top[..., 0] - top[..., 1]
+
+
 def timed(fn, device):
     if device == "cuda":
         torch.cuda.synchronize()
@@ -91,13 +110,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bandwidth-tbs", type=float, default=None, help="peak memory bandwidth; default from the GPU's name")
     parser.add_argument("--check", action="store_true", help="greedy agreement of each fast variant with generate first")
+    parser.add_argument("--check-only", action="store_true", help="stop after --check (no timing table)")
+    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="default bfloat16 on CUDA, float32 on CPU")
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # Every (variant, batch) pair builds its own decoder, i.e. one more compile of the same step;
     # past dynamo's default of 8 it would fall back to eager without a word and time the wrong thing.
     torch._dynamo.config.recompile_limit = 64
-    dtype = torch.bfloat16 if device == "cuda" and not args.tiny else torch.float32
+    default_dtype = "bfloat16" if device == "cuda" and not args.tiny else "float32"
+    dtype = getattr(torch, args.dtype or default_dtype)
     batches = [int(b) for b in (args.batches or ("4,16" if args.tiny else "64,256")).split(",")]
     prompt_len = args.prompt_len or (16 if args.tiny else 128)
     new_tokens = args.new_tokens or (32 if args.tiny else 256)
@@ -112,18 +134,28 @@ def main() -> None:
     model = build_model(args.tiny, device, dtype)
     gen = torch.Generator(device).manual_seed(0)
 
-    if args.check:
+    if args.check or args.check_only:
         ids = torch.randint(10, model.config.vocab_size, (8, prompt_len), device=device, generator=gen)
         mask = torch.ones_like(ids)
         reference = run_variant(model, "generate", ids, mask, 32, greedy=True)
+        margins = greedy_margins(model, ids, reference)
+        print(f"greedy check ({dtype}): reference top-1 minus top-2 logit, median over 8x32 positions {margins.median():.4f}", flush=True)
         for v in variants:
             if v.startswith("fast"):
                 try:
-                    agree = (run_variant(model, v, ids, mask, 32, greedy=True) == reference).float().mean().item()
-                    print(f"greedy agreement {v} vs generate: {agree:.1%} of 8x32 tokens", flush=True)
+                    tokens = run_variant(model, v, ids, mask, 32, greedy=True)
+                    agree = (tokens == reference).float().mean().item()
+                    line = f"greedy agreement {v} vs generate: {agree:.1%} of 8x32 tokens"
+                    first = first_mismatch(tokens, reference)
+                    if agree < 1:
+                        there = [f"{margins[row, i]:.4f}" if i < reference.shape[1] else "-" for row, i in enumerate(first)]
+                        line += f"; first differing position per row {first}, reference margin there {there}"
+                    print(line, flush=True)
                 except Exception as err:  # report and go on: a later session needs every number it can get
                     print(f"greedy check {v} failed: {type(err).__name__}: {err}"[:400], flush=True)
 
+    if args.check_only:
+        return
     rows = []
     for batch in batches:
         ids = torch.randint(10, model.config.vocab_size, (batch, prompt_len), device=device, generator=gen)

@@ -4,6 +4,8 @@
 
 Runs through ``cli_main`` (the same path as ``python -m maestro_lit fit``), with logger,
 checkpointing, progress bar and validation switched off so that only training steps run.
+``--max-seconds`` bounds a run on a lent machine: training stops after the step that passes
+the budget, so the result may hold fewer than ``--steps - --warmup`` timed steps (it says how many).
 Prints one ``RESULT {json}`` line: seconds per step after warm-up, ``time/*`` phases per
 step, mean completion length, peak RSS / CUDA memory. Used by the other harnesses.
 """
@@ -27,8 +29,9 @@ class StepRecorder(L.Callback):
     """Step-end clock plus the phase times and completion length of each step (from ``last_step``,
     which every step fills, unlike the logged metrics that follow ``log_every_n_steps``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_seconds: float | None = None, min_steps: int = 1) -> None:
         self.clock = StepClock()
+        self.max_seconds, self.min_steps = max_seconds, min_steps
         self.phases: dict[str, list[float]] = {p: [] for p in PHASES + NESTED_PHASES}
         self.lengths: list[float] = []
         self.rewards: dict[str, list[float]] = {}  # mean raw score per component per step (NaN = none scored)
@@ -38,6 +41,9 @@ class StepRecorder(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.clock.end()
+        if self.max_seconds is not None and len(self.clock.ends) >= self.min_steps:
+            elapsed = self.clock.ends[-1][0] - self.clock.start[0]
+            trainer.should_stop = trainer.should_stop or elapsed >= self.max_seconds  # time budget spent: stop after this step
         step = pl_module.last_step
         for phase in self.phases:
             self.phases[phase].append(float(step.phase_seconds.get(phase, 0.0)))
@@ -60,13 +66,19 @@ def main() -> None:
     parser.add_argument("--config", required=True, action="append", help="repeat to compose, like the CLI's --config")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop after the first step that ends past this many seconds of training (at least warm-up + 1 steps run)",
+    )
     parser.add_argument("--set", action="append", default=[], help="extra CLI override, e.g. model.grpo_settings.beta=0.04")
     args = parser.parse_args()
 
     from maestro_lit.cli import cli_main
 
     cli = cli_main(quiet_args(args.config, args.steps, args.set)[1:], run=False)
-    recorder = StepRecorder()
+    recorder = StepRecorder(args.max_seconds, min_steps=args.warmup + 1)
     cli.trainer.callbacks.append(recorder)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     keep = slice(args.warmup, None)

@@ -2,7 +2,7 @@
 
     pip install -e ".[quant]"                  # bitsandbytes (the GPU image lacks it: install the wheel first)
     python perf/qlora.py                 # GPU: Qwen2-0.5B-shaped model, random bf16 weights
-    python perf/qlora.py --tiny          # CPU smoke run: a small Qwen2 shape in fp32; qlora reports why it cannot run
+    python perf/qlora.py --tiny          # CPU smoke run: a small Qwen2 shape in fp32 (bitsandbytes >= 0.49 runs NF4 on CPU)
 
 The model is built from a config with random weights and saved next to the embedded tiny
 model's tokenizer (nothing can be downloaded on the GPU machines; token ids the tokenizer
