@@ -47,9 +47,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--testbed",
         default="v1",
         choices=sorted(TESTBEDS),
-        help="v1: assets/testbed (default); v2: assets/testbed_v2, conflicting categories",
+        help="v1: assets/testbed (default); v2: assets/testbed_v2, conflicting categories; v3: assets/testbed_v3, a policy that can explore",
     )
-    p.add_argument("--out", default=None, help="results folder (default results/testbed, or results/testbed_v2 for --testbed v2)")
+    p.add_argument("--out", default=None, help="results folder (default results/testbed, or results/testbed_<v> for --testbed v2/v3)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run; 1 avoids thread thrashing on a shared machine")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process (e.g. 2 on a 2-core machine)")
     p.add_argument("--smoke", action="store_true", help="2 steps, 1 seed, 8 new tokens: checks the plumbing only")
