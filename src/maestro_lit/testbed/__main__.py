@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> Path:
     ]  # fmt: skip
     if check is not None:
         header.append(f"- resolution check (before the comparison, `resolution.md`): {check.describe()}")
+    elif (out / "resolution.md").is_file():  # --report-only: the check that ran with the comparison
+        header.append(f"- resolution check (`resolution.md`): {(out / 'resolution.md').read_text().strip().splitlines()[-1]}")
     write_report(results, out, truth.categories, header)
     print(f"[testbed] wrote {out / 'results.md'}, {out / 'results.png'}, {out / 'runs.csv'}, {out / 'curves.csv'}", flush=True)
     return out

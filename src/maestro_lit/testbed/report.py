@@ -112,23 +112,33 @@ def conductor_section(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def meta_table(results: list[dict[str, Any]]) -> list[str]:
-    """Mean training meta-reward per (category, sampled action), pooled over seeds: which action the bandit is pushed to."""
-    runs = [r for r in results if "meta_reward_by_action" in r["final"]]
-    if not runs:
-        return []
-    names = runs[0]["final"]["action_names"]
-    lines = ["### Training meta-reward by category and sampled action", "",
-             "Mean advantage (MAESTRO's meta-reward; maestro_trusted is credited by agreement instead) of training completions, pooled over steps and seeds; "
-             "in brackets the number of completions.", "", "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
-    for category in runs[0]["final"].get("actions") or runs[0]["final"]["meta_reward_by_action"]:
-        cells = []
-        for a in names:
-            pairs = [r["final"]["meta_reward_by_action"].get(category, {}).get(a, [0.0, 0]) for r in runs]
-            n = sum(count for _, count in pairs)
-            cells.append(f"{sum(m * count for m, count in pairs) / n:+.3f} ({n})" if n else "–")
-        lines.append(f"| {category} | " + " | ".join(cells) + " |")
-    return lines + [""]
+def meta_section(results: list[dict[str, Any]]) -> list[str]:
+    """Per Conductor method: the mean advantage per (category, sampled action), pooled over seeds, and whether
+    the method's own meta-reward pushed toward each category's true-weight action."""
+    lines = []
+    for method in dict.fromkeys(r["method"] for r in results):
+        runs = [r for r in results if r["method"] == method and "meta_reward_by_action" in r["final"]]
+        if not runs:
+            continue
+        names = runs[0]["final"]["action_names"]
+        lines += [f"### Training meta-reward by category and sampled action: `{method}`", "",
+                  "Mean advantage of training completions by the action sampled for them (what MAESTRO's meta-reward credits), "
+                  "pooled over steps and seeds; in brackets the number of completions.", "",
+                  "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+        for category in runs[0]["final"].get("actions") or runs[0]["final"]["meta_reward_by_action"]:
+            cells = []
+            for a in names:
+                pairs = [r["final"]["meta_reward_by_action"].get(category, {}).get(a, [0.0, 0]) for r in runs]
+                n = sum(count for _, count in pairs)
+                cells.append(f"{sum(m * count for m, count in pairs) / n:+.3f} ({n})" if n else "–")
+            lines.append(f"| {category} | " + " | ".join(cells) + " |")
+        gaps = [r["final"].get("signal", {}).get("meta_gap", float("nan")) for r in runs]
+        shares = [r["final"].get("signal", {}).get("oracle_action_share", float("nan")) for r in runs]
+        lines += ["", f"Is the meta-reward informative? Its own meta-reward (the advantage for MAESTRO, the centred agreement for "
+                  f"trusted) of completions whose sampled action is the category's true-weight action, minus the others': {_mean_std(gaps)} "
+                  f"(positive = pushed toward the right action). Share of sampled actions that were the right one: {_mean_std(shares)} "
+                  f"(chance {1 / len(names):.2f}).", ""]  # fmt: skip
+    return lines
 
 
 def write_report(results: list[dict[str, Any]], out: Path, categories: Sequence[str], header: Sequence[str] = ()) -> None:
@@ -173,13 +183,6 @@ def write_report(results: list[dict[str, Any]], out: Path, categories: Sequence[
             "Answer styles per category", "Share of held-out answers in each warm-up style ({names}), over seeds.", styles
         )
     lines += conductor_section(results)
-    gaps = [r["final"].get("signal", {}).get("meta_gap", float("nan")) for r in results if "actions" in r["final"]]
-    shares = [r["final"].get("signal", {}).get("oracle_action_share", float("nan")) for r in results if "actions" in r["final"]]
-    if gaps:
-        n_actions = len(next(r["final"]["action_names"] for r in results if "actions" in r["final"]))
-        lines += meta_table(results)
-        lines += ["### Is the meta-reward informative?", "",
-                  f"Mean training meta-reward (the scalariser's own: the advantage for MAESTRO, the centred agreement for maestro_trusted) of completions whose sampled action is the category's true-weight action, minus that of the other actions: {_mean_std(gaps)} "
-                  f"(positive = the bandit is pushed toward the right action). Share of sampled actions that were the right one: {_mean_std(shares)} (chance with {n_actions} actions: {1 / n_actions:.2f}).", ""]  # fmt: skip
+    lines += meta_section(results)
     lines += ["Raw numbers: `runs.csv` (one row per run), `curves.csv` (every evaluation point); curves: `results.png`.", ""]
     (out / "results.md").write_text("\n".join(lines))
