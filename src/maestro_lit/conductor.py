@@ -259,11 +259,13 @@ class Conductor(Scalarizer):
     def action_names(self) -> list[str]:
         return list(self._action_names)
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def features(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The head's input: the detached hidden state, layer-normalised when ``normalize_hidden``."""
         h = hidden.detach().to(self.head.weight.dtype)
-        if self.normalize_hidden:
-            h = F.layer_norm(h, h.shape[-1:])
-        return self.head(h) / self.tau()
+        return F.layer_norm(h, h.shape[-1:]) if self.normalize_hidden else h
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(hidden)) / self.tau()
 
     def log_policy(self, hidden: torch.Tensor) -> torch.Tensor:
         """log π_φ(·|h) [n, A] with the probability floor: what is sampled and what the loss uses."""

@@ -99,17 +99,13 @@ class TrustedConductor(Conductor):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if not self.standardize_hidden:
             return super().logits(hidden)
-        h = self._features(hidden)
+        h = self.features(hidden)
         return self.head((h - self.hidden_mean) / (self.hidden_var + 1e-5).sqrt()) / self.tau()
-
-    def _features(self, hidden: torch.Tensor) -> torch.Tensor:
-        h = hidden.detach().to(self.head.weight.dtype)
-        return torch.nn.functional.layer_norm(h, h.shape[-1:]) if self.normalize_hidden else h
 
     @torch.no_grad()
     def observe(self, prompt_hidden: torch.Tensor) -> None:
         """Fold training prompts' states into the running mean/variance (running average, then EMA at 1 %)."""
-        h = self._features(prompt_hidden)
+        h = self.features(prompt_hidden)
         for row in h:
             rate = max(1.0 / float(self.hidden_count + 1), 0.01)
             delta = row - self.hidden_mean
