@@ -8,24 +8,19 @@ and the Conductor analysis; ``results.png`` the learning curves with ±1 std see
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from maestro_lit.testbed.figures import learning_curves
-from maestro_lit.testbed.resolution import gap_closure
+from maestro_lit.testbed.resolution import gap_closure, mean_std
 
 SCALARS = ("true_utility", "length_words", "redundancy")
 
 
 def _mean_std(values: Sequence[float]) -> str:
     values = [v for v in values if v == v]
-    if not values:
-        return "–"
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return f"{mean:.3f} ± {std:.3f}"
+    return "{:.3f} ± {:.3f}".format(*mean_std(values)) if values else "–"
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -66,6 +61,18 @@ def mean_tables(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str
     return {c: {k: _mean([t[c][k] for t in tables]) for k in row} for c, row in tables[0].items()}
 
 
+def _table_head(title: str, caption: str, first: str, columns: Sequence[str]) -> list[str]:
+    return [f"### {title}", "", caption, "", f"| {first} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+
+
+def _runs_by_method(results: list[dict[str, Any]], key: str):
+    """(method, its runs whose ``final`` has ``key``) in first-seen method order, methods without such runs skipped."""
+    for method in dict.fromkeys(r["method"] for r in results):
+        runs = [r for r in results if r["method"] == method and key in r["final"]]
+        if runs:
+            yield method, runs
+
+
 def table_section(title: str, caption: str, tables: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     """Method rows, category columns, each cell the category's values joined by '/'."""
     tables = {m: t for m, t in tables.items() if t}
@@ -73,14 +80,7 @@ def table_section(title: str, caption: str, tables: dict[str, dict[str, dict[str
         return []
     first = next(iter(tables.values()))
     names, categories = list(next(iter(first.values()))), list(first)
-    lines = [
-        f"### {title}",
-        "",
-        caption.format(names="/".join(names)),
-        "",
-        "| method | " + " | ".join(categories) + " |",
-        "|---|" + "---|" * len(categories),
-    ]
+    lines = _table_head(title, caption.format(names="/".join(names)), "method", categories)
     for m, t in tables.items():
         lines.append(f"| {m} | " + " | ".join("/".join(f"{t[c][n]:.2f}" for n in names) for c in categories) + " |")
     return lines + [""]
@@ -89,14 +89,11 @@ def table_section(title: str, caption: str, tables: dict[str, dict[str, dict[str
 def conductor_section(results: list[dict[str, Any]]) -> list[str]:
     """Per-category action distribution (mean over seeds) and MI, for methods with actions."""
     lines = []
-    for method in dict.fromkeys(r["method"] for r in results):
-        runs = [r for r in results if r["method"] == method and "actions" in r["final"]]
-        if not runs:
-            continue
+    for method, runs in _runs_by_method(results, "actions"):
         names = runs[0]["final"]["action_names"]
-        lines += [f"### Conductor actions on held-out prompts: `{method}` ({len(runs)} seeds)", "",
-                  "Mean over seeds of mean π(a | h) per category, and in brackets the share of argmax (greedy) actions.", "",
-                  "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+        lines += _table_head(f"Conductor actions on held-out prompts: `{method}` ({len(runs)} seeds)",
+                             "Mean over seeds of mean π(a | h) per category, and in brackets the share of argmax (greedy) actions.",
+                             "category", names)  # fmt: skip
         for category in runs[0]["final"]["actions"]:
             cells = [
                 f"{_mean([r['final']['action_probs'][category][a] for r in runs]):.2f} ({_mean([r['final']['actions'][category][a] for r in runs]):.2f})"
@@ -116,15 +113,12 @@ def meta_section(results: list[dict[str, Any]]) -> list[str]:
     """Per Conductor method: the mean advantage per (category, sampled action), pooled over seeds, and whether
     the method's own meta-reward pushed toward each category's true-weight action."""
     lines = []
-    for method in dict.fromkeys(r["method"] for r in results):
-        runs = [r for r in results if r["method"] == method and "meta_reward_by_action" in r["final"]]
-        if not runs:
-            continue
+    for method, runs in _runs_by_method(results, "meta_reward_by_action"):
         names = runs[0]["final"]["action_names"]
-        lines += [f"### Training meta-reward by category and sampled action: `{method}`", "",
-                  "Mean advantage of training completions by the action sampled for them (what MAESTRO's meta-reward credits), "
-                  "pooled over steps and seeds; in brackets the number of completions.", "",
-                  "| category | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+        lines += _table_head(f"Training meta-reward by category and sampled action: `{method}`",
+                             "Mean advantage of training completions by the action sampled for them (what MAESTRO's meta-reward "
+                             "credits), pooled over steps and seeds; in brackets the number of completions.",
+                             "category", names)  # fmt: skip
         for category in runs[0]["final"].get("actions") or runs[0]["final"]["meta_reward_by_action"]:
             cells = []
             for a in names:
