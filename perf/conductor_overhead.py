@@ -17,7 +17,7 @@ from __future__ import annotations
 import benchutil as bu
 
 CONFIG = "tests/configs/two_rewards.yaml"
-STATIC = ["--set", "model.scalarizer=maestro_lit.conductor.StaticWeights", "--set", "model.scalarizer.init_args.weights=[0.5,0.5]"]
+STATIC = ["--set", "model.scalarizer=maestro_lit.conductor.base.StaticWeights", "--set", "model.scalarizer.init_args.weights=[0.5,0.5]"]
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def save_random_model(model: str, out: Path, tiny: bool) -> None:
     """``model``'s shape (or its 2-layer shrink) with random bf16 weights, plus the embedded tokenizer."""
     from transformers import AutoModelForCausalLM
 
-    from maestro_lit.policy import load_tokenizer
+    from maestro_lit.policy.model import load_tokenizer
     from maestro_lit.tiny import ensure_tiny_model
 
     tokenizer = load_tokenizer(str(ensure_tiny_model()))

@@ -39,7 +39,7 @@ def save_random_qwen3_8b(out: Path, tiny: bool) -> None:
     """Qwen3-8B-shaped (or its 2-layer --tiny shrink) causal LM, random bf16 weights, plus the embedded tokenizer."""
     from transformers import AutoModelForCausalLM
 
-    from maestro_lit.policy import load_tokenizer
+    from maestro_lit.policy.model import load_tokenizer
     from maestro_lit.tiny import ensure_tiny_model
 
     tokenizer = load_tokenizer(str(ensure_tiny_model()))

@@ -1,4 +1,4 @@
-"""Rollout speed: HF ``generate`` (dynamic cache) against ``maestro_lit.fast_rollout`` in one run.
+"""Rollout speed: HF ``generate`` (dynamic cache) against ``maestro_lit.policy.fast_rollout`` in one run.
 
     python perf/gpu_rollout.py                      # GPU: Qwen2-0.5B-shaped, random bf16 weights
     python perf/gpu_rollout.py --tiny               # CPU smoke run on the embedded tiny model
@@ -24,8 +24,8 @@ import time
 import benchutil as bu
 import torch
 
-from maestro_lit.fast_rollout import FastRolloutSettings, decode_loop
-from maestro_lit.rollout import SamplingSettings
+from maestro_lit.policy.fast_rollout import decode_loop
+from maestro_lit.settings import FastRolloutSettings, SamplingSettings
 
 QWEN2_05B = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                  num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=True)  # fmt: skip

@@ -31,7 +31,7 @@ def save_random_model(out: Path, tiny: bool) -> None:
     """A Qwen2-shaped causal LM with random weights plus the embedded tokenizer, loadable by ``from_pretrained``."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    from maestro_lit.policy import load_tokenizer
+    from maestro_lit.policy.model import load_tokenizer
     from maestro_lit.tiny import ensure_tiny_model
 
     torch.manual_seed(0)

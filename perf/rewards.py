@@ -113,7 +113,7 @@ def time_component(component, prompts, completions, columns, repeats: int) -> fl
 # ---------------------------------------------------------------------------------------
 # LEAD: extend this. It should return the wall-clock seconds of one training step on the
 # quickstart config (rollout + scoring + rewards + inner + outer), e.g. by running a few
-# steps of `maestro_lit.module` with its per-phase timers and taking the median. Until then
+# steps of `maestro_lit.train.module` with its per-phase timers and taking the median. Until then
 # the share column is computed from --step-seconds, or shown as "n/a".
 QUICKSTART = Path(__file__).resolve().parents[1] / "tests" / "configs" / "two_rewards.yaml"
 
@@ -136,8 +136,8 @@ def training_step_seconds(args: argparse.Namespace) -> float | None:
     from lightning.pytorch.callbacks import Callback
 
     from maestro_lit.cli import MaestroCLI
-    from maestro_lit.data import PromptDataModule
-    from maestro_lit.module import MaestroModule
+    from maestro_lit.data.prompts import PromptDataModule
+    from maestro_lit.train.module import MaestroModule
 
     class StepClock(Callback):
         def __init__(self) -> None:

@@ -44,7 +44,7 @@ def prompt_dataset():
     """The shipped training prompts as single-turn conversations (TRL applies the chat template)."""
     from datasets import Dataset
 
-    from maestro_lit.tiny import TRAIN_PROMPTS
+    from maestro_lit.paths import TRAIN_PROMPTS
 
     rows = [json.loads(line) for line in TRAIN_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
     return Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "category": r["category"]} for r in rows])
@@ -67,7 +67,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from maestro_lit.policy import load_tokenizer
+    from maestro_lit.policy.model import load_tokenizer
     from maestro_lit.tiny import ensure_tiny_model
 
     torch.manual_seed(0)

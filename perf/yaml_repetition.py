@@ -1,6 +1,6 @@
 """Repeated YAML share: how much of the config tree is copied between files.
 
-    python perf/yaml_repetition.py [ROOT ...]   (default: configs src/maestro_lit/configs)
+    python perf/yaml_repetition.py [ROOT ...]   (default: configs src/maestro_lab/configs)
 
 A line counts as repeated when it lies in a run of ``RUN`` consecutive non-comment lines
 (blank and comment-only lines dropped, trailing comments and whitespace stripped) that also
@@ -51,4 +51,4 @@ def main(roots: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["configs", "src/maestro_lit/configs"])
+    main(sys.argv[1:] or ["configs", "src/maestro_lab/configs"])

@@ -16,11 +16,10 @@ def tiny_model_path() -> str:
 @pytest.fixture
 def make_module(tiny_model_path):
     """Build a MaestroModule on the tiny model with test-sized settings."""
-    from maestro_lit.module import GRPOSettings, MaestroModule
-    from maestro_lit.policy import ModelSettings
     from maestro_lit.rewards.diversity import DistinctN
     from maestro_lit.rewards.length import LengthBand
-    from maestro_lit.rollout import SamplingSettings
+    from maestro_lit.settings import ModelSettings, SamplingSettings
+    from maestro_lit.train.module import GRPOSettings, MaestroModule
 
     def build(**overrides):
         grpo_kwargs = overrides.pop("grpo", {})

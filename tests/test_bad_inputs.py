@@ -8,8 +8,8 @@ from fit_configs import small_fit_config
 
 from maestro_lit import grpo
 from maestro_lit.cli import cli_main
-from maestro_lit.module import DivergenceError
 from maestro_lit.rewards.base import RewardComponent, RewardError, RewardInputs
+from maestro_lit.train.module import DivergenceError
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "tests" / "configs" / "two_rewards.yaml")
@@ -26,7 +26,7 @@ def _fit_args(tmp_path, *extra):
     [
         ("--model.grpo_settings.no_such_key=1", "no_such_key"),
         ("--model.grpo_settings.beta=lots", "beta"),
-        ("--model.scalarizer.class_path=maestro_lit.conductor.NoSuchScalarizer", "NoSuchScalarizer"),
+        ("--model.scalarizer.class_path=maestro_lit.conductor.base.NoSuchScalarizer", "NoSuchScalarizer"),
         ("--model.grpo_settings.num_generations=1", "num_generations must be >= 2"),
         ("--model.policy_optimizer.init_args.lr=-0.01", "model.policy_optimizer.init_args.lr must be > 0"),
         ("--model.conductor_optimizer.init_args.lr=0", "model.conductor_optimizer.init_args.lr must be > 0"),
@@ -65,10 +65,10 @@ class Exploding(RewardComponent):
 def _config_with(tmp_path, rewards, **grpo):
     callbacks = [
         {
-            "class_path": "maestro_lit.checkpointing.AdapterCheckpoint",
+            "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
             "init_args": {"dirpath": str(tmp_path / "ckpt"), "every_n_train_steps": 1, "save_last": True},
         },
-        {"class_path": "maestro_lit.checkpointing.ExceptionCheckpoint"},
+        {"class_path": "maestro_lit.callbacks.checkpointing.ExceptionCheckpoint"},
     ]
     config = small_fit_config(tmp_path, 4, callbacks, max_new_tokens=6)
     config["model"]["rewards"] = rewards
@@ -120,8 +120,8 @@ def test_identical_rewards_everywhere_give_zero_advantage_not_nan(tmp_path):
         def __call__(self, prompts, completions, **columns):
             return torch.ones(len(completions))
 
-    from maestro_lit.module import GRPOSettings, MaestroModule
-    from maestro_lit.policy import ModelSettings
+    from maestro_lit.settings import ModelSettings
+    from maestro_lit.train.module import GRPOSettings, MaestroModule
 
     module = MaestroModule(policy=ModelSettings(), rewards=[Constant()], grpo_settings=GRPOSettings(num_generations=2))
     raw = module.reward_scorer.score(RewardInputs(prompts=["p"] * 4, completions=["a", "b", "c", "d"], completion_ids=[[1]] * 4))
@@ -133,7 +133,7 @@ def test_identical_rewards_everywhere_give_zero_advantage_not_nan(tmp_path):
 def test_tokenizer_without_pad_token_falls_back_to_eos(tmp_path, tiny_model_path, caplog):
     from transformers import AutoTokenizer
 
-    from maestro_lit.policy import load_tokenizer
+    from maestro_lit.policy.model import load_tokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
     tokenizer.pad_token = None

@@ -4,8 +4,15 @@ import json
 
 import pytest
 
-from maestro_lit.evals import AlpacaEval, ArenaHard, BenchmarkDataError, CreativeWriting, EQBench, IFEval, MTBench, TruthfulQA
+from maestro_lit.evals.io import BenchmarkDataError
 from maestro_lit.evals.judges.base import Judge
+from maestro_lit.evals.suite.alpaca_eval import AlpacaEval
+from maestro_lit.evals.suite.arena_hard import ArenaHard
+from maestro_lit.evals.suite.creative_writing import CreativeWriting
+from maestro_lit.evals.suite.eq_bench import EQBench
+from maestro_lit.evals.suite.ifeval import IFEval
+from maestro_lit.evals.suite.mt_bench import MTBench
+from maestro_lit.evals.suite.truthfulqa import TruthfulQA
 
 
 class RecordingGenerate:

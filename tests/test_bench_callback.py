@@ -8,7 +8,10 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 
-from maestro_lit.evals import AlpacaEval, BenchmarkCallback, EQBench, IFEval
+from maestro_lit.evals.callback import BenchmarkCallback
+from maestro_lit.evals.suite.alpaca_eval import AlpacaEval
+from maestro_lit.evals.suite.eq_bench import EQBench
+from maestro_lit.evals.suite.ifeval import IFEval
 
 
 def fake_generate(conversations, max_new_tokens):

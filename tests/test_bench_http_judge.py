@@ -6,7 +6,8 @@ import time
 import pytest
 from fake_openai import FakeOpenAIServer
 
-from maestro_lit.evals.judges import GradeRequest, HttpJudge, PairRequest
+from maestro_lit.evals.judges.base import GradeRequest, PairRequest
+from maestro_lit.evals.judges.http import HttpJudge
 from maestro_lit.evals.judges.prompts import ARENA_HARD, MT_BENCH_SINGLE
 
 

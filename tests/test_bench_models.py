@@ -3,8 +3,10 @@
 import yaml
 from jsonargparse import ArgumentParser
 
-from maestro_lit.evals import BenchmarkCallback, ProxyJudge, RewardModelJudge
-from maestro_lit.evals.judges import GradeRequest, PairRequest
+from maestro_lit.evals.callback import BenchmarkCallback
+from maestro_lit.evals.judges.base import GradeRequest, PairRequest
+from maestro_lit.evals.judges.proxy import ProxyJudge
+from maestro_lit.evals.judges.reward_model import RewardModelJudge
 from maestro_lit.rewards.tiny_rm import build_tiny_reward_model
 
 YAML = """
@@ -13,21 +15,21 @@ callback:
   max_new_tokens: 48
   progress_bar: false
   benchmarks:
-    - class_path: maestro_lit.evals.AlpacaEval
+    - class_path: maestro_lit.evals.suite.alpaca_eval.AlpacaEval
       init_args:
-        judge: {class_path: maestro_lit.evals.ProxyJudge}
-    - class_path: maestro_lit.evals.ArenaHard
+        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+    - class_path: maestro_lit.evals.suite.arena_hard.ArenaHard
       init_args:
-        judge: {class_path: maestro_lit.evals.ProxyJudge}
-    - class_path: maestro_lit.evals.MTBench
+        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+    - class_path: maestro_lit.evals.suite.mt_bench.MTBench
       init_args:
-        judge: {class_path: maestro_lit.evals.ProxyJudge}
-    - class_path: maestro_lit.evals.CreativeWriting
+        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+    - class_path: maestro_lit.evals.suite.creative_writing.CreativeWriting
       init_args:
-        judge: {class_path: maestro_lit.evals.ProxyJudge}
-    - class_path: maestro_lit.evals.EQBench
-    - class_path: maestro_lit.evals.TruthfulQA
-    - class_path: maestro_lit.evals.IFEval
+        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+    - class_path: maestro_lit.evals.suite.eq_bench.EQBench
+    - class_path: maestro_lit.evals.suite.truthfulqa.TruthfulQA
+    - class_path: maestro_lit.evals.suite.ifeval.IFEval
       init_args: {enabled: true, limit: 10}
 """
 

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from maestro_lit.evals.aggregate import length_controlled_win_rate, outcome_from_scores, win_rate
-from maestro_lit.evals.eq_bench import fullscale_score, parse_answer
 from maestro_lit.evals.judges.parse import parse_score, parse_verdict
-from maestro_lit.evals.truthfulqa import TruthfulQA, TruthItem, similarity_diff
+from maestro_lit.evals.suite.eq_bench import fullscale_score, parse_answer
+from maestro_lit.evals.suite.truthfulqa import TruthfulQA, TruthItem, similarity_diff
 
 REF = {"proud": 8.0, "annoyed": 3.0, "embarrassed": 1.0, "sad": 0.0}
 

@@ -10,13 +10,13 @@ import torch
 from fit_configs import small_fit_config, tensorboard_logger
 from lightning.pytorch.callbacks import Callback
 
+from maestro_lit.callbacks.progress import MaestroProgressBar, bar_metrics
 from maestro_lit.cli import DEBUG_ENV, DEFAULT_STANDARD, ConfigError, MaestroCLI, cli_main, compose, main
-from maestro_lit.data import DataFileError, PromptDataModule
-from maestro_lit.module import MaestroModule
-from maestro_lit.progress import MaestroProgressBar, bar_metrics
+from maestro_lit.data.prompts import DataFileError, PromptDataModule
+from maestro_lit.train.module import MaestroModule
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted((ROOT / "src/maestro_lit/configs").rglob("*.yaml"))
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted((ROOT / "src/maestro_lab/configs").rglob("*.yaml"))
 QUICKSTART = str(ROOT / "tests" / "configs" / "two_rewards.yaml")
 
 
@@ -28,7 +28,7 @@ def test_every_config_parses(config):
 def _quick_config(tmp_path, max_steps):
     checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                   "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}  # fmt: skip
-    views = {"class_path": "maestro_lit.tb_views.TensorBoardViews", "init_args": {"log_completions_every_n_steps": 1}}
+    views = {"class_path": "maestro_lit.callbacks.tb_views.TensorBoardViews", "init_args": {"log_completions_every_n_steps": 1}}
     config = small_fit_config(
         tmp_path, max_steps, [checkpoint, views], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1
     )

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from maestro_lit.conductor import Conductor, SingleReward, StaticWeights, default_action_table
+from maestro_lit.conductor.base import Conductor, SingleReward, StaticWeights, default_action_table
 
 
 def test_default_action_table_rows_on_simplex():

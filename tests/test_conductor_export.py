@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import torch
 
-from maestro_lit.conductor import Conductor
+from maestro_lit.conductor.base import Conductor
 from maestro_lit.export import load_conductor, save_conductor
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from maestro_lit.conductor import Scalarization
-from maestro_lit.conductor_metrics import weight_metrics
+from maestro_lit.conductor.base import Scalarization
+from maestro_lit.conductor.metrics import weight_metrics
 
 
 def test_mean_weight_per_reward_overall_and_per_category():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from maestro_lit.conductor import Conductor, floored_log_softmax
+from maestro_lit.conductor.base import Conductor, floored_log_softmax
 
 PAPER = ["ppl", "fmt", "ent", "len", "pref"]
 

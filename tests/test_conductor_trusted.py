@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from maestro_lit.conductor_trusted import TrustedConductor, group_agreement
+from maestro_lit.conductor.trusted import TrustedConductor, group_agreement
 
 
 def test_group_agreement_is_the_correlation_with_trusted_advantages():
@@ -44,7 +44,7 @@ def test_update_favours_the_action_whose_advantages_agree_with_the_trusted_signa
 
 
 def test_trusted_utility_labels_a_fixed_share_of_prompts():
-    from maestro_lit.testbed.trusted import TrustedUtility, is_labelled
+    from maestro_lab.testbed.trusted import TrustedUtility, is_labelled
 
     prompts = [f"Describe object number {i}." for i in range(400)]
     share = sum(is_labelled(p, 0.25) for p in prompts) / len(prompts)
@@ -96,7 +96,7 @@ def test_actions_baseline_credits_a_lone_labelled_group_by_what_the_other_action
 
 
 def test_all_actions_credit_moves_every_action_from_one_labelled_group():
-    from maestro_lit.conductor_updates import OuterLoop
+    from maestro_lit.conductor.outer_loop import OuterLoop
 
     torch.manual_seed(0)
     conductor = TrustedConductor("trusted", credit="all_actions", entropy_coef=0.0)

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from maestro_lit import grpo
-from maestro_lit.conductor import Conductor, StaticWeights
-from maestro_lit.conductor_joint import JointConductor
-from maestro_lit.conductor_trusted import TrustedConductor
-from maestro_lit.conductor_updates import OuterLoop
+from maestro_lit.conductor.base import Conductor, StaticWeights
+from maestro_lit.conductor.joint import JointConductor
+from maestro_lit.conductor.outer_loop import OuterLoop
+from maestro_lit.conductor.trusted import TrustedConductor
 
 NAMES = ["ppl", "fmt", "ent", "len", "pref"]
 H, G, N = 6, 4, 12

@@ -170,6 +170,6 @@ def test_yaml_repetition_is_measured_and_low():
     from yaml_repetition import content_lines, repeated_share
 
     assert content_lines("a: 1  # note\n# only a comment\n\nb: 2\n") == ["a: 1", "b: 2"]
-    files = sorted(p for d in ("configs", "src/maestro_lit/configs") for p in (ROOT / d).rglob("*.yaml"))
+    files = sorted(p for d in ("configs", "src/maestro_lab/configs") for p in (ROOT / d).rglob("*.yaml"))
     repeated, total = repeated_share(files)
     assert total > 200 and repeated / total <= 0.30

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from maestro_lit.data import POSITION_KEY, DataFileError, PromptDataModule, PromptStream, collate_columns, iter_rows
-from maestro_lit.tiny import TRAIN_PROMPTS, VAL_PROMPTS
+from maestro_lit.data.prompts import POSITION_KEY, DataFileError, PromptDataModule, PromptStream, collate_columns, iter_rows
+from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS
 
 
 def _write(path, lines):

@@ -6,12 +6,13 @@ from fit_configs import small_fit_config, tensorboard_logger
 
 from maestro_lit.cli import cli_main
 from maestro_lit.export import export
-from maestro_lit.policy import ModelSettings, Policy
+from maestro_lit.policy.model import Policy
+from maestro_lit.settings import ModelSettings
 
 
 def _config(run_dir, max_steps, beta=0.1):
     checkpoint = {
-        "class_path": "maestro_lit.checkpointing.AdapterCheckpoint",
+        "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
         "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True},
     }
     config = small_fit_config(run_dir, max_steps, [checkpoint], logger=tensorboard_logger(run_dir), enable_model_summary=False)

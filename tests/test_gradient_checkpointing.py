@@ -4,8 +4,9 @@ import pytest
 import torch
 from tiny64 import save_tiny64
 
-from maestro_lit.policy import LoraSettings, ModelSettings, Policy
-from maestro_lit.scoring import decoder_layers
+from maestro_lit.policy.model import Policy
+from maestro_lit.policy.scoring import decoder_layers
+from maestro_lit.settings import LoraSettings, ModelSettings
 
 
 @pytest.fixture(scope="module")

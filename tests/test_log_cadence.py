@@ -4,8 +4,8 @@ from fit_configs import small_fit_config, tensorboard_logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from maestro_lit.cli import cli_main
-from maestro_lit.module import MaestroModule
-from maestro_lit.step_logging import EVERY_STEP_METRICS, keep_for_this_step
+from maestro_lit.train.module import MaestroModule
+from maestro_lit.train.step_metrics import EVERY_STEP_METRICS, keep_for_this_step
 
 FULL_ONLY = ("train/advantage_std", "train/kl", "train/policy_entropy", "conductor/entropy", "time/rollout", "train/reward_std/length")
 

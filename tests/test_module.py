@@ -4,8 +4,8 @@ import lightning as L
 import pytest
 import torch
 
-import maestro_lit.sampler as module_lib
-from maestro_lit.data import PromptDataModule
+import maestro_lit.policy.sampler as module_lib
+from maestro_lit.data.prompts import PromptDataModule
 from maestro_lit.rewards.base import RewardComponent, RewardInputs
 
 
@@ -123,7 +123,7 @@ def test_wrong_length_component_names_itself(make_module):
 
 
 def test_group_size_below_two_is_rejected():
-    from maestro_lit.module import GRPOSettings
+    from maestro_lit.train.module import GRPOSettings
 
     with pytest.raises(ValueError, match="num_generations must be >= 2"):
         GRPOSettings(num_generations=1)
@@ -166,7 +166,7 @@ def test_generate_chat_batches_and_keeps_order(make_module):
 
 
 def test_opt_in_fast_rollout_trains_and_answers_like_generate(make_module):
-    from maestro_lit.fast_rollout import FastRolloutSettings
+    from maestro_lit.settings import FastRolloutSettings
 
     module = make_module(rewards=[_CharCount("chars"), _CharCount("again")], fast_rollout=FastRolloutSettings())
     conversations = [[{"role": "user", "content": p}] for p in ("What is rain?", "Name a colour.")]
@@ -193,7 +193,7 @@ def _paper_rewards():
 
 def _formatted_completions(module, monkeypatch):
     """The real rollout's prompts with completions in the <think>/<answer> format, so that ``ppl`` has rows to score."""
-    from maestro_lit.rollout import Rollout
+    from maestro_lit.policy.rollout import Rollout
 
     real = module.sampler.prompts
 

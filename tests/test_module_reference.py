@@ -5,9 +5,9 @@ import pytest
 import torch
 from test_module import _ForwardCounter
 
-from maestro_lit.data import PromptDataModule
-from maestro_lit.module_state import trainable_state_keys
+from maestro_lit.data.prompts import PromptDataModule
 from maestro_lit.settings import ReferenceSettings
+from maestro_lit.train.module_state import trainable_state_keys
 
 
 def _fit(module, steps):
@@ -78,7 +78,7 @@ def test_ppl_scores_with_the_synced_reference(make_module):
 
 
 def test_synced_reference_needs_lora(make_module, tiny_model_path):
-    from maestro_lit.policy import ModelSettings
+    from maestro_lit.settings import ModelSettings
 
     with pytest.raises(ValueError, match="model.reference.sync_every > 0 needs LoRA"):
         make_module(policy=ModelSettings(name_or_path=tiny_model_path, lora=None), reference=ReferenceSettings(sync_every=3))

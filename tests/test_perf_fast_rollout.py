@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from maestro_lit.fast_rollout import FastRolloutSettings, cache_argument_name, fast_generate, filter_logits, sample_tokens
-from maestro_lit.policy import ModelSettings, Policy
-from maestro_lit.rollout import SamplingSettings, generate, tokenize_prompts
+from maestro_lit.policy.fast_rollout import cache_argument_name, fast_generate, filter_logits, sample_tokens
+from maestro_lit.policy.model import Policy
+from maestro_lit.policy.rollout import generate, tokenize_prompts
+from maestro_lit.settings import FastRolloutSettings, ModelSettings, SamplingSettings
 
 PROMPTS = ["Write a short poem about the sea at night.", "What is the capital of France?", "Name three colours.", "Hi"]
 
@@ -87,7 +88,7 @@ def test_cache_argument_follows_the_installed_transformers_signature():
 
 def test_static_decoder_is_reused_across_prompt_lengths_in_one_bucket(policy):
     """Training rollouts vary in prompt length; one bucket must mean one cache (and one compiled graph)."""
-    from maestro_lit.fast_rollout import _STATIC_DECODERS
+    from maestro_lit.policy.fast_rollout import _STATIC_DECODERS
 
     settings = FastRolloutSettings(static_cache=True, length_bucket=64)
     sampling = SamplingSettings(max_new_tokens=12)

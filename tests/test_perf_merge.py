@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from maestro_lit.data import PromptDataModule
+from maestro_lit.data.prompts import PromptDataModule
 from maestro_lit.settings import SamplingSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,7 +26,7 @@ def _batch(module):
 
 @pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("bfloat16", 0.15)])  # bf16: ~2 ulp at |logit| ~14
 def test_merged_logits_match_unmerged_and_the_base_comes_back_bit_for_bit(make_module, tiny_model_path, dtype, tol):
-    from maestro_lit.policy import ModelSettings
+    from maestro_lit.settings import ModelSettings
 
     module = make_module(policy=ModelSettings(name_or_path=tiny_model_path, dtype=dtype))
     _randomise_lora_b(module)

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maestro_lit.policy_update import DivergenceError, PolicyUpdater, divergence_message, last_checkpoint_path
 from maestro_lit.settings import GRPOSettings
+from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, divergence_message, last_checkpoint_path
 
 N, T = 6, 5  # completions, completion tokens
 
@@ -102,7 +102,7 @@ def test_divergence_message_and_last_checkpoint_lookup():
 
 
 def test_unit_does_not_import_lightning():
-    code = "import sys, maestro_lit.policy_update; print(any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules))"
+    code = "import sys, maestro_lit.train.policy_update; print(any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

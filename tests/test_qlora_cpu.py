@@ -13,7 +13,7 @@ pytest.importorskip("bitsandbytes", minversion="0.49", reason="bitsandbytes>=0.4
 
 def _config(run_dir, model_path, max_steps, **model):
     checkpoint = {
-        "class_path": "maestro_lit.checkpointing.AdapterCheckpoint",
+        "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
         "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True},
     }
     config = small_fit_config(run_dir, max_steps, [checkpoint], logger=tensorboard_logger(run_dir), enable_model_summary=False)
@@ -64,7 +64,8 @@ def test_qlora_lora_gradients_equal_those_of_the_dequantised_model(tmp_path, tin
     import bitsandbytes as bnb
     from bitsandbytes.functional import dequantize_4bit
 
-    from maestro_lit.policy import LoraSettings, ModelSettings, Policy
+    from maestro_lit.policy.model import Policy
+    from maestro_lit.settings import LoraSettings, ModelSettings
 
     model_path = save_tiny64(tmp_path / "tiny64", tiny_model_path)
     lora = LoraSettings(r=4, alpha=8)

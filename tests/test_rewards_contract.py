@@ -201,8 +201,8 @@ def test_none_and_numpy_outputs_become_float_tensors():
 
 
 def test_inputs_from_rollout_unpads_ids_and_keeps_masks():
-    from maestro_lit.rewards.base import inputs_from_rollout
-    from maestro_lit.rollout import Rollout
+    from maestro_lit.policy.rollout import Rollout
+    from maestro_lit.policy.rollout import reward_inputs as inputs_from_rollout
 
     rollout = Rollout(
         prompt_ids=torch.tensor([[0, 5], [6, 7]]),

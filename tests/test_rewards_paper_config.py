@@ -8,9 +8,9 @@ import torch
 import yaml
 
 from maestro_lit import grpo
+from maestro_lit.policy.rollout import tokenize_prompts
 from maestro_lit.rewards.base import RewardInputs, check_component_order, id_lists, normalizations, score_components
 from maestro_lit.rewards.perplexity import ReferenceNLL
-from maestro_lit.rollout import tokenize_prompts
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "rewards" / "paper.yaml"
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from maestro_lit import grpo
+from maestro_lit.policy.rollout import tokenize_prompts
 from maestro_lit.rewards.base import RewardError, RewardInputs, call_component
 from maestro_lit.rewards.perplexity import ReasoningPerplexity, ReferenceNLL, length_factor
-from maestro_lit.rollout import tokenize_prompts
 
 QUESTIONS = ["What is the capital of France?", "Name a colour of the sky."]
 REFERENCES = ["Paris", "blue"]

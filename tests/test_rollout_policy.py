@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from maestro_lit.policy import LoraSettings, ModelSettings, Policy, terminal_hidden_state
-from maestro_lit.rollout import SamplingSettings, completion_mask_from_ids, generate, tokenize_prompts
+from maestro_lit.policy.model import Policy
+from maestro_lit.policy.rollout import completion_mask_from_ids, generate, tokenize_prompts
+from maestro_lit.policy.scoring import terminal_hidden_state
+from maestro_lit.settings import LoraSettings, ModelSettings, SamplingSettings
 
 
 def test_terminal_hidden_state_left_and_right_padding():
@@ -79,7 +81,7 @@ def test_rollout_groups_rows_and_score_matches_full_forward(policy):
 
     with torch.no_grad():
         logprobs, hidden = policy.score(rollout.input_ids, rollout.attention_mask, rollout.completion_start, temperature=1.0)
-        from maestro_lit.policy import position_ids_from_mask
+        from maestro_lit.policy.scoring import position_ids_from_mask
 
         full = policy.model(
             input_ids=rollout.input_ids,

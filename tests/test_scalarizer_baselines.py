@@ -9,8 +9,8 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.cli import OptimizerCallable
 
 from maestro_lit import grpo
-from maestro_lit.conductor import Conductor, RandomWeights, Scalarizer, SingleReward, StaticWeights
-from maestro_lit.conductor_joint import JointConductor
+from maestro_lit.conductor.base import Conductor, RandomWeights, Scalarizer, SingleReward, StaticWeights
+from maestro_lit.conductor.joint import JointConductor
 
 PAPER = ["ppl", "fmt", "ent", "len", "pref"]
 METHODS = Path(__file__).resolve().parents[1] / "configs" / "methods"

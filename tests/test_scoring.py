@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from maestro_lit.policy import ModelSettings, Policy
-from maestro_lit.scoring import position_ids_from_mask, scoring_pass, terminal_hidden_state
+from maestro_lit.policy.model import Policy
+from maestro_lit.policy.scoring import position_ids_from_mask, scoring_pass, terminal_hidden_state
+from maestro_lit.settings import ModelSettings
 
 SMALL = dict(vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from maestro_lit.policy import ModelSettings
+from maestro_lit.settings import ModelSettings
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "maestro_lit"
 

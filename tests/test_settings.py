@@ -5,10 +5,9 @@ from pathlib import Path
 import pytest
 
 from maestro_lit.cli import MaestroCLI, cli_main
-from maestro_lit.data import PromptDataModule
-from maestro_lit.module import MaestroModule
-from maestro_lit.policy import ModelSettings
-from maestro_lit.settings import GRPOSettings, SamplingSettings
+from maestro_lit.data.prompts import PromptDataModule
+from maestro_lit.settings import GRPOSettings, ModelSettings, SamplingSettings
+from maestro_lit.train.module import MaestroModule
 
 QUICKSTART = str(Path(__file__).resolve().parents[1] / "tests" / "configs" / "two_rewards.yaml")
 

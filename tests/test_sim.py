@@ -11,18 +11,18 @@ import statistics
 import pytest
 import torch
 
+from maestro_lab.sim.__main__ import main
+from maestro_lab.sim.compare import mi_bits, type_mi_bits
+from maestro_lab.sim.label_free import ConsensusConductor, ReferenceCreditConductor, reference_scalar
+from maestro_lab.sim.loop import SimConfig, _joint_signal, run
+from maestro_lab.sim.methods import CANDIDATES, METHODS
+from maestro_lab.sim.policy import TabularPolicy, policy_step
+from maestro_lab.sim.presets import build, from_file
+from maestro_lab.sim.scalarizers import OracleWeights
+from maestro_lab.sim.world import build_world, static_check
 from maestro_lit import grpo
-from maestro_lit.conductor import Conductor, RandomWeights, StaticWeights
-from maestro_lit.conductor_joint import JointConductor
-from maestro_lit.sim.__main__ import main
-from maestro_lit.sim.compare import mi_bits, type_mi_bits
-from maestro_lit.sim.label_free import ConsensusConductor, ReferenceCreditConductor, reference_scalar
-from maestro_lit.sim.loop import SimConfig, _joint_signal, run
-from maestro_lit.sim.methods import CANDIDATES, METHODS
-from maestro_lit.sim.policy import TabularPolicy, policy_step
-from maestro_lit.sim.presets import build, from_file
-from maestro_lit.sim.scalarizers import OracleWeights
-from maestro_lit.sim.world import build_world, static_check
+from maestro_lit.conductor.base import Conductor, RandomWeights, StaticWeights
+from maestro_lit.conductor.joint import JointConductor
 
 WORLD = build_world()
 

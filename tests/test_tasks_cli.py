@@ -7,9 +7,9 @@ import json
 import pytest
 
 from maestro_lit.cli import main
-from maestro_lit.data import PromptDataModule
-from maestro_lit.tasks.evaluation import PaperTaskEvaluation
-from maestro_lit.tasks.specs import TASKS
+from maestro_lit.data.prompts import PromptDataModule
+from maestro_lit.data.task_specs import TASKS
+from maestro_lit.evals.paper.evaluation import PaperTaskEvaluation
 
 
 def test_convert_subcommand_writes_the_prepared_format(tmp_path, capsys):

@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from maestro_lit.callbacks.run_info import RunInfo
 from maestro_lit.evals.base import BenchmarkResult
+from maestro_lit.evals.compare import main, read_benchmarks
 from maestro_lit.evals.report import write_all
-from maestro_lit.tasks.compare import main, read_benchmarks
-from maestro_lit.tasks.run_info import RunInfo
 
 
 def fake_run(folder, method, seconds, results, step=4, task="emobench"):

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from maestro_lit.tasks import TaskDataError, read_prepared
-from maestro_lit.tasks.convert import main
-from maestro_lit.tasks.templates import format_instruction
+from maestro_lit.data.convert import main
+from maestro_lit.data.prepared import TaskDataError, read_prepared
+from maestro_lit.data.templates import format_instruction
 
 EU = {
     "qid": "1", "language": "en", "coarse_category": "complex_emotions", "finegrained_category": "emotion_transition",

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from maestro_lit.data import DataFileError, PromptDataModule, iter_rows
-from maestro_lit.tasks import TASKS, TaskDataError, read_prepared
-from maestro_lit.tasks.metrics import reference_letters
-from maestro_lit.tasks.prepared import split_counts
+from maestro_lit.data.prepared import TaskDataError, read_prepared, split_counts
+from maestro_lit.data.prompts import DataFileError, PromptDataModule, iter_rows
+from maestro_lit.data.task_specs import TASKS
+from maestro_lit.evals.paper.metrics import reference_letters
 
 ROWS = [
     {"prompt": "\nQuestion: one?", "reference": "1", "split": "train"},

@@ -7,10 +7,10 @@ import pytest
 from fit_configs import small_fit_config
 
 from maestro_lit.cli import cli_main
-from maestro_lit.evals import BenchmarkCallback
-from maestro_lit.tasks import TASKS
-from maestro_lit.tasks.benchmark import PaperTask, judge_question
-from maestro_lit.tasks.metrics import answer_letters, answer_text, extract_answer, reference_letters
+from maestro_lit.data.task_specs import TASKS
+from maestro_lit.evals.callback import BenchmarkCallback
+from maestro_lit.evals.paper.benchmark import PaperTask, judge_question
+from maestro_lit.evals.paper.metrics import answer_letters, answer_text, extract_answer, reference_letters
 
 
 def answering(task, good):
@@ -29,7 +29,7 @@ def answering(task, good):
 
 
 def _rows(task):
-    from maestro_lit.tasks import read_prepared
+    from maestro_lit.data.prepared import read_prepared
 
     return [row for _, row in read_prepared(str(TASKS[task].sample), "test", task)]
 
@@ -68,8 +68,8 @@ def test_answer_extraction_and_letters():
 
 
 def test_validate_on_the_tiny_model_logs_all_seven(tmp_path, tiny_model_path):
-    benchmarks = [{"class_path": "maestro_lit.tasks.benchmark.PaperTask", "init_args": {"task": t, "limit": 1}} for t in TASKS]
-    callback = {"class_path": "maestro_lit.evals.BenchmarkCallback",
+    benchmarks = [{"class_path": "maestro_lit.evals.paper.benchmark.PaperTask", "init_args": {"task": t, "limit": 1}} for t in TASKS]
+    callback = {"class_path": "maestro_lit.evals.callback.BenchmarkCallback",
                 "init_args": {"benchmarks": benchmarks, "max_new_tokens": 4, "progress_bar": False, "output_dir": str(tmp_path)}}  # fmt: skip
     config = small_fit_config(tmp_path, 1, [callback], limit_val_batches=1)
     config["model"]["policy"]["name_or_path"] = tiny_model_path

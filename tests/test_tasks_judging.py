@@ -5,8 +5,8 @@ import threading
 import pytest
 from fake_openai import FakeOpenAIServer
 
-from maestro_lit.tasks.judge_prompts import JudgeItem, parse_vote, vote_messages
-from maestro_lit.tasks.judging import HttpVoteJudge, LocalVoteJudge, ProxyVoteJudge, Verdict, summarise
+from maestro_lit.evals.judges.vote_prompts import JudgeItem, parse_vote, vote_messages
+from maestro_lit.evals.judges.votes import HttpVoteJudge, LocalVoteJudge, ProxyVoteJudge, Verdict, summarise
 
 # Replies per (item answer, variant): variant 0 = reference first, 1 = candidate first, 2 = "First state ...".
 REPLIES = {
@@ -126,7 +126,7 @@ def test_proxy_votes_by_letters_and_overlap():
 def test_local_hf_judge_loads_once_and_counts_garbage_as_unparsed(tmp_path, monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from maestro_lit.tasks import judging
+    import maestro_lit.evals.judges.votes as judging
     from maestro_lit.tiny import build_tokenizer
 
     tokenizer = build_tokenizer(["judge the answer yes no consistent reference question"] * 20, vocab_size=300)

@@ -8,14 +8,14 @@ from fit_configs import small_fit_config, tensorboard_logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from maestro_lit.callbacks.tb_views import TensorBoardViews
 from maestro_lit.cli import cli_main
-from maestro_lit.conductor import Scalarization
-from maestro_lit.records import StepRecord
-from maestro_lit.tb_views import TensorBoardViews
+from maestro_lit.conductor.base import Scalarization
+from maestro_lit.train.records import StepRecord
 
 
 def _config(tmp_path: Path, max_steps: int) -> dict:
-    views = {"class_path": "maestro_lit.tb_views.TensorBoardViews",
+    views = {"class_path": "maestro_lit.callbacks.tb_views.TensorBoardViews",
              "init_args": {"every_n_steps": 2, "hp_metric": "val/reward/length", "log_completions_every_n_steps": 1}}  # fmt: skip
     config = small_fit_config(tmp_path, max_steps, [views], logger=tensorboard_logger(tmp_path), batch_size=3, val_check_interval=2,
                               limit_val_batches=1, enable_checkpointing=False, enable_model_summary=False)  # fmt: skip

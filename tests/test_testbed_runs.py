@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from maestro_lit.testbed.__main__ import main
-from maestro_lit.testbed.runner import run_one
+from maestro_lab.testbed.__main__ import main
+from maestro_lab.testbed.runner import run_one
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
+from maestro_lab.testbed import metrics as tm
+from maestro_lab.testbed.oracle import CategoryWeights
+from maestro_lab.testbed.runner import CONFIG_DIR, METHODS, method_config, method_files
+from maestro_lab.testbed.truth import HELDOUT_PROMPTS, TRAIN_PROMPTS, TrueUtility
 from maestro_lit import grpo
-from maestro_lit.testbed import metrics as tm
-from maestro_lit.testbed.oracle import CategoryWeights
-from maestro_lit.testbed.runner import CONFIG_DIR, METHODS, method_config, method_files
-from maestro_lit.testbed.truth import HELDOUT_PROMPTS, TRAIN_PROMPTS, TrueUtility
 
 
 @pytest.fixture(scope="module")

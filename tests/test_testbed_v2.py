@@ -8,12 +8,12 @@ import pytest
 import torch
 import yaml
 
-from maestro_lit.conductor import default_action_table
-from maestro_lit.testbed import runner
-from maestro_lit.testbed.__main__ import parse
-from maestro_lit.testbed.oracle import CategoryWeights
-from maestro_lit.testbed.runner import METHODS, build_config, method_config, method_files
-from maestro_lit.testbed.truth import HELDOUT_PROMPTS, TRAIN_PROMPTS, TrueUtility
+from maestro_lab.testbed import runner
+from maestro_lab.testbed.__main__ import parse
+from maestro_lab.testbed.oracle import CategoryWeights
+from maestro_lab.testbed.runner import METHODS, build_config, method_config, method_files
+from maestro_lab.testbed.truth import HELDOUT_PROMPTS, TRAIN_PROMPTS, TrueUtility
+from maestro_lit.conductor.base import default_action_table
 
 V2 = runner.paths_for("v2")
 NAMES = ["diversity", "overlap", "length_short", "length_long"]

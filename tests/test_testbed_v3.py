@@ -9,13 +9,14 @@ import pytest
 import torch
 import yaml
 
-from maestro_lit.paths import TESTBED_ASSETS, project_configs
-from maestro_lit.testbed.behaviours import STYLES, style_of, warmup_pairs
-from maestro_lit.testbed.metrics import style_shares
-from maestro_lit.testbed.report import mean_tables, table_section
-from maestro_lit.testbed.resolution import gap_closure, resolution
-from maestro_lit.testbed.runner import V3_PRESETS, build_config, method_files, paths_for
-from maestro_lit.testbed.truth import TrueUtility
+from maestro_lab.paths import TESTBED_ASSETS
+from maestro_lab.testbed.behaviours import STYLES, style_of, warmup_pairs
+from maestro_lab.testbed.metrics import style_shares
+from maestro_lab.testbed.report import mean_tables, table_section
+from maestro_lab.testbed.resolution import gap_closure, resolution
+from maestro_lab.testbed.runner import V3_PRESETS, build_config, method_files, paths_for
+from maestro_lab.testbed.truth import TrueUtility
+from maestro_lit.paths import project_configs
 
 V3 = paths_for("v3")
 

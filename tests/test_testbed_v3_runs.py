@@ -5,9 +5,9 @@ import csv
 
 import pytest
 
-from maestro_lit.testbed import __main__ as testbed_main
-from maestro_lit.testbed.runner import V3_PRESETS
-from maestro_lit.tiny import ensure_testbed_v3_model
+from maestro_lab.testbed import __main__ as testbed_main
+from maestro_lab.testbed.model import ensure_testbed_v3_model
+from maestro_lab.testbed.runner import V3_PRESETS
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,13 @@ import torch
 from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from maestro_lit.checkpointing import AdapterCheckpoint, CheckpointError, ExceptionCheckpoint, verify_checkpoint
-from maestro_lit.data import DataFileError, PromptDataModule
-from maestro_lit.module import MaestroModule
-from maestro_lit.progress import MaestroProgressBar
+from maestro_lit.callbacks.checkpointing import AdapterCheckpoint, CheckpointError, ExceptionCheckpoint, verify_checkpoint
+from maestro_lit.callbacks.progress import MaestroProgressBar
+from maestro_lit.callbacks.run_info import RunInfo
+from maestro_lit.callbacks.tb_views import TensorBoardViews
+from maestro_lit.data.prompts import DataFileError, PromptDataModule
 from maestro_lit.rewards.base import RewardError
-from maestro_lit.tasks.run_info import RunInfo
-from maestro_lit.tb_views import TensorBoardViews
+from maestro_lit.train.module import MaestroModule
 
 DEBUG_ENV = "MAESTRO_LIT_DEBUG"  # =1: full tracebacks for user-input errors
 
@@ -202,8 +202,8 @@ def _argument_error() -> type[BaseException]:
 # Subcommands that are the project's own rather than LightningCLI's: name -> module with main(argv).
 OWN_COMMANDS = {
     "export": "maestro_lit.export",  # merged HF folder + Conductor from a checkpoint
-    "convert": "maestro_lit.tasks.convert",  # a task's original release -> NOVER's prepared format
-    "compare": "maestro_lit.tasks.compare",  # run folders -> the paper's Tables 1 and 2
+    "convert": "maestro_lit.data.convert",  # a task's original release -> NOVER's prepared format
+    "compare": "maestro_lit.evals.compare",  # run folders -> the paper's Tables 1 and 2
 }
 
 

@@ -36,7 +36,7 @@ def build_module(config_path: str | Path, dtype: str | None = None):
     """The ``MaestroModule`` of a run, instantiated from the ``model`` section of its config."""
     from lightning.pytorch.cli import LightningArgumentParser
 
-    from maestro_lit.module import MaestroModule
+    from maestro_lit.train.module import MaestroModule
 
     raw = yaml.safe_load(Path(config_path).read_text()) or {}
     if "fit" in raw and "model" not in raw:  # a config written as ``{fit: {...}}``
@@ -99,10 +99,10 @@ def save_conductor(module, directory: Path) -> None:
 
 
 def load_conductor(directory: str | Path):
-    """Rebuild an exported learned Conductor (``maestro_lit.conductor.Conductor``) for inference."""
+    """Rebuild an exported learned Conductor (``maestro_lit.conductor.base.Conductor``) for inference."""
     from safetensors.torch import load_file
 
-    from maestro_lit.conductor import Conductor
+    from maestro_lit.conductor.base import Conductor
 
     directory = Path(directory)
     if (directory / CONDUCTOR_DIR).is_dir():

@@ -12,8 +12,6 @@ TRAIN_PROMPTS = ASSETS / "prompts" / "train.jsonl"
 """The shipped prompt set: the default ``data.train_path``."""
 VAL_PROMPTS = ASSETS / "prompts" / "val.jsonl"
 """The default ``data.val_path``."""
-TESTBED_ASSETS = {"v1": ASSETS / "testbed", "v2": ASSETS / "testbed_v2", "v3": ASSETS / "testbed_v3"}
-"""Testbed designs: each folder holds train.jsonl, heldout.jsonl and true_weights.json."""
 
 
 def project_configs() -> Path:

@@ -5,13 +5,13 @@ Each field carries an attribute docstring (the string right after it, as in litg
 ``Literal`` types, so a typo fails at parse time with the valid values listed; ranges are
 checked in ``__post_init__`` with the config key and the valid range in the message.
 
-``ModelSettings``/``LoraSettings`` (``maestro_lit.policy``) and ``FastRolloutSettings``
-(``maestro_lit.fast_rollout``) stay beside the code they configure; they are re-exported here.
+``ModelSettings``/``LoraSettings`` (``maestro_lit.policy.model``) and ``FastRolloutSettings``
+(``maestro_lit.policy.fast_rollout``) stay beside the code they configure; they are re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from jsonargparse import set_parsing_settings
@@ -22,8 +22,8 @@ set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstri
 LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
 RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
 OnRewardError = Literal["raise", "skip"]
-HiddenLayer = Literal["last", "middle", "first"]  # same values as maestro_lit.scoring.HiddenLayer
-HiddenPosition = Literal["completion_end", "prompt_end"]  # same values as maestro_lit.scoring.HiddenPosition
+HiddenLayer = Literal["last", "middle", "first"]  # same values as maestro_lit.policy.scoring.HiddenLayer
+HiddenPosition = Literal["completion_end", "prompt_end"]  # same values as maestro_lit.policy.scoring.HiddenPosition
 # Range types: the parser checks them, so a bad value fails at parse time naming its key;
 # ``__post_init__`` repeats the checks for settings built in Python (and alone checks
 # num_generations, whose message says why: GRPO needs a group).
@@ -125,7 +125,7 @@ class ScoringSettings:
 
 @dataclass
 class ReferenceSettings:
-    """The reference model of the KL term and of ``ppl`` (``maestro_lit.reference_sync``)."""
+    """The reference model of the KL term and of ``ppl`` (``maestro_lit.policy.reference``)."""
 
     sync_every: NonNegativeInt = 0
     """0 (default): the policy's weights with the LoRA adapters off (full fine-tuning: its frozen initial copy).
@@ -139,14 +139,50 @@ class ReferenceSettings:
         _check(0 <= self.mix_alpha <= 1, "model.reference.mix_alpha", "in [0, 1]", self.mix_alpha)
 
 
-def __getattr__(name: str):
-    """Re-exports without import cycles: settings that live beside their code."""
-    if name in ("ModelSettings", "LoraSettings"):
-        from maestro_lit import policy
+@dataclass
+class LoraSettings:
+    """peft LoRA hyper-parameters; ``target_modules='all-linear'`` adapts every linear but the head."""
 
-        return getattr(policy, name)
-    if name == "FastRolloutSettings":
-        from maestro_lit.fast_rollout import FastRolloutSettings
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
 
-        return FastRolloutSettings
-    raise AttributeError(name)
+
+@dataclass
+class ModelSettings:
+    """Which causal LM to load and how.
+
+    Args:
+        name_or_path: a hub id, a local folder, or the embedded ``maestro-lit/tiny``.
+        dtype: weights dtype (float32, bfloat16, float16); the compute dtype under 4-bit.
+        load_in_4bit: QLoRA: NF4 base weights via bitsandbytes >= 0.49 (CUDA, or CPU when the
+            weight dimensions are multiples of 64). LoRA only.
+        trust_remote_code: passed to ``from_pretrained``.
+        lora: LoRA adapters, or ``null`` for full-parameter fine-tuning (the paper's setting).
+            Full fine-tuning trains every weight and keeps a frozen copy of the initial weights
+            as the reference (KL, ``ppl``): memory is one more copy of the weights (16 GB for
+            an 8B model in bf16) on top of the weights, their gradients and AdamW's two moments
+            (≈ 4× the weights in the optimiser's dtype); checkpoints then hold the full weights.
+        gradient_checkpointing: recompute each decoder block in the backward instead of
+            storing its activations (non-reentrant ``torch.utils.checkpoint``); saves activation
+            memory for ~one extra forward of compute per training forward.
+    """
+
+    name_or_path: str = "maestro-lit/tiny"
+    dtype: str = "float32"
+    load_in_4bit: bool = False
+    trust_remote_code: bool = False
+    lora: LoraSettings | None = field(default_factory=LoraSettings)
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class FastRolloutSettings:
+    """How the fast path decodes; the defaults suit CPU. On CUDA: static_cache, compile, check every 8–16."""
+
+    static_cache: bool = False
+    compile: bool = False
+    compile_mode: str = "reduce-overhead"
+    stop_check_every: int = 1
+    length_bucket: int = 64  # static cache only: prompt length rounded up to a multiple of this

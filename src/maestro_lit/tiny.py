@@ -19,13 +19,11 @@ from pathlib import Path
 
 import torch
 
-from maestro_lit.paths import ASSETS, TRAIN_PROMPTS, VAL_PROMPTS  # noqa: F401  re-exported for callers of tiny
-from maestro_lit.tasks.templates import question_prompt
+from maestro_lit.data.templates import question_prompt
+from maestro_lit.paths import TRAIN_PROMPTS
 
 TINY_MODEL_ID = "maestro-lit/tiny"
 TINY_VERSION = "v4"  # bump when the recipe below changes, so stale caches are rebuilt
-TESTBED_V3_MODEL_ID = "maestro-lit/tiny-testbed-v3"
-"""Testbed v3's policy: the same architecture warmed up on every prompt in three styles (``testbed.behaviours``)."""
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
@@ -47,18 +45,16 @@ def resolve_model_path(name_or_path: str) -> str:
     """Map an embedded model's id to its (built-on-demand) folder; pass anything else through."""
     if name_or_path == TINY_MODEL_ID:
         return str(ensure_tiny_model())
-    if name_or_path == TESTBED_V3_MODEL_ID:
-        return str(ensure_testbed_v3_model())
     return name_or_path
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str]]:
-    return [(row["prompt"], row.get("response") or row.get("reference", "")) for row in _read_rows(path)]
+    return [(row["prompt"], row.get("response") or row.get("reference", "")) for row in read_rows(path)]
 
 
 _THOUGHTS = {
@@ -162,24 +158,12 @@ def ensure_tiny_model(root: Path | None = None, warmup_steps: int = 400) -> Path
     """Build, warm up and save the embedded model once; later calls return the cached folder."""
 
     def pairs() -> list[tuple[str, str]]:
-        return _read_pairs(TRAIN_PROMPTS) + formatted_pairs(_read_rows(TRAIN_PROMPTS), FORMATTED_SHARE)
+        return _read_pairs(TRAIN_PROMPTS) + formatted_pairs(read_rows(TRAIN_PROMPTS), FORMATTED_SHARE)
 
-    return _ensure_built((root or cache_dir()) / f"tiny-{TINY_VERSION}", pairs, warmup_steps)
-
-
-def ensure_testbed_v3_model(root: Path | None = None, warmup_steps: int = 600) -> Path:
-    """Testbed v3's policy (``maestro-lit/tiny-testbed-v3``): every v3 training prompt answered in each style."""
-
-    def pairs() -> list[tuple[str, str]]:
-        from maestro_lit.paths import TESTBED_ASSETS
-        from maestro_lit.testbed.behaviours import warmup_pairs
-
-        return warmup_pairs(_read_rows(TESTBED_ASSETS["v3"] / "train.jsonl"))
-
-    return _ensure_built((root or cache_dir()) / "tiny-testbed-v3", pairs, warmup_steps)
+    return ensure_built((root or cache_dir()) / f"tiny-{TINY_VERSION}", pairs, warmup_steps)
 
 
-def _ensure_built(target: Path, pairs: Callable[[], list[tuple[str, str]]], warmup_steps: int) -> Path:
+def ensure_built(target: Path, pairs: Callable[[], list[tuple[str, str]]], warmup_steps: int) -> Path:
     """Build (tokenizer, model, warm-up on ``pairs()``) into ``target`` once, atomically; return it."""
     if (target / "config.json").exists():
         return target

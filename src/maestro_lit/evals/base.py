@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .io import Record, load_hub, read_records, sample_path
+from maestro_lit.evals.io import Record, load_hub, read_records, sample_path
 
 Message = dict[str, str]
 GenerateFn = Callable[[list[list[Message]], int], list[str]]

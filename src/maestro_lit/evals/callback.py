@@ -23,8 +23,8 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from .base import Benchmark, BenchmarkResult
-from .report import write_all
+from maestro_lit.evals.base import Benchmark, BenchmarkResult
+from maestro_lit.evals.report import write_all
 
 
 class BenchmarkCallback(Callback):

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from maestro_lit.jsonl import iter_jsonl
+from maestro_lit.data.jsonl import iter_jsonl
 
 Record = tuple[str, dict[str, Any]]
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import BenchmarkResult
+from maestro_lit.evals.base import BenchmarkResult
 
 CSV_NAME, MD_NAME = "benchmarks.csv", "benchmarks.md"
 CSV_HEADER = ["step", "trigger", "benchmark", "metric", "value"]

@@ -103,30 +103,6 @@ class RewardInputs:
                 raise ValueError(f"column '{key}' has {len(values)} values for {n} completions")
 
 
-def inputs_from_rollout(
-    rollout: Any,
-    prompts: Sequence[str],
-    columns: Mapping[str, list[Any]],
-    group_size: int,
-    **extras: Any,
-) -> RewardInputs:
-    """The trainer's one-liner: a ``rollout.Rollout`` (prompt/completion ids and masks, texts)
-    plus the step's prompts, repeated columns and G; ``extras`` are the other
-    :class:`RewardInputs` fields (``trainer_state``, ``logprobs``, ``ref_logprobs``,
-    ``token_entropy``, ``tokenizer``, ``reference_nll``)."""
-    return RewardInputs(
-        prompts=list(prompts),
-        completions=list(rollout.completions),
-        completion_ids=id_lists(rollout.completion_ids, rollout.completion_mask),
-        columns={key: list(values) for key, values in columns.items()},
-        group_size=group_size,
-        completion_mask=rollout.completion_mask,
-        prompt_ids=rollout.prompt_ids,
-        prompt_mask=rollout.prompt_mask,
-        **extras,
-    )
-
-
 def id_lists(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
     """[N, T] padded ids + mask → TRL's ``completion_ids`` (one unpadded list per row)."""
     return [row[m.bool()].tolist() for row, m in zip(ids.cpu(), mask.cpu())]

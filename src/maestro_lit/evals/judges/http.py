@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from .base import GradeRequest, Judge, JudgePrompt, PairRequest
-from .parse import parse_score, parse_verdict
+from maestro_lit.evals.judges.base import GradeRequest, Judge, JudgePrompt, PairRequest
+from maestro_lit.evals.judges.parse import parse_score, parse_verdict
 
 log = logging.getLogger(__name__)
 

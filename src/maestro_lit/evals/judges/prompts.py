@@ -8,7 +8,7 @@ prompt) closely enough that an LLM judge returns the same grade format: ``[[7]]`
 
 from __future__ import annotations
 
-from .base import JudgePrompt
+from maestro_lit.evals.judges.base import JudgePrompt
 
 _MT_SYSTEM = "You are a helpful assistant."
 _MT_RULES = (

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from ..aggregate import outcome_from_scores
-from .base import GradeRequest, Judge, JudgePrompt, PairRequest
+from maestro_lit.evals.aggregate import outcome_from_scores
+from maestro_lit.evals.judges.base import GradeRequest, Judge, JudgePrompt, PairRequest
 
 _ENCODERS: dict[Optional[str], Any] = {}
 

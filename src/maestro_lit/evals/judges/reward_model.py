@@ -11,8 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from ..aggregate import outcome_from_scores
-from .base import GradeRequest, Judge, JudgePrompt, PairRequest
+from maestro_lit.evals.aggregate import outcome_from_scores
+from maestro_lit.evals.judges.base import GradeRequest, Judge, JudgePrompt, PairRequest
 
 _SCORERS: dict[tuple, Any] = {}
 

@@ -1,0 +1,6 @@
+"""The controlled multi-objective testbed (issue 5): known per-category true utility over
+observable reward components, an oracle scalariser, a held-out evaluation callback and the
+``python -m maestro_lab.testbed`` comparison of single / static / maestro / oracle.
+
+Import submodules directly; nothing is imported here so the CLI's class_path lookups stay cheap.
+"""

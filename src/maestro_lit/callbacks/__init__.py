@@ -1,0 +1,1 @@
+"""Lightning callbacks of a run: checkpointing, progress bar, TensorBoard views and ``run_info.json``."""

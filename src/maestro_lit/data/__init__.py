@@ -1,0 +1,1 @@
+"""Training data: the prompt DataModule, the paper tasks' prepared (NOVER) format, prompt templates and the converters."""

@@ -1,0 +1,233 @@
+"""The 3-vote judge protocol and its judges: OpenAI-compatible HTTP, local HF causal LM, offline proxy.
+
+Protocol: each item gets ``VOTES`` = 3 votes (``judge_prompts``: three prompt variants, or one
+prompt sampled three times with ``vote_mode="samples"``). The item is favourable when
+favourable votes outnumber unfavourable ones among the parsed votes; a 1–1 split (one vote
+unparsed) is not favourable; an item with no parsed vote is *undecided* and left out of the
+preference, which is ``100 × favourable / decided``. Unparsed replies are counted, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from maestro_lit.evals.judges.http import HttpJudge
+from maestro_lit.evals.judges.vote_prompts import JudgeItem, parse_vote, vote_messages
+
+log = logging.getLogger(__name__)
+VOTES = 3
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    votes: tuple[Optional[bool], ...]
+
+    @property
+    def favourable(self) -> Optional[bool]:
+        """Majority of the parsed votes; ``None`` when none parsed (undecided)."""
+        parsed = [v for v in self.votes if v is not None]
+        if not parsed:
+            return None
+        return sum(parsed) > len(parsed) - sum(parsed)
+
+
+@dataclass(frozen=True)
+class JudgeSummary:
+    preference: float  # percent of decided items judged favourable (NaN when none decided)
+    unparsed_share: float  # fraction of votes without a verdict
+    undecided: int  # items with no parsed vote
+
+
+def summarise(verdicts: Sequence[Verdict]) -> JudgeSummary:
+    decided = [v.favourable for v in verdicts if v.favourable is not None]
+    votes = [vote for v in verdicts for vote in v.votes]
+    preference = 100.0 * sum(decided) / len(decided) if decided else float("nan")
+    unparsed = sum(vote is None for vote in votes) / len(votes) if votes else float("nan")
+    return JudgeSummary(preference, unparsed, len(verdicts) - len(decided))
+
+
+class VoteJudge(ABC):
+    """Judges items by ``VOTES`` votes each. ``tag`` suffixes metric names ("proxy"; "" for real judges)."""
+
+    tag: str = ""
+
+    @abstractmethod
+    def verdicts(self, items: Sequence[JudgeItem]) -> list[Verdict]: ...
+
+    def metric(self, base: str) -> str:
+        return f"{base}_{self.tag}" if self.tag else base
+
+    def to(self, device: Any) -> VoteJudge:
+        return self
+
+
+class PromptedJudge(VoteJudge):
+    """An LLM judge: sends the vote prompts, parses the replies; subclasses only produce replies."""
+
+    def __init__(self, vote_mode: str = "variants", temperature: float = 0.0) -> None:
+        if vote_mode not in ("variants", "samples"):
+            raise ValueError(f"vote_mode must be 'variants' or 'samples', got {vote_mode!r}")
+        if vote_mode == "samples" and temperature <= 0:
+            raise ValueError("vote_mode='samples' needs temperature > 0 (three identical greedy replies are one vote)")
+        self.vote_mode, self.temperature = vote_mode, temperature
+
+    @abstractmethod
+    def replies(self, conversations: Sequence[Messages]) -> list[Optional[str]]:
+        """One reply text per conversation, ``None`` where the judge failed."""
+
+    def verdicts(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        plan = [(i, v if self.vote_mode == "variants" else 0) for i in range(len(items)) for v in range(VOTES)]
+        replies = self.replies([vote_messages(items[i], v) for i, v in plan])
+        votes = [parse_vote(reply, items[i], v) for (i, v), reply in zip(plan, replies)]
+        return [Verdict(tuple(votes[k * VOTES : (k + 1) * VOTES])) for k in range(len(items))]
+
+
+class HttpVoteJudge(PromptedJudge):
+    """OpenAI-compatible server (vLLM, SGLang, hosted APIs): ``HttpJudge``'s retries and timeouts, ``max_workers`` requests at once."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: Optional[str] = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+        max_tokens: int = 512,
+        max_workers: int = 16,
+        vote_mode: str = "variants",
+        temperature: float = 0.0,
+    ) -> None:
+        super().__init__(vote_mode, temperature)
+        self.client = HttpJudge(base_url, model, api_key_env, timeout_s, max_retries, backoff_s, max_tokens, temperature, max_workers)
+
+    def replies(self, conversations: Sequence[Messages]) -> list[Optional[str]]:
+        self.client._headers()  # a missing API key fails here, before any thread starts
+        with ThreadPoolExecutor(max_workers=self.client.max_workers) as pool:
+            return list(pool.map(lambda m: self._safe_chat(m), conversations))
+
+    def _safe_chat(self, messages: Messages) -> Optional[str]:
+        try:
+            return self.client.chat(messages[0]["content"], messages[1]["content"])
+        except Exception as err:  # noqa: BLE001 - a judge failure is an unparsed vote, never a crash
+            log.warning("judge request failed: %s", err)
+            return None
+
+
+_LOCAL: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+class LocalVoteJudge(PromptedJudge):
+    """A Hugging Face causal LM as judge, loaded once per (path, dtype) and shared by all tasks."""
+
+    def __init__(
+        self,
+        name_or_path: str,
+        dtype: str = "auto",
+        max_new_tokens: int = 256,
+        batch_size: int = 8,
+        vote_mode: str = "variants",
+        temperature: float = 0.0,
+    ) -> None:
+        super().__init__(vote_mode, temperature)
+        self.name_or_path, self.dtype = name_or_path, dtype
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self._device: Any = None
+
+    def to(self, device: Any) -> LocalVoteJudge:
+        self._device = device
+        return self
+
+    def load(self) -> tuple[Any, Any]:
+        key = (self.name_or_path, self.dtype)
+        if key not in _LOCAL:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from maestro_lit.tiny import resolve_model_path
+
+            path = resolve_model_path(self.name_or_path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+            _LOCAL[key] = (model, tokenizer)
+        model, tokenizer = _LOCAL[key]
+        if self._device is not None:
+            model.to(self._device)
+        return model, tokenizer
+
+    def _render(self, tokenizer: Any, messages: Messages) -> str:
+        if getattr(tokenizer, "chat_template", None):
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+    def replies(self, conversations: Sequence[Messages]) -> list[Optional[str]]:
+        import torch
+
+        model, tokenizer = self.load()
+        out: list[Optional[str]] = []
+        sample = self.temperature > 0
+        for start in range(0, len(conversations), self.batch_size):
+            texts = [self._render(tokenizer, m) for m in conversations[start : start + self.batch_size]]
+            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            try:
+                with torch.no_grad():
+                    generated = model.generate(
+                        **batch,
+                        max_new_tokens=self.max_new_tokens,
+                        do_sample=sample,
+                        temperature=self.temperature if sample else None,
+                        top_p=None,
+                        top_k=None,
+                        pad_token_id=tokenizer.pad_token_id,
+                    )
+                new = generated[:, batch["input_ids"].shape[1] :]
+                out.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+            except Exception as err:  # noqa: BLE001 - e.g. out of memory on one batch: unparsed votes
+                log.warning("local judge failed on a batch of %d: %s", len(texts), err)
+                out.extend([None] * len(texts))
+        return out
+
+
+class ProxyVoteJudge(VoteJudge):
+    """Offline stand-in, metrics named ``*_proxy``: three lexical agreements with the reference vote.
+
+    Votes: ROUGE-L F ≥ ``threshold``, token F1 ≥ ``threshold``, chrF/100 ≥ ``threshold``; on
+    multiple-choice items all three are "same option letter(s) as the reference". It measures
+    agreement with the reference, not quality, and a pairwise task's "preference" becomes
+    "close to the reference story/translation": a smoke signal, not the paper's number.
+    """
+
+    tag = "proxy"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        if not 0 < threshold <= 1:
+            raise ValueError(f"ProxyVoteJudge.threshold must be in (0, 1], got {threshold}")
+        self.threshold = threshold
+
+    def verdicts(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        from maestro_lit.evals.paper.metrics import answer_letters, chrf, reference_letters, rouge_l, token_f1
+
+        out = []
+        for item in items:
+            expected = reference_letters(item.reference, item.question)
+            if expected:
+                same = answer_letters(item.answer, expected) == expected
+                out.append(Verdict((same,) * VOTES))
+                continue
+            scores = (
+                rouge_l(item.answer, item.reference),
+                token_f1(item.answer, item.reference),
+                chrf([item.answer], [item.reference]) / 100,
+            )
+            out.append(Verdict(tuple(s >= self.threshold for s in scores)))
+        return out

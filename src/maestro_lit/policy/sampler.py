@@ -1,0 +1,68 @@
+"""Generation for the module (docs/design.md §1 step 1): prompts → chat turns → tokens → completions.
+
+One path for the training rollout, validation and the evals' ``generate_chat``: tokenise
+once, generate with LoRA merged when ``model.sampling.merge_adapters_for_rollout`` is on,
+through HF ``generate`` or, when ``fast_rollout`` is set, the project's decode loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+
+from maestro_lit.policy.fast_rollout import fast_generate
+from maestro_lit.policy.rollout import Rollout, generate, tokenize_prompts
+from maestro_lit.settings import FastRolloutSettings, SamplingSettings
+
+Conversation = list[dict[str, str]]
+
+
+def user_turn(prompt: str) -> Conversation:
+    return [{"role": "user", "content": prompt}]
+
+
+def check_merge_allowed(sampling: SamplingSettings, load_in_4bit: bool) -> None:
+    if sampling.merge_adapters_for_rollout and load_in_4bit:
+        raise ValueError(
+            "model.sampling.merge_adapters_for_rollout=true does not work with policy.load_in_4bit=true: "
+            "B·A cannot be added to 4-bit weights without dequantising the whole model; set it to false"
+        )
+
+
+class Sampler:
+    """Samples completions from a ``Policy``; ``fast_rollout`` may be swapped between calls."""
+
+    def __init__(self, policy, sampling: SamplingSettings, fast_rollout: FastRolloutSettings | None = None) -> None:
+        self.policy, self.sampling, self.fast_rollout = policy, sampling, fast_rollout
+
+    def conversations(
+        self, conversations: list[Conversation], num_generations: int, sampling: SamplingSettings, greedy: bool, device: torch.device
+    ) -> tuple[Rollout, int]:
+        """The rollout, and how many prompts were cut to ``max_prompt_tokens``."""
+        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, sampling.max_prompt_tokens)
+        prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+        with self.policy.merged_adapters(self.sampling.merge_adapters_for_rollout):
+            if self.fast_rollout is None:
+                rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
+            else:
+                rollout = fast_generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout)
+        return rollout, n_truncated
+
+    def prompts(
+        self, prompts: Sequence[str], num_generations: int, greedy: bool, device: torch.device, max_new_tokens: int | None = None
+    ) -> tuple[Rollout, int]:
+        """G completions per plain-text prompt (a single user turn), sampled or greedy."""
+        sampling = self.sampling if max_new_tokens is None else replace(self.sampling, max_new_tokens=max_new_tokens)
+        return self.conversations([user_turn(p) for p in prompts], num_generations, sampling, greedy, device)
+
+    @torch.no_grad()
+    def chat(self, conversations: list[Conversation], max_new_tokens: int, batch_size: int, device: torch.device) -> list[str]:
+        """Greedy answers to chat conversations, ``batch_size`` at a time, in order."""
+        settings = SamplingSettings(max_new_tokens=max_new_tokens, max_prompt_tokens=self.sampling.max_prompt_tokens)
+        answers: list[str] = []
+        for start in range(0, len(conversations), batch_size):
+            chunk = conversations[start : start + batch_size]
+            answers.extend(self.conversations(chunk, 1, settings, True, device)[0].completions)
+        return answers

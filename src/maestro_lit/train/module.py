@@ -1,0 +1,251 @@
+"""The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of docs/design.md §1.
+
+It orchestrates; the pieces are units of their own (sampler, scoring, reward_scoring, conductor,
+conductor_updates, grpo, policy_update, reference_sync, step_logging). Callbacks read ``last_step``.
+Choices where the paper is silent:
+- the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
+  counts policy updates only (μ × num_minibatches per step);
+- with μ = 1 and one minibatch the scoring pass *is* the training forward (old log-probs =
+  current ones detached): one forward with grad per step;
+- ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
+- step metrics go through ``self.log`` only on steps a logger writes (Lightning's per-key cost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from maestro_lit import grpo
+from maestro_lit.conductor.base import Conductor, Scalarizer
+from maestro_lit.conductor.outer_loop import OuterLoop
+from maestro_lit.policy.model import Policy
+from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
+from maestro_lit.policy.rollout import Rollout, expand_groups, reward_inputs
+from maestro_lit.policy.sampler import Sampler, check_merge_allowed
+from maestro_lit.policy.scoring import ScoringPass
+from maestro_lit.rewards.base import RewardComponent
+from maestro_lit.rewards.scorer import RewardScorer
+from maestro_lit.settings import (
+    FastRolloutSettings,
+    GRPOSettings,
+    ModelSettings,
+    OnRewardError,
+    ReferenceSettings,
+    SamplingSettings,
+    ScoringSettings,
+)
+from maestro_lit.train.module_state import load_module_state, save_module_state
+from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
+from maestro_lit.train.records import EvaluationResult, StepRecord, TrainerState
+from maestro_lit.train.step_metrics import evaluation_metrics, keep_for_this_step, logger_writes_this_step, reduce_over_ranks, step_metrics
+from maestro_lit.train.timing import PhaseTimer
+
+__all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: configs and tests import them here
+
+
+class MaestroModule(L.LightningModule):
+    """LoRA policy + scalariser trained with GRPO; the scalariser picks the reward weights.
+
+    ``rollouts_done`` (training steps completed, checkpointed) is the project's one step counter, the
+    callbacks' cadence and x-axis (= Lightning's logging step); ``trainer.global_step`` counts policy
+    optimiser steps (μ × num_minibatches per rollout).
+    """
+
+    def __init__(
+        self,
+        policy: ModelSettings = ModelSettings(),
+        rewards: list[RewardComponent] | None = None,
+        scalarizer: Scalarizer | None = None,
+        sampling: SamplingSettings = SamplingSettings(),
+        grpo_settings: GRPOSettings = GRPOSettings(),
+        policy_optimizer: OptimizerCallable = torch.optim.AdamW,
+        conductor_optimizer: OptimizerCallable = torch.optim.Adam,
+        policy_lr_scheduler: LRSchedulerCallable | None = None,
+        val_max_new_tokens: int | None = None,
+        on_reward_error: OnRewardError = "raise",
+        generation_batch_size: int = 64,
+        fast_rollout: FastRolloutSettings | None = None,
+        scoring: ScoringSettings = ScoringSettings(),
+        reference: ReferenceSettings = ReferenceSettings(),
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.strict_loading = False  # checkpoints hold only trainable state; checked in on_load_checkpoint
+        if not rewards:
+            raise ValueError("model.rewards is empty: list the reward components in the config (see configs/quickstart.yaml)")
+        check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
+        self.settings, self.sampling, self.grpo, self.scoring = policy, sampling, grpo_settings, scoring
+        self.reward_scorer = RewardScorer(rewards, on_reward_error)
+        self.rewards: list[RewardComponent] = self.reward_scorer.components
+        self.policy = Policy(policy)
+        self.scalarizer = scalarizer if scalarizer is not None else Conductor()
+        self.scalarizer.bind(self.component_names, self.policy.hidden_size)
+        self.scalarizer.use_reward_normalization(self.grpo.reward_normalization, self.reward_scorer.normalizations)
+        self.outer = OuterLoop(self.scalarizer)  # the Conductor's buffer and update schedule (every M steps); checkpointed
+        self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
+        reference_nll = reference_nll_for(self.policy, self.reference.context) if self.reward_scorer.needs_policy else None
+        self.reward_scorer.bind(self.policy.tokenizer, reference_nll)  # ppl's reference forward, built once
+        self.policy_optimizer, self.conductor_optimizer = policy_optimizer, conductor_optimizer
+        self.policy_lr_scheduler = policy_lr_scheduler
+        self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
+        self.generation_batch_size = generation_batch_size
+        self.sampler = Sampler(self.policy, sampling, fast_rollout)  # fast_rollout: opt-in decode loop
+        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens)
+        self._rollouts_done = 0
+        self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
+        # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
+        settings = {"policy": policy, "sampling": sampling, "grpo": grpo_settings, "scoring": scoring, "reference": reference}
+        self.run_summary = {**{key: asdict(value) for key, value in settings.items()},
+                            "rewards": ",".join(self.component_names), "scalarizer": type(self.scalarizer).__name__}  # fmt: skip
+
+    @property
+    def rollouts_done(self) -> int:  # training steps completed, resumed ones included (class docstring)
+        return self._rollouts_done
+
+    @property
+    def component_names(self) -> list[str]:
+        return self.reward_scorer.names
+
+    def setup(self, stage: str) -> None:
+        self.reward_scorer.to(self.device)
+
+    def on_fit_start(self) -> None:
+        if self.logger is not None:
+            self.logger.log_hyperparams(self.run_summary)
+
+    def trainable_policy_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.policy.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        self._trainable = self.trainable_policy_parameters()  # cached: clipped every update
+        policy_opt = self.policy_optimizer(self._trainable)
+        optimizers = [policy_opt]
+        if self.scalarizer.learnable:
+            optimizers.append(self.conductor_optimizer(self.scalarizer.parameters()))
+        if self.policy_lr_scheduler is None:
+            return optimizers
+        return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
+
+    def _scoring_pass(self, rollout: Rollout, rows: slice = slice(None), step: bool = False) -> ScoringPass:
+        """One forward over rows of the rollout; ``step``: the step's scoring pass (Conductor layer, token entropy if read)."""
+        extras = {"hidden_layer": self.scoring.hidden_layer, "hidden_position": self.scoring.hidden_position,
+                  "with_entropy": self.reward_scorer.needs_token_entropy} if step else {}  # fmt: skip
+        return self.policy.scoring_pass(
+            rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature, **extras
+        )
+
+    def _reference_logprobs(self, rollout: Rollout, for_kl: bool) -> torch.Tensor | None:
+        if not ((for_kl and self.grpo.beta > 0) or self.reward_scorer.needs_reference):
+            return None  # no KL penalty and no component reads the reference
+        with torch.no_grad(), self.reference.context():
+            return self._scoring_pass(rollout).logprobs
+
+    def _rewards(self, rollout, prompts, columns, group_size, scored: ScoringPass, ref_logprobs, timer=None) -> torch.Tensor:
+        state = TrainerState(self.trainer.global_step, self._rollouts_done, self.trainer.max_steps) if self._trainer else None
+        scorer = self.reward_scorer
+        batch = reward_inputs(
+            rollout, prompts, columns, group_size, tokenizer=scorer.tokenizer, reference_nll=scorer.reference_nll,
+            logprobs=scored.logprobs.detach(), ref_logprobs=ref_logprobs, token_entropy=scored.token_entropy, trainer_state=state,
+        )  # fmt: skip
+        return scorer.score(batch, self.device, timer)
+
+    @torch.no_grad()
+    def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
+        """Greedy answers to chat conversations, in batches of ``generation_batch_size``; used by the evals."""
+        return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
+
+    def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
+        G, timer = self.grpo.num_generations, PhaseTimer()
+        prompts, columns = expand_groups(batch, G)
+        fused = self.grpo.num_iterations == 1 and self.grpo.num_minibatches == 1
+
+        # 1. Rollout: G completions per prompt from the current policy, no grad.
+        with timer("rollout"):
+            rollout, prompts_truncated = self.sampler.prompts(batch["prompt"], G, False, self.device)
+
+        # 2. Scoring pass: log-probs, the Conductor's hidden state (and token entropies) from one forward; reference log-probs.
+        with timer("scoring"), torch.set_grad_enabled(fused):
+            scored = self._scoring_pass(rollout, step=True)
+            old_logprobs, ref_logprobs = scored.logprobs.detach(), self._reference_logprobs(rollout, for_kl=True)
+
+        # 3. Rewards R ∈ ℝ^{N×K}; NaN = missing and masked. ``ppl`` adds one batched reference forward.
+        with timer("rewards"):
+            raw = self._rewards(rollout, prompts, columns, G, scored, ref_logprobs, timer)
+
+        # 4–5. Scalarise (Conductor / static / single / random) per component's normalisation; group-relative advantages.
+        with timer("outer"):
+            choice = self.scalarizer.choose(scored.hidden, columns, greedy=False, group_size=G)
+            norms = self.reward_scorer.normalizations
+            scalar = grpo.scalarize(raw, choice.weights, G, self.grpo.reward_normalization, normalizations=norms)
+            advantages = grpo.group_advantages(scalar, G).masked_fill(grpo.unscored_rows(raw), 0.0)
+
+        # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy (a joint Conductor collects ∂L/∂A here).
+        with timer("inner"):
+            policy_advantages = self.outer.policy_advantages(advantages)
+            inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, policy_advantages, scored.logprobs if fused else None)
+
+        # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
+        with timer("outer"):
+            optimizer = self.optimizers()[1].optimizer if self.scalarizer.learnable else None  # raw: global_step = policy updates
+            outer = self.outer.step(choice, scored.hidden, advantages, raw, G, optimizer, self.manual_backward)
+
+        # 8. Record and log.
+        self._rollouts_done += 1
+        self.reference.after_step(self._rollouts_done)  # option: every N steps ref ← α·ref + (1−α)·policy
+        self.last_step = StepRecord(
+            step=self._rollouts_done, group_size=G, prompts=prompts, completions=rollout.completions, completion_lengths=rollout.lengths,
+            raw_rewards=raw, scalar_rewards=scalar.detach(), advantages=advantages.detach(), choice=choice,
+            component_names=self.component_names, action_names=self.scalarizer.action_names,
+            categories=columns.get("category"), phase_seconds=dict(timer.seconds),
+        )  # fmt: skip
+        metrics = step_metrics(self.last_step, rollout, old_logprobs, prompts_truncated, {**inner, **outer})
+        metrics = keep_for_this_step(metrics, logger_writes_this_step(self.trainer))
+        metrics = reduce_over_ranks(metrics, self.device, self.trainer.strategy, self.trainer.world_size)
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
+
+    def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused_logprobs) -> dict[str, torch.Tensor]:
+        optimizer = self.optimizers()
+        optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
+        score = lambda rows: self._scoring_pass(rollout, rows).logprobs  # noqa: E731
+        metrics = self.updater.run(
+            optimizer, self._trainable, score, old_logprobs, ref_logprobs, advantages, rollout.completion_mask, fused_logprobs,
+            backward=self.manual_backward, reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
+            last_checkpoint=last_checkpoint_path(self.trainer),
+        )  # fmt: skip
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+            metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
+        return metrics
+
+    @torch.no_grad()
+    def evaluate_prompts(self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None) -> EvaluationResult:
+        """Greedy answers, their reward components and the scalariser's evaluation choice per prompt (the
+        Conductor's continuous π_φ(·|h) or argmax, per its ``eval_weights``): held-out evaluation computed one
+        way for validation and evaluation callbacks (the testbed)."""
+        rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
+        scored = self._scoring_pass(rollout, step=True)
+        raw = self._rewards(rollout, prompts, columns, 1, scored, self._reference_logprobs(rollout, for_kl=False))
+        choice = self.scalarizer.choose(scored.hidden, columns, greedy=True)
+        return EvaluationResult(completions=rollout.completions, lengths=rollout.lengths, raw_rewards=raw, choice=choice)
+
+    def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
+        """Greedy answers to held-out prompts; the mean of each reward component and the evaluation weights per category."""
+        columns = {k: v for k, v in batch.items() if k != "prompt"}
+        result = self.evaluate_prompts(batch["prompt"], columns)
+        metrics = evaluation_metrics(result, self.component_names, self.scalarizer.action_names, columns.get("category"))
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Trainable tensors, counters, RNG and the Conductor's buffer only (``module_state``)."""
+        save_module_state(self, checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        load_module_state(self, checkpoint)
