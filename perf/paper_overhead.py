@@ -13,7 +13,7 @@ buffering, its update every M steps); ``ppl fwd ms`` = ``time/rewards/reference_
 batched no-grad reference forward, 0 on steps where no completion was valid) and its share of
 the step; ``Conductor share`` = (outer ms − equal's outer ms) / equal's wall step, the Conductor's
 own cost, free of the completion-length noise below; ``ppl scored`` = share of steps on which ``ppl`` scored any completion; ``fmt`` =
-mean format validity. Goal (issue 13): maestro vs equal ≤ 1.03.
+mean format validity. Goal: maestro vs equal ≤ 1.03.
 
 The contenders train differently after the first update (different weights, different
 completions), so the step-time ratio carries completion-length noise; ``outer ms`` and the

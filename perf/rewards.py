@@ -192,7 +192,7 @@ def main() -> None:
         for component in components(build_tiny_reward_model(tmp)):
             if hasattr(component, "to"):
                 component.to(args.device)
-            extra = fluency_columns if getattr(component, "requires_reference_logprobs", False) else {}
+            extra = fluency_columns if component.needs_reference_logprobs else {}
             seconds = time_component(component, prompts, completions, {**columns, **extra}, args.repeats)
             share = f"{seconds / args.n * per_step / step:>10.2%}" if step else f"{'n/a':>10}"
             print(

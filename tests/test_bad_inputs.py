@@ -124,7 +124,7 @@ def test_identical_rewards_everywhere_give_zero_advantage_not_nan(tmp_path):
     from maestro_lit.train.module import GRPOSettings, MaestroModule
 
     module = MaestroModule(policy=ModelSettings(), rewards=[Constant()], grpo_settings=GRPOSettings(num_generations=2))
-    raw = module.reward_scorer.score(RewardInputs(prompts=["p"] * 4, completions=["a", "b", "c", "d"], completion_ids=[[1]] * 4))
+    raw = module.reward_set.compute(RewardInputs(prompts=["p"] * 4, completions=["a", "b", "c", "d"], completion_ids=[[1]] * 4))
     scalar = grpo.scalarize(raw, torch.ones(4, 1), 2)
     adv = grpo.group_advantages(scalar, 2)
     assert torch.equal(adv, torch.zeros(4)) and grpo.zero_std_group_fraction(scalar, 2) == 1

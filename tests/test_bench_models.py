@@ -17,16 +17,16 @@ callback:
   benchmarks:
     - class_path: maestro_lit.evals.suite.alpaca_eval.AlpacaEval
       init_args:
-        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+        judge: {class_path: maestro_lit.evals.judges.proxy.ProxyJudge}
     - class_path: maestro_lit.evals.suite.arena_hard.ArenaHard
       init_args:
-        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+        judge: {class_path: maestro_lit.evals.judges.proxy.ProxyJudge}
     - class_path: maestro_lit.evals.suite.mt_bench.MTBench
       init_args:
-        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+        judge: {class_path: maestro_lit.evals.judges.proxy.ProxyJudge}
     - class_path: maestro_lit.evals.suite.creative_writing.CreativeWriting
       init_args:
-        judge: {class_path: maestro_lit.evals.judges.ProxyJudge}
+        judge: {class_path: maestro_lit.evals.judges.proxy.ProxyJudge}
     - class_path: maestro_lit.evals.suite.eq_bench.EQBench
     - class_path: maestro_lit.evals.suite.truthfulqa.TruthfulQA
     - class_path: maestro_lit.evals.suite.ifeval.IFEval

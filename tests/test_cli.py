@@ -87,7 +87,7 @@ def test_resume_from_a_mismatched_checkpoint_fails_clearly(tmp_path):
         cli_main({"fit": {**_quick_config(tmp_path / "again", max_steps=2), "ckpt_path": str(bad)}})
 
 
-# ---------------------------------------------------------------- resume only when asked (issue 16, case 1)
+# ---------------------------------------------------------------- resume only when asked
 FALSE_WARNINGS = ("last model of the previous", "no last checkpoint")
 SMALL = ["--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--model.sampling.max_new_tokens=4", "--data.batch_size=2",
          "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false"]  # fmt: skip
@@ -138,7 +138,7 @@ def test_crash_checkpoint_lands_in_the_run_folder_and_resuming_is_explicit(tmp_p
     assert recorder.step == 1 and resumed.trainer.global_step == 3  # --ckpt_path last: the newest last*.ckpt
 
 
-# ---------------------------------------------------------------- progress bar (issue 16, case 4)
+# ---------------------------------------------------------------- progress bar
 def test_bar_shows_step_of_max_reward_two_components_and_kl():
     logged = {"train/scalar_reward": torch.tensor(0.51234), "train/reward/length": 0.25, "train/reward/diversity": 0.5,
               "train/reward/rouge": 0.1, "train/kl": torch.tensor(0.002), "val/reward/length": 0.3, "train/lr": 0.001}  # fmt: skip
@@ -151,7 +151,7 @@ def test_bar_shows_step_of_max_reward_two_components_and_kl():
     assert "Epoch" not in bar._get_train_description(3)
 
 
-# ---------------------------------------------------------------- user errors in one line (issue 16, cases 3 and 5)
+# ---------------------------------------------------------------- user errors in one line
 def _run_main(capsys, *args):
     with pytest.raises(SystemExit) as info:
         main(["fit", "--config", QUICKSTART, *args])

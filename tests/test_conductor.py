@@ -23,7 +23,7 @@ def test_conductor_update_raises_probability_of_rewarded_action():
     choice.actions = torch.tensor([2] * 8 + [0] * 8)
     choice.weights = conductor.action_table[choice.actions]
     meta_reward = torch.tensor([1.0] * 8 + [-1.0] * 8)
-    loss, entropy = conductor.loss(choice, meta_reward)
+    loss, entropy = conductor.reinforce_loss(choice.log_probs, choice.actions, meta_reward)
     loss.backward()
     optimizer.step()
     after = torch.softmax(conductor.logits(hidden[:1]), -1)[0, 2].item()
@@ -40,7 +40,7 @@ def test_conductor_greedy_is_argmax_and_detaches_hidden():
     choice = conductor.choose(hidden, {}, greedy=True)
     assert choice.actions.tolist() == [1] * 5
     torch.testing.assert_close(choice.weights, conductor.action_table[[1] * 5])
-    conductor.loss(choice, torch.ones(5))[0].backward()
+    conductor.reinforce_loss(choice.log_probs, choice.actions, torch.ones(5))[0].backward()
     assert hidden.grad is None  # the Conductor never backpropagates into the policy
 
 

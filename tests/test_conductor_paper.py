@@ -1,4 +1,4 @@
-"""The Conductor's paper preset (PAPER.md §1): one-hot actions, learned τ, probability floor, continuous evaluation weights."""
+"""The Conductor's paper preset (docs/paper.md#method): one-hot actions, learned τ, probability floor, continuous evaluation weights."""
 
 import math
 
@@ -54,7 +54,7 @@ def test_learned_temperature_receives_gradient_and_moves():
     optimizer = torch.optim.SGD(conductor.parameters(), lr=0.5)
     hidden = torch.randn(16, 6)
     choice = conductor.choose(hidden, {})
-    loss, _ = conductor.loss(choice, torch.randn(16))
+    loss, _ = conductor.reinforce_loss(choice.log_probs, choice.actions, torch.randn(16))
     loss.backward()
     assert conductor.log_temperature.grad is not None and conductor.log_temperature.grad.abs() > 0
     optimizer.step()

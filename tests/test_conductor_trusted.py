@@ -37,7 +37,7 @@ def test_update_favours_the_action_whose_advantages_agree_with_the_trusted_signa
     meta = conductor.meta_reward(advantages, raw, group_size=2)
     assert (meta[choice.actions == 1] > 0).all() and (meta[choice.actions == 2] < 0).all()
     before = torch.softmax(conductor.logits(hidden[:1]), -1)[0, 1].item()
-    loss, _ = conductor.loss(choice, meta)
+    loss, _ = conductor.reinforce_loss(choice.log_probs, choice.actions, meta)
     loss.backward()
     torch.optim.SGD(conductor.parameters(), lr=1.0).step()
     assert torch.softmax(conductor.logits(hidden[:1]), -1)[0, 1].item() > before
@@ -58,7 +58,7 @@ def test_trusted_utility_labels_a_fixed_share_of_prompts():
 
 @pytest.mark.parametrize("names", [["a", "trusted", "b"], ["trusted", "a", "b"], ["a", "b", "trusted"]])
 def test_action_names_match_the_rows_they_label(names):
-    """Issue 12: the names came from the full component list, so ``emph_trusted`` labelled the row weighting ``b``."""
+    """Names come from the optimised components only; from the full list ``emph_trusted`` would label the row weighting ``b``."""
     conductor = TrustedConductor("trusted")
     conductor.bind(names, hidden_size=4)
     assert conductor.action_names == ["uniform", "emph_a", "emph_b"]

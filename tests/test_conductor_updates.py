@@ -102,7 +102,7 @@ def test_m_equal_one_reproduces_the_per_step_update():
         hidden, raw, advantages = fake_step(seed)
         torch.manual_seed(seed)
         choice = old.choose(hidden, {}, group_size=G)
-        loss, _ = old.loss(choice, old.meta_reward(advantages, raw, G))  # the earlier per-step path
+        loss, _ = old.reinforce_loss(choice.log_probs, choice.actions, old.meta_reward(advantages, raw, G))  # the per-step REINFORCE loss
         old_opt.zero_grad()
         loss.backward()
         old_opt.step()
@@ -125,7 +125,9 @@ def test_trusted_conductor_buffers_its_own_meta_reward_per_prompt():
     # recomputed log-probs are per prompt, repeated per completion, and equal the ones the choice used
     torch.testing.assert_close(conductor.policy_log_probs(hidden, G), choice.log_probs)
     loss, _ = outer.buffered_loss()
-    torch.testing.assert_close(loss, conductor.loss(choice, conductor.meta_reward(advantages, raw, G))[0])
+    torch.testing.assert_close(
+        loss, conductor.reinforce_loss(choice.log_probs, choice.actions, conductor.meta_reward(advantages, raw, G))[0]
+    )
 
 
 def test_state_dict_round_trip_with_a_non_empty_buffer_resumes_exactly():

@@ -43,7 +43,7 @@ def test_export_round_trip_matches_the_trained_policy(run, tmp_path, monkeypatch
     with torch.no_grad():
         expected = trained.policy.model(**batch).logits
         actual = model(**batch).logits
-        with trained.policy.adapters_disabled():
+        with trained.policy.reference():
             base = trained.policy.model(**batch).logits
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
     assert (base - expected).abs().max() > 1e-3  # the adapters were trained, so the merge mattered

@@ -31,7 +31,7 @@ def test_normalize_components_applies_each_columns_mode():
     torch.testing.assert_close(out[:, 0], grpo.rank_within_groups(scores[:, :1], 2).flatten())
     torch.testing.assert_close(out[:, 1], grpo.normalize_within_groups(scores[:, 1:2], 2).flatten())
     assert out[:, 2].tolist() == [0.5, 0.0, 2.0, 1.0]
-    # Default stays today's z-score for every column.
+    # The default is z-score for every column.
     torch.testing.assert_close(grpo.normalize_components(scores, 2), grpo.normalize_within_groups(scores, 2))
     with pytest.raises(ValueError, match="2 normalisation modes for 3"):
         grpo.normalize_components(scores, 2, ["rank", "none"])

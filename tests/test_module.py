@@ -11,7 +11,7 @@ from maestro_lit.rewards.base import RewardComponent, RewardInputs
 
 def _fit_one_step(module, batch_size=2):
     trainer = L.Trainer(
-        max_steps=module.grpo.num_iterations * (1 if module.grpo.accumulate_minibatches else module.grpo.num_minibatches), accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_steps=module.grpo_settings.num_iterations * (1 if module.grpo_settings.accumulate_minibatches else module.grpo_settings.num_minibatches), accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, log_every_n_steps=1,
     )  # fmt: skip
     trainer.fit(module, datamodule=PromptDataModule(batch_size=batch_size))
@@ -119,7 +119,7 @@ def test_wrong_length_component_names_itself(make_module):
 
     module = make_module(rewards=[Short()])
     with pytest.raises(ValueError, match="'short' returned 1 scores for 3 completions"):
-        module.reward_scorer.score(RewardInputs(prompts=["p"] * 3, completions=["a", "b", "c"], completion_ids=[[1]] * 3))
+        module.reward_set.compute(RewardInputs(prompts=["p"] * 3, completions=["a", "b", "c"], completion_ids=[[1]] * 3))
 
 
 def test_group_size_below_two_is_rejected():
@@ -149,7 +149,7 @@ def test_model_based_rewards_stay_out_of_optimizers_and_checkpoints(make_module)
 
     module = make_module(rewards=[SemanticSimilarity()])
     columns = {"reference": ["Rain is water from clouds."]}
-    module.reward_scorer.score(RewardInputs(["What is rain?"], ["Water falling from clouds."], [[1]], columns))
+    module.reward_set.compute(RewardInputs(["What is rain?"], ["Water falling from clouds."], [[1]], columns))
     assert not any("encoder" in k for k in module.state_dict())
     optimized = {id(p) for p in module.trainable_policy_parameters()} | {id(p) for p in module.scalarizer.parameters()}
     encoder_params = list(module.rewards[0].encoder._model.parameters())
@@ -221,12 +221,12 @@ def test_paper_rewards_add_exactly_one_batched_forward_for_ppl(make_module, monk
     if token_entropy:
         rewards[2] = TokenEntropy()
     module = make_module(rewards=rewards, scoring=ScoringSettings(hidden_layer=hidden_layer))
-    assert module.reward_scorer.needs_token_entropy == token_entropy
+    assert module.reward_set.needs_token_entropy == token_entropy
     counter = _ForwardCounter(module, monkeypatch)
     _formatted_completions(module, monkeypatch)
     reference_forwards = []
-    nll = module.reward_scorer.reference_nll
-    monkeypatch.setattr(module.reward_scorer, "reference_nll", lambda *a: reference_forwards.append(a[0].shape[0]) or nll(*a))
+    nll = module.reward_set.reference_nll
+    monkeypatch.setattr(module.reward_set, "reference_nll", lambda *a: reference_forwards.append(a[0].shape[0]) or nll(*a))
     hidden = []
     real_choose = module.scalarizer.choose
     monkeypatch.setattr(module.scalarizer, "choose", lambda h, *a, **k: hidden.append(h) or real_choose(h, *a, **k))

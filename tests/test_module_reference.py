@@ -1,4 +1,4 @@
-"""The reference-sync option (issue 13 item 4): a second LoRA adapter as the reference, mixed every N steps."""
+"""The reference-sync option: a second LoRA adapter as the reference, mixed every N steps."""
 
 import lightning as L
 import pytest
@@ -72,9 +72,9 @@ def test_ppl_scores_with_the_synced_reference(make_module):
     from maestro_lit.rewards.perplexity import ReasoningPerplexity
 
     module = make_module(rewards=[ReasoningPerplexity(), LengthBand()], reference=ReferenceSettings(sync_every=1))
-    assert module.reward_scorer.reference_nll.context == module.reference.context
+    assert module.reward_set.reference_nll.context == module.reference.context
     default = make_module(rewards=[ReasoningPerplexity(), LengthBand()])
-    assert default.reward_scorer.reference_nll.context == default.reference.context and not default.reference.synced
+    assert default.reward_set.reference_nll.context == default.reference.context and not default.reference.synced
 
 
 def test_synced_reference_needs_lora(make_module, tiny_model_path):

@@ -38,7 +38,7 @@ def test_merged_logits_match_unmerged_and_the_base_comes_back_bit_for_bit(make_m
         for _ in range(3):  # repeated merges reuse their buffers and never touch the originals
             with module.policy.merged_adapters(True):
                 merged = model(input_ids=ids, attention_mask=mask).logits.float()
-        with module.policy.adapters_disabled():
+        with module.policy.reference():
             base = model(input_ids=ids, attention_mask=mask).logits.float()
     assert (unmerged - base).abs().max() > 10 * tol  # the adapters do change the logits
     torch.testing.assert_close(merged, unmerged, rtol=tol, atol=tol)

@@ -88,13 +88,13 @@ def test_qlora_lora_gradients_equal_those_of_the_dequantised_model(tmp_path, tin
     mask = torch.ones_like(ids)
     quantised.model.eval()
     with torch.no_grad():
-        quantised.score(ids, mask, 5)  # what generation does: no grad, eval mode
+        quantised.scoring_pass(ids, mask, 5)  # what generation does: no grad, eval mode
     quantised.model.train()
 
     grads = []
     for policy in (quantised, plain):
         policy.zero_grad()
-        policy.score(ids, mask, 5)[0].sum().backward()
+        policy.scoring_pass(ids, mask, 5).logprobs.sum().backward()
         grads.append({n: p.grad for n, p in policy.named_parameters() if p.requires_grad})
     assert grads[0].keys() == grads[1].keys()
     for name, grad in grads[1].items():

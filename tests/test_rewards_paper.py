@@ -1,4 +1,4 @@
-"""The paper's fmt, ent and len rewards (PAPER.md §2) on hand-made inputs."""
+"""The paper's fmt, ent and len rewards (docs/paper.md#rewards) on hand-made inputs."""
 
 import math
 

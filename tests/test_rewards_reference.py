@@ -40,7 +40,7 @@ def test_fluency_masked_mean_and_empty_is_nan():
     mask = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0]])
     scores = Fluency()(["p"] * 3, ["a b", "c", ""], ref_logprobs=logp, completion_mask=mask, reference=[None] * 3)
     assert scores[0] == pytest.approx(-2.0) and scores[1] == pytest.approx(-0.5) and math.isnan(scores[2])
-    assert Fluency.needs_reference_logprobs is True and Fluency().requires_reference_logprobs is True
+    assert Fluency.needs_reference_logprobs is True and Fluency().needs_reference_logprobs is True
 
 
 def test_fluency_without_logprobs_names_itself():

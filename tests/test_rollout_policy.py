@@ -80,7 +80,8 @@ def test_rollout_groups_rows_and_score_matches_full_forward(policy):
             assert row_mask[: hits[0] + 1].all() and not row_mask[hits[0] + 1 :].any()
 
     with torch.no_grad():
-        logprobs, hidden = policy.score(rollout.input_ids, rollout.attention_mask, rollout.completion_start, temperature=1.0)
+        scored = policy.scoring_pass(rollout.input_ids, rollout.attention_mask, rollout.completion_start, temperature=1.0)
+        logprobs, hidden = scored.logprobs, scored.hidden
         from maestro_lit.policy.scoring import position_ids_from_mask
 
         full = policy.model(
@@ -103,9 +104,9 @@ def test_adapters_disabled_is_the_base_model(policy):
     with torch.no_grad():
         for p in (p for n, p in policy.named_parameters() if "lora_B" in n):
             p.add_(0.05)
-        tuned, _ = policy.score(ids, mask, 2)
-        with policy.adapters_disabled():
-            ref, _ = policy.score(ids, mask, 2)
+        tuned = policy.scoring_pass(ids, mask, 2).logprobs
+        with policy.reference():
+            ref = policy.scoring_pass(ids, mask, 2).logprobs
         base = policy.model.get_base_model()
         with policy.model.disable_adapter():
             logits = base(input_ids=ids).logits

@@ -126,11 +126,12 @@ def test_logits_only_at_completion_positions():
     assert seen == [ids.shape[1] - 10 + 1]
 
 
-def test_policy_score_and_scoring_pass_agree_with_gradients(tiny_model_path):
+def test_scoring_pass_extras_leave_logprobs_and_hidden_unchanged(tiny_model_path):
     torch.manual_seed(0)
     policy = Policy(ModelSettings(name_or_path=tiny_model_path))
     ids, mask = _batch()
-    logprobs, hidden = policy.score(ids, mask, 6, 0.9)
+    plain = policy.scoring_pass(ids, mask, 6, 0.9)
+    logprobs, hidden = plain.logprobs, plain.hidden
     result = policy.scoring_pass(ids, mask, 6, 0.9, hidden_layer="last", with_entropy=True)
     torch.testing.assert_close(result.logprobs, logprobs)
     torch.testing.assert_close(result.hidden, hidden)

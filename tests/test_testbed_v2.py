@@ -101,11 +101,8 @@ def test_runner_wires_v2_and_keeps_v1_the_default(tmp_path):
 
 
 def test_no_static_weighting_reaches_the_oracle_in_every_category():
-    import importlib.util
+    from maestro_lab.testbed import static_check_v2 as check
 
-    spec = importlib.util.spec_from_file_location("static_check", V2["weights"].parent / "static_check.py")
-    check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check)
     rows = [json.loads(line) for line in V2["train"].read_text().splitlines() if line.strip()]
     truth, raw, cats = check.score(str(V2["weights"]), rows, "own", per_category=8)
     order, grid, oracle, static, gap, *_ = check.analyse(truth, raw, cats, step=0.1)

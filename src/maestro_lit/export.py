@@ -83,7 +83,7 @@ def conductor_metadata(module) -> dict[str, Any]:
         "temperature": getattr(scalarizer, "temperature", 1.0),
         "normalize_hidden": getattr(scalarizer, "normalize_hidden", False),
         "input": "final-layer hidden state (after the last norm) at the last non-pad token of prompt+completion",
-        "policy": module.settings.name_or_path,
+        "policy": module.model_settings.name_or_path,
     }
 
 
@@ -144,7 +144,7 @@ def export(ckpt: str | Path, config: str | Path, out: str | Path, dtype: str | N
         "checkpoint": str(ckpt),
         "config": str(config),
         "global_step": checkpoint.get("global_step"),
-        "base_model": module.settings.name_or_path,
+        "base_model": module.model_settings.name_or_path,
     }
     (out / "maestro_export.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return out

@@ -29,12 +29,12 @@ def _grouped(values: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 def normalize_within_groups(scores: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """Z-score each column of ``scores`` [N, M] over the G completions of one prompt.
+    """Z-score each column of ``scores`` [N, K] over the G completions of one prompt.
 
     NaN entries are masked out of mean/std and come back as 0; a group whose finite
     values all agree (zero variance) comes back as all 0.
     """
-    grouped = _grouped(scores, group_size)  # [B, G, M]
+    grouped = _grouped(scores, group_size)  # [B, G, K]
     finite = torch.isfinite(grouped)
     count = finite.sum(dim=1, keepdim=True).clamp(min=1)
     filled = torch.where(finite, grouped, torch.zeros_like(grouped))
@@ -46,16 +46,16 @@ def normalize_within_groups(scores: torch.Tensor, group_size: int, eps: float = 
 
 
 def rank_within_groups(scores: torch.Tensor, group_size: int) -> torch.Tensor:
-    """NOVER's within-group rank of each column of ``scores`` [N, M], higher score = better.
+    """NOVER's within-group rank of each column of ``scores`` [N, K], higher score = better.
 
     Among a group's n valid (finite) entries the best gets 1 and the i-th best (0-based rank r)
     gets (n − r)/n, so values lie in (0, 1]; tied entries share their average rank; invalid
     (NaN/±inf) entries get 0, below every valid one. This is the paper's rank normalisation
     (App. C.4) for ``ppl`` and ``ent``.
     """
-    grouped = _grouped(scores, group_size)  # [B, G, M]
+    grouped = _grouped(scores, group_size)  # [B, G, K]
     valid = torch.isfinite(grouped)
-    mine, other = grouped.unsqueeze(2), grouped.unsqueeze(1)  # [B, i, j, M]
+    mine, other = grouped.unsqueeze(2), grouped.unsqueeze(1)  # [B, i, j, K]
     both = valid.unsqueeze(2) & valid.unsqueeze(1)
     better = ((other > mine) & both).sum(dim=2).to(scores.dtype)  # strictly better others
     tied = ((other == mine) & both).sum(dim=2).to(scores.dtype)  # includes itself
@@ -69,7 +69,7 @@ COMPONENT_NORMALIZATIONS = ("rank", "zscore", "none")
 
 
 def normalize_components(scores: torch.Tensor, group_size: int, modes: Sequence[str] | None = None) -> torch.Tensor:
-    """Normalise each column of ``scores`` [N, M] within its group by its own mode.
+    """Normalise each column of ``scores`` [N, K] within its group by its own mode.
 
     ``modes[m]`` is ``rank`` (:func:`rank_within_groups`), ``zscore``
     (:func:`normalize_within_groups`, the default for every column when ``modes`` is None) or

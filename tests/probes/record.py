@@ -15,7 +15,7 @@ class RecordSteps(Callback):
         record = {
             "rank": trainer.global_rank,
             "step": trainer.global_step,
-            "prompts": pl_module.last_step.prompts[:: pl_module.grpo.num_generations],
+            "prompts": pl_module.last_step.prompts[:: pl_module.grpo_settings.num_generations],
             "completions": pl_module.last_step.completions,
             "logged": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/") and "/reward_std/" not in k},
             "digest": {n: [float(t.sum()), float((t * t).sum())] for n, t in trainable.items()},

@@ -1,7 +1,7 @@
 """A fast simulator of the bi-level MAESTRO loop: pure torch, no language model, < 1 s per run.
 
 Why: on the language-model testbeds no method separated from static weights, because the
-tiny policy could not explore the trade-offs (issue 15). Here the policy can reach every
+tiny policy could not explore the trade-offs. Here the policy can reach every
 behaviour, so the question "does the scalariser pick the right trade-off per prompt?" has
 resolution, and ≥ 20 seeds per method take about a minute on one core.
 
@@ -36,7 +36,7 @@ them (``presets.py``): ``equal``, ``random``, ``maestro`` (the paper preset) and
 setting departs from the files: every learned method's Conductor lr is ``SimConfig.conductor_lr``
 (0.05, with the file's optimiser class, AdamW) because the sim has 150 steps where a paper run
 has thousands; ``maestro_paper_lr`` keeps the paper's 5e-5. ``label_free.py`` holds two
-label-free candidates (issue 15 item 4) and why none can win here.
+label-free candidates and why none can win here.
 
 **Where it departs from the language-model loop.** One "token" per completion, no KL and no
 reference model; the policy is tabular per category, so it cannot generalise across

@@ -1,4 +1,4 @@
-"""Label-free meta-reward candidates (issue 15, item 4), tried on the simulator only.
+"""Label-free meta-reward candidates, tried on the simulator only.
 
 Both credit the Conductor with a signal computed from the observable components alone, the
 natural label-free stand-in for "true utility": agreement with a *fixed reference

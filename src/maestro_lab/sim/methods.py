@@ -68,9 +68,9 @@ METHODS: dict[str, Method] = {
         Method("oracle", _oracle, note="true weights per category"),
     )
 }
-ALIASES = {"static": "equal"}  # the name this comparison used before the project's method files existed
+ALIASES = {"static": "equal"}  # ``static`` names equal weights in the testbeds' method files
 
-# Label-free candidates (issue 15 item 4; ``label_free.py``): run with --methods, not part of the default comparison.
+# Label-free candidates (``label_free.py``): run with --methods, not part of the default comparison.
 CANDIDATES: dict[str, Method] = {
     m.name: m
     for m in (

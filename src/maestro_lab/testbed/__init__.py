@@ -1,4 +1,4 @@
-"""The controlled multi-objective testbed (issue 5): known per-category true utility over
+"""The controlled multi-objective testbed: known per-category true utility over
 observable reward components, an oracle scalariser, a held-out evaluation callback and the
 ``python -m maestro_lab.testbed`` comparison of single / static / maestro / oracle.
 

@@ -1,6 +1,6 @@
 """Can a testbed tell methods apart? The oracle's lead over static weights in seed standard deviations.
 
-Issue 15 asks for this check *before* any comparison: if even the oracle — which knows each
+This check runs *before* any comparison: if even the oracle — which knows each
 category's true weights — is within a few seed standard deviations of static weights, no
 method's difference would mean anything, and the comparison is not worth running.
 """

@@ -72,7 +72,7 @@ class TrueUtility:
         return list(self.table)
 
     def components_matrix(self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list]) -> torch.Tensor:
-        """Raw component scores [N, M] in spec order."""
+        """Raw component scores [N, K] in spec order."""
         return torch.stack(
             [
                 as_score_tensor(n, c(list(prompts), list(completions), **columns), len(completions))
@@ -82,7 +82,7 @@ class TrueUtility:
         )
 
     def combine(self, raw: torch.Tensor, categories: Sequence[Any]) -> torch.Tensor:
-        """Utility [N] from raw scores [N, M] (spec order); a missing (NaN) score counts as 0."""
+        """Utility [N] from raw scores [N, K] (spec order); a missing (NaN) score counts as 0."""
         return (rows_for(self.table, categories) * torch.nan_to_num(raw.float().cpu(), nan=0.0)).sum(-1)
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list]) -> torch.Tensor:

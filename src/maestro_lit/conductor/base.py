@@ -8,7 +8,7 @@ single code path and only the YAML ``scalarizer`` differs:
 - ``SingleReward``  single-reward GRPO (NOVER on ``ppl``, EM-GRPO on the entropy reward);
 - ``RandomWeights`` the paper's Random-Weights baseline: a fresh simplex point per completion.
 
-Conductor choices where the paper is silent (docs: PAPER.md §1):
+Conductor choices where the paper is silent (docs/paper.md#method):
 - the head is zero-initialised, so training starts from the uniform action distribution
   (with a learned τ this also means τ gets no gradient until the head has moved: ∂(z/τ)/∂τ = 0 at z = 0);
 - the detached hidden state is layer-normalised (no affine) before the head, because raw
@@ -16,7 +16,7 @@ Conductor choices where the paper is silent (docs: PAPER.md §1):
 - τ is learned as log τ (``learn_temperature``), which keeps it positive;
 - the floor clamps each probability at ε and renormalises, so after renormalising the
   smallest probability is at least ε / (1 + K·ε);
-- the ``emphasis`` action table (today's default) is a uniform row plus one row per component giving
+- the ``emphasis`` action table (the class default) is a uniform row plus one row per component giving
   it ``emphasis`` of the weight; ``one_hot`` is the paper's: action k puts all weight on reward k;
 - with ``eval_weights="continuous"`` a greedy choice returns π_φ(·|h) @ action table as the
   weights and the argmax as the action (only for the action-share metrics).
@@ -298,7 +298,3 @@ class Conductor(Scalarizer):
         entropy = policy_entropy(log_probs)
         loss = -(meta_reward.detach().to(chosen.dtype) * chosen).mean() - self.entropy_coef * entropy
         return loss, entropy.detach()
-
-    def loss(self, choice: Scalarization, meta_reward: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The REINFORCE loss of one step's choice (the M = 1 path used before ``OuterLoop``)."""
-        return self.reinforce_loss(choice.log_probs, choice.actions, meta_reward)

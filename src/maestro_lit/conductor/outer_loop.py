@@ -1,9 +1,9 @@
 """The Conductor's outer loop in plain torch: buffer each step's choices, update every M steps.
 
-PAPER.md §1 "two time scales": (h, a, Â) triplets are buffered during GRPO training and the
+docs/paper.md#method "two time scales": (h, a, Â) triplets are buffered during GRPO training and the
 Conductor takes one REINFORCE step on the whole buffer every M GRPO steps (paper: M = 3),
 L = −mean(Â·log π_φ(a|h)) − λ_ent·H(π_φ(·|h)), with log π recomputed under the current φ,
-then the buffer is cleared. M = 1 is the earlier per-step update, value for value.
+then the buffer is cleared. M = 1 updates after every step.
 
 A scalariser with ``learns_through_policy_loss`` (``JointConductor``) takes the other path: the
 inner loop gets a detached leaf copy of the advantages, whose ``.grad`` collects ∂L_policy/∂Â
@@ -14,7 +14,7 @@ Choices where the paper is silent:
 - the buffer holds the meta-reward (the advantage for MAESTRO; the trusted agreement for
   ``TrustedConductor``) computed at the step it was observed, not recomputed at update time;
 - every buffered completion weighs the same in the mean, whatever step it came from;
-- ``conductor/entropy`` is the mean entropy of this step's π (as before); ``conductor/loss``
+- ``conductor/entropy`` is the mean entropy of this step's π on every step; ``conductor/loss``
   is logged on update steps only.
 """
 

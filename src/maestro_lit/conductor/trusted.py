@@ -12,8 +12,7 @@ well — and the Conductor collapsed onto one action for every prompt (README, R
 - the meta-reward of that action is how well the group's advantages under its weights
   agree (Pearson correlation) with the advantages of a trusted reward component — e.g. a
   strong reward model or human labels on a small share of prompts. Groups without a
-  trusted score (NaN) give no credit. ``credit`` says how: ``batch`` (the first version)
-  centres the chosen action's agreement on the batch's mean agreement; ``actions`` subtracts
+  trusted score (NaN) give no credit. ``credit`` says how: ``batch`` centres the chosen action's agreement on the batch's mean agreement; ``actions`` subtracts
   the mean agreement every action *would* have had on the same group (the scores are known, so
   each action's advantages can be recomputed) — a per-group baseline, so a batch with one
   labelled group still teaches something; ``all_actions`` credits every action with its own
@@ -54,28 +53,16 @@ class TrustedConductor(Conductor):
     def __init__(
         self,
         trusted_component: str,
-        temperature: float = 1.0,
-        entropy_coef: float = 0.01,
-        actions: list[list[float]] | None = None,
-        emphasis: float = 0.7,
-        normalize_hidden: bool = True,
-        action_table: Literal["emphasis", "one_hot"] = "emphasis",
-        learn_temperature: bool = False,
-        probability_floor: float = 0.0,
-        eval_weights: Literal["argmax", "continuous"] = "argmax",
-        update_every: int = 1,
         credit: Literal["batch", "actions", "all_actions"] = "batch",
         standardize_hidden: bool = False,
+        **conductor: Any,
     ) -> None:
-        """See ``Conductor``; the action table is built over the components other than ``trusted_component``.
-        ``credit``: ``batch``, ``actions`` or ``all_actions`` (module docstring). ``standardize_hidden``: subtract
-        a running mean and divide by a running std per feature (training prompts only) before the head. Why: prompt
-        states share a large common part; a linear head on it learns one action for every prompt before it learns
-        the small part that tells prompts apart."""
-        super().__init__(
-            temperature, entropy_coef, actions, emphasis, normalize_hidden, action_table, learn_temperature,
-            probability_floor, eval_weights, update_every,
-        )  # fmt: skip
+        """``conductor``: any ``Conductor`` setting, by keyword (the action table is built over the components
+        other than ``trusted_component``). ``credit``: ``batch``, ``actions`` or ``all_actions`` (module
+        docstring). ``standardize_hidden``: subtract a running mean and divide by a running std per feature
+        (training prompts only) before the head. Why: prompt states share a large common part; a linear head on
+        it learns one action for every prompt before it learns the small part that tells prompts apart."""
+        super().__init__(**conductor)
         if credit not in ("batch", "actions", "all_actions"):
             raise ValueError(f"TrustedConductor.credit must be 'batch', 'actions' or 'all_actions', got {credit!r}")
         self.trusted_component, self.credit, self.standardize_hidden = trusted_component, credit, standardize_hidden

@@ -1,4 +1,4 @@
-"""NOVER's prompt templates, as its prepared files show them (PAPER.md §2).
+"""NOVER's prompt templates, as its prepared files show them (docs/paper.md#rewards).
 
 Every training prompt ends with the same format instruction; EmoBench's prepared prompts spell
 out the answer line (``Emotion: [option letter]: [option text]``), the others keep ``...``.

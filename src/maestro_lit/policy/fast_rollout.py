@@ -2,7 +2,7 @@
 
 Why: for small models, and for any model once the GPU kernels are fast, a decode step
 costs more in ``generate``'s per-step Python (input preparation, logits-processor list,
-stopping criteria, ``torch.multinomial``) than in the model (docs/design.md §5). This loop keeps
+stopping criteria, ``torch.multinomial``) than in the model (docs/design.md §7). This loop keeps
 only what a GRPO rollout needs:
 
 - one prefill that keeps logits for the last prompt position only;

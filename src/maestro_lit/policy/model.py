@@ -1,6 +1,6 @@
 """The policy: load any HF causal LM, wrap it with peft LoRA (or train it whole), and score sequences.
 
-``score`` / ``scoring_pass`` is the one forward of docs/design.md §1 step 2 (``maestro_lit.policy.scoring``):
+``scoring_pass`` is the one forward of docs/design.md §1 step 2 (``maestro_lit.policy.scoring``):
 the model's own forward, so its logit post-processing applies, returning the completion
 tokens' log-probs, the hidden state the Conductor reads and, on request, token entropies.
 With LoRA the reference model is the same weights with the adapters switched off, never a
@@ -199,21 +199,11 @@ class Policy(nn.Module):
         target = self._scoring_target if self._scoring_target is not None else self.causal_lm
         return scoring_pass(target, input_ids, attention_mask, completion_start, temperature, hidden_layer, with_entropy, hidden_position)
 
-    def score(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_start: int, temperature: float = 1.0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One forward → (completion log-probs [N, T], final-layer terminal hidden state [N, H]).
-
-        Kept for existing callers; ``scoring_pass`` gives the richer record from the same forward.
-        """
-        result = self.scoring_pass(input_ids, attention_mask, completion_start, temperature)
-        return result.logprobs, result.hidden
-
     @contextmanager
     def reference(self):
         """Score as the reference model: LoRA switched off, or (full fine-tuning) the frozen initial weights.
 
-        Use it around ``score`` / ``scoring_pass`` under ``torch.no_grad()``.
+        Use it around ``scoring_pass`` under ``torch.no_grad()``.
         """
         if not self.full_finetuning:
             with self._lora_switched_off():
@@ -224,12 +214,6 @@ class Policy(nn.Module):
             yield
         finally:
             self._scoring_target = previous
-
-    @contextmanager
-    def adapters_disabled(self):
-        """Compatibility name for ``reference()``: with LoRA, the same weights with the adapters off."""
-        with self.reference():
-            yield
 
     @contextmanager
     def _lora_switched_off(self):

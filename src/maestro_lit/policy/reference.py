@@ -1,10 +1,10 @@
-"""The reference model of the KL term and of ``ppl`` (docs/design.md §1 step 2; issue 13 item 4).
+"""The reference model of the KL term and of ``ppl`` (docs/design.md §1 step 2).
 
 Default (``sync_every: 0``): ``Policy.reference()``, the policy's own weights with the LoRA
 adapters off (full fine-tuning: its frozen initial copy). Option (``sync_every: N``): a second
 LoRA adapter named ``reference`` on the same base weights, initialised as a copy of the policy's
 adapter (so it starts equal to the base model, LoRA's B being 0) and, every N training steps,
-mixed towards the policy: ref ← α·ref + (1−α)·policy, as NOVER does (PAPER.md §1: the paper
+mixed towards the policy: ref ← α·ref + (1−α)·policy, as NOVER does (docs/paper.md#method: the paper
 syncs every 6 steps, 12 on SS-GEN; NOVER's α is 0.9 or 0.6). There is never a second copy of
 the base weights: the reference costs one more adapter (r·(d_in + d_out) per adapted linear).
 

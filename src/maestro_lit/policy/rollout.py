@@ -44,7 +44,9 @@ class Rollout:
         return self.completion_mask.sum(-1)
 
 
-def reward_inputs(rollout: Rollout, prompts: Sequence[str], columns: Mapping[str, list[Any]], group_size: int, **extras: Any) -> RewardInputs:
+def reward_inputs(
+    rollout: Rollout, prompts: Sequence[str], columns: Mapping[str, list[Any]], group_size: int, **extras: Any
+) -> RewardInputs:
     """What the reward components read about a rollout: texts, unpadded ids, masks, the step's prompts,
     columns repeated per completion and G; ``extras`` are the other ``RewardInputs`` fields
     (``trainer_state``, ``logprobs``, ``ref_logprobs``, ``token_entropy``, ``tokenizer``, ``reference_nll``)."""

@@ -1,4 +1,4 @@
-"""Reward components (docs/design.md §3), one small module per family; import them from their module.
+"""Reward components (docs/design.md §5), one small module per family; import them from their module.
 
 Selectable in YAML by ``class_path``:
 

@@ -1,4 +1,4 @@
-"""The reward-component contract (docs/design.md §3), shaped like TRL's reward functions.
+"""The reward-component contract (docs/design.md §5), shaped like TRL's reward functions.
 
 A component is called **by keyword**, as TRL's ``GRPOTrainer`` calls a reward function:
 ``prompts=``, ``completions=``, ``completion_ids=`` (one list of token ids per completion),
@@ -53,11 +53,6 @@ class RewardComponent:
     needs_scores_of: tuple[str, ...] = ()
     #: True when ``acall`` is a coroutine (async TRL reward functions); awaited concurrently.
     is_async: bool = False
-
-    @property
-    def requires_reference_logprobs(self) -> bool:
-        """Old spelling of ``needs_reference_logprobs``, kept until every caller has moved."""
-        return self.needs_reference_logprobs
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **kwargs: Any) -> Any:
         raise NotImplementedError

@@ -7,7 +7,7 @@ Two estimates, as in EM-GRPO's code (Agarwal et al. 2025):
 - ``TokenEntropy``: the mean full-distribution entropy H(π(·|x, y<t)) over the completion's
   tokens; needs a ``token_entropy`` [N, T] tensor from the same forward.
 
-The paper leaves the sign open (PAPER.md §2): ``prefer="high"`` rewards high entropy
+The paper leaves the sign open (docs/paper.md#rewards): ``prefer="high"`` rewards high entropy
 (exploration, our default reading of "balance exploration"); ``prefer="low"`` rewards low
 entropy, which is EM-GRPO's reward. Rank-normalised within the group by default, as the paper
 does. An empty completion scores NaN (missing).

@@ -1,6 +1,6 @@
 """``len``: length penalties measured in completion tokens (``completion_ids``), two documented forms.
 
-The paper's exact form is in its unavailable Appendix B (PAPER.md §2), so both readings are here:
+The paper's exact form is in its unavailable Appendix B (docs/paper.md#rewards), so both readings are here:
 
 - ``NoverEfficiency`` — NOVER's efficiency reward: among the group's valid responses, the share
   of the *other* valid responses that are both longer and of higher perplexity (a short response

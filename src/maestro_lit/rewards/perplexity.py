@@ -1,4 +1,4 @@
-"""``ppl``: NOVER's reasoning-perplexity reward (PAPER.md §2) and the one reference forward it needs.
+"""``ppl``: NOVER's reasoning-perplexity reward (docs/paper.md#rewards) and the one reference forward it needs.
 
 For each completion in the format, the reference model (adapters off, or a synced reference
 adapter) reads ``prompt + <think>…</think> + "\\n<answer>\\n{reference}\\n</answer>"``; the score
@@ -47,7 +47,7 @@ class ReferenceNLL:
     entry (i, t) is −log p(input_ids[i, t] | input_ids[i, :t]) where ``target_mask`` is true
     and 0 elsewhere. The LM head runs only on the positions that predict a target token (in
     chunks of ``chunk_rows``), so a 150k vocabulary costs answer-length rows, not sequence-length.
-    ``context`` switches the reference on (e.g. ``policy.adapters_disabled``). ``calls`` counts forwards.
+    ``context`` switches the reference on (e.g. ``Policy.reference``). ``calls`` counts forwards.
     """
 
     def __init__(

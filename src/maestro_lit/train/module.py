@@ -1,7 +1,8 @@
 """The MAESTRO LightningModule: one GRPO step with a Conductor, in the order of docs/design.md §1.
 
-It orchestrates; the pieces are units of their own (sampler, scoring, reward_scoring, conductor,
-conductor_updates, grpo, policy_update, reference_sync, step_logging). Callbacks read ``last_step``.
+It orchestrates; the pieces are units of their own (``policy.sampler``, ``policy.scoring``,
+``rewards.reward_set``, ``conductor.base``, ``conductor.outer_loop``, ``grpo``, ``train.policy_update``,
+``policy.reference``, ``train.step_metrics``) and get what they need passed in. Callbacks read ``last_step``.
 Choices where the paper is silent:
 - the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
   counts policy updates only (μ × num_minibatches per step);
@@ -31,7 +32,7 @@ from maestro_lit.policy.rollout import Rollout, expand_groups, reward_inputs
 from maestro_lit.policy.sampler import Sampler, check_merge_allowed
 from maestro_lit.policy.scoring import ScoringPass
 from maestro_lit.rewards.base import RewardComponent
-from maestro_lit.rewards.scorer import RewardScorer
+from maestro_lit.rewards.reward_set import RewardSet
 from maestro_lit.settings import (
     FastRolloutSettings,
     GRPOSettings,
@@ -81,17 +82,17 @@ class MaestroModule(L.LightningModule):
         if not rewards:
             raise ValueError("model.rewards is empty: list the reward components in the config (see configs/quickstart.yaml)")
         check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
-        self.settings, self.sampling, self.grpo, self.scoring = policy, sampling, grpo_settings, scoring
-        self.reward_scorer = RewardScorer(rewards, on_reward_error)
-        self.rewards: list[RewardComponent] = self.reward_scorer.components
+        self.model_settings, self.sampling, self.grpo_settings, self.scoring = policy, sampling, grpo_settings, scoring
+        self.reward_set = RewardSet(rewards, on_reward_error)
+        self.rewards: list[RewardComponent] = self.reward_set.components
         self.policy = Policy(policy)
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
         self.scalarizer.bind(self.component_names, self.policy.hidden_size)
-        self.scalarizer.use_reward_normalization(self.grpo.reward_normalization, self.reward_scorer.normalizations)
+        self.scalarizer.use_reward_normalization(self.grpo_settings.reward_normalization, self.reward_set.normalizations)
         self.outer = OuterLoop(self.scalarizer)  # the Conductor's buffer and update schedule (every M steps); checkpointed
         self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
-        reference_nll = reference_nll_for(self.policy, self.reference.context) if self.reward_scorer.needs_policy else None
-        self.reward_scorer.bind(self.policy.tokenizer, reference_nll)  # ppl's reference forward, built once
+        reference_nll = reference_nll_for(self.policy, self.reference.context) if self.reward_set.needs_policy else None
+        self.reward_set.bind(self.policy.tokenizer, reference_nll)  # ppl's reference forward, built once
         self.policy_optimizer, self.conductor_optimizer = policy_optimizer, conductor_optimizer
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
@@ -111,10 +112,10 @@ class MaestroModule(L.LightningModule):
 
     @property
     def component_names(self) -> list[str]:
-        return self.reward_scorer.names
+        return self.reward_set.names
 
     def setup(self, stage: str) -> None:
-        self.reward_scorer.to(self.device)
+        self.reward_set.to(self.device)
 
     def on_fit_start(self) -> None:
         if self.logger is not None:
@@ -136,25 +137,25 @@ class MaestroModule(L.LightningModule):
     def _scoring_pass(self, rollout: Rollout, rows: slice = slice(None), step: bool = False) -> ScoringPass:
         """One forward over rows of the rollout; ``step``: the step's scoring pass (Conductor layer, token entropy if read)."""
         extras = {"hidden_layer": self.scoring.hidden_layer, "hidden_position": self.scoring.hidden_position,
-                  "with_entropy": self.reward_scorer.needs_token_entropy} if step else {}  # fmt: skip
+                  "with_entropy": self.reward_set.needs_token_entropy} if step else {}  # fmt: skip
         return self.policy.scoring_pass(
             rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature, **extras
         )
 
     def _reference_logprobs(self, rollout: Rollout, for_kl: bool) -> torch.Tensor | None:
-        if not ((for_kl and self.grpo.beta > 0) or self.reward_scorer.needs_reference):
+        if not ((for_kl and self.grpo_settings.beta > 0) or self.reward_set.needs_reference):
             return None  # no KL penalty and no component reads the reference
         with torch.no_grad(), self.reference.context():
             return self._scoring_pass(rollout).logprobs
 
     def _rewards(self, rollout, prompts, columns, group_size, scored: ScoringPass, ref_logprobs, timer=None) -> torch.Tensor:
         state = TrainerState(self.trainer.global_step, self._rollouts_done, self.trainer.max_steps) if self._trainer else None
-        scorer = self.reward_scorer
+        reward_set = self.reward_set
         batch = reward_inputs(
-            rollout, prompts, columns, group_size, tokenizer=scorer.tokenizer, reference_nll=scorer.reference_nll,
+            rollout, prompts, columns, group_size, tokenizer=reward_set.tokenizer, reference_nll=reward_set.reference_nll,
             logprobs=scored.logprobs.detach(), ref_logprobs=ref_logprobs, token_entropy=scored.token_entropy, trainer_state=state,
         )  # fmt: skip
-        return scorer.score(batch, self.device, timer)
+        return reward_set.compute(batch, self.device, timer)
 
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
@@ -162,9 +163,9 @@ class MaestroModule(L.LightningModule):
         return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
 
     def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
-        G, timer = self.grpo.num_generations, PhaseTimer()
+        G, timer = self.grpo_settings.num_generations, PhaseTimer()
         prompts, columns = expand_groups(batch, G)
-        fused = self.grpo.num_iterations == 1 and self.grpo.num_minibatches == 1
+        fused = self.grpo_settings.num_iterations == 1 and self.grpo_settings.num_minibatches == 1
 
         # 1. Rollout: G completions per prompt from the current policy, no grad.
         with timer("rollout"):
@@ -182,8 +183,8 @@ class MaestroModule(L.LightningModule):
         # 4–5. Scalarise (Conductor / static / single / random) per component's normalisation; group-relative advantages.
         with timer("outer"):
             choice = self.scalarizer.choose(scored.hidden, columns, greedy=False, group_size=G)
-            norms = self.reward_scorer.normalizations
-            scalar = grpo.scalarize(raw, choice.weights, G, self.grpo.reward_normalization, normalizations=norms)
+            norms = self.reward_set.normalizations
+            scalar = grpo.scalarize(raw, choice.weights, G, self.grpo_settings.reward_normalization, normalizations=norms)
             advantages = grpo.group_advantages(scalar, G).masked_fill(grpo.unscored_rows(raw), 0.0)
 
         # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy (a joint Conductor collects ∂L/∂A here).

@@ -1,4 +1,4 @@
-"""What a ``MaestroModule`` checkpoint holds (docs/design.md §3), written and checked in one place.
+"""What a ``MaestroModule`` checkpoint holds (docs/design.md §5), written and checked in one place.
 
 Trainable tensors only (LoRA, the scalariser, a synced reference adapter): the frozen base
 weights are reloaded from the model id. Beside them, under ``"maestro"``: the step counters,
@@ -25,7 +25,7 @@ def save_module_state(module, checkpoint: dict[str, Any]) -> None:
     checkpoint["maestro"] = {
         "skipped_updates": module.updater.skipped_updates,
         "rollouts_done": module.rollouts_done,
-        "model": module.settings.name_or_path,
+        "model": module.model_settings.name_or_path,
         "rng": rng_states(),
         "outer_loop": module.outer.state_dict(),
     }

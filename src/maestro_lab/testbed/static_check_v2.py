@@ -14,7 +14,7 @@ category's true weights. The oracle picks with the true weights. We scan w over 
 (step 0.05) and report, per category, the best static and whether any single w reaches, for every
 category at once, the oracle's utility (within ``tol``).
 
-    python src/maestro_lab/assets/testbed_v2/static_check.py [--per-category 40] [--split train]
+    python -m maestro_lab.testbed.static_check_v2 [--per-category 40] [--split train]
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
+from maestro_lab.paths import TESTBED_ASSETS
+
+HERE = TESTBED_ASSETS["v2"]
 
 
 def candidates(rows, family: str, max_len: int = 40):
@@ -61,13 +62,13 @@ def score(spec, rows, family, per_category, max_len=40):
         cols = {"category": [r["category"]] * len(texts), "reference": [r["reference"]] * len(texts)}
         raw.append(truth.components_matrix([r["prompt"]] * len(texts), texts, cols))
         cats.append(r["category"])
-    return truth, torch.stack(raw), cats  # [P, L, M]
+    return truth, torch.stack(raw), cats  # [P, L, K]
 
 
 def analyse(truth, raw, cats, step=0.05, tol=0.01):
-    M = raw.shape[-1]
+    K = raw.shape[-1]
     order = truth.categories
-    W = torch.stack([truth.table[c] for c in cats])  # [P, M] true weights per prompt
+    W = torch.stack([truth.table[c] for c in cats])  # [P, K] true weights per prompt
     true_u = (raw * W[:, None, :]).sum(-1)  # [P, L]
     cat_idx = torch.tensor([order.index(c) for c in cats])
 
@@ -76,7 +77,7 @@ def analyse(truth, raw, cats, step=0.05, tol=0.01):
 
     oracle = per_cat(true_u.max(-1).values)
     n = round(1 / step)
-    grid = torch.tensor([[k / n for k in c] + [(n - sum(c)) / n] for c in itertools.product(range(n + 1), repeat=M - 1) if sum(c) <= n])
+    grid = torch.tensor([[k / n for k in c] + [(n - sum(c)) / n] for c in itertools.product(range(n + 1), repeat=K - 1) if sum(c) <= n])
     choice = torch.einsum("plm,gm->gpl", raw, grid).argmax(-1)  # [G, P] length picked by each static w
     got = torch.gather(true_u.expand(len(grid), -1, -1), 2, choice[..., None]).squeeze(-1)  # [G, P]
     static = torch.stack([per_cat(g) for g in got])  # [G, C]

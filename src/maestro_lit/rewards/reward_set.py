@@ -1,4 +1,4 @@
-"""Reward scoring (docs/design.md §1 step 3): every component scores every completion → R ∈ ℝ^{N×K}.
+"""The run's reward set (docs/design.md §1 step 3): every component scores every completion → R ∈ ℝ^{N×K}.
 
 Components are called by keyword, as TRL calls reward functions (``rewards.base``: prompts,
 completions, completion_ids, the dataset columns, ``trainer_state``), plus exactly the extras
@@ -31,11 +31,11 @@ REFERENCE_NLL_PHASE = "rewards/reference_nll"
 """``time/rewards/reference_nll``: the seconds of ``ppl``'s reference forward, a part of ``time/rewards``."""
 
 
-class RewardScorer:
-    """Holds the reward components; ``score`` returns the N×K matrix with NaN for missing scores.
+class RewardSet:
+    """Holds the reward components; ``compute`` returns the N×K matrix with NaN for missing scores.
 
     ``bind`` hands it the tokenizer and ``ppl``'s reference forward once the policy is loaded: the
-    scorer never imports the policy, so the reward layer stays below it.
+    reward set never imports the policy, so the reward layer stays below it.
     """
 
     def __init__(self, components: Sequence[RewardComponent], on_reward_error: OnRewardError = "raise") -> None:
@@ -83,7 +83,7 @@ class RewardScorer:
             if hasattr(component, "to"):
                 component.to(device)
 
-    def score(self, batch: RewardInputs, device: torch.device | str = "cpu", timer: Timer | None = None) -> torch.Tensor:
+    def compute(self, batch: RewardInputs, device: torch.device | str = "cpu", timer: Timer | None = None) -> torch.Tensor:
         """R [N, K] on ``device``; non-finite scores become NaN (missing). ``timer`` charges the
         reference forward to ``REFERENCE_NLL_PHASE``."""
         if timer is not None and batch.reference_nll is not None:
@@ -91,7 +91,7 @@ class RewardScorer:
         raw = score_components(self.components, batch, self.on_reward_error).to(device)
         return raw.masked_fill(~torch.isfinite(raw), float("nan"))
 
-    __call__ = score
+    __call__ = compute
 
 
 def _timed(function: Callable[..., torch.Tensor], timer: Timer) -> Callable[..., torch.Tensor]:
