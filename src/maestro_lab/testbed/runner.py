@@ -1,14 +1,15 @@
 """Run one testbed method with one seed, in-process through ``cli_main``.
 
 A run's config is composed by the CLI itself from three files shipped in the package
-(``maestro_lab/configs/testbed``): ``base.yaml``, the design (``v1.yaml`` | ``v2.yaml``) and
+(``maestro_lab/configs/testbed``): ``base.yaml``, the design (``v1.yaml`` | ``v2.yaml`` | ``v3.yaml``) and
 the method (``<method>.yaml``, or ``<method>_<design>.yaml`` where a design needs its own), the
 same files a user passes as three ``--config`` flags. Then the comparison's overrides: seed, step
 count, evaluation interval, output folders, and data paths resolved inside the installed package
 so the command works from any directory.
 
-``testbed`` picks the design: ``v1`` (``assets/testbed``; the default) or ``v2``
-(``assets/testbed_v2``: conflicting categories).
+``testbed`` picks the design: ``v1`` (``assets/testbed``; the default), ``v2``
+(``assets/testbed_v2``: conflicting categories) or ``v3`` (``assets/testbed_v3``: a policy that
+writes every style, three disjoint length bands; its policy is built by ``testbed.model``).
 """
 
 from __future__ import annotations
