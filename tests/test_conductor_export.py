@@ -15,7 +15,7 @@ def fake_module(scalarizer, names, hidden_size=6):
         scalarizer=scalarizer,
         component_names=names,
         policy=SimpleNamespace(hidden_size=hidden_size),
-        settings=SimpleNamespace(name_or_path="tiny"),
+        model_settings=SimpleNamespace(name_or_path="tiny"),
     )
 
 
