@@ -172,7 +172,8 @@ def alternate(
                 continue
             results[name].append(res)
             log(
-                f"  round {r + 1}/{repeats} {name}: median step {median(res['step_s']):.3f} s wall, {median(res['cpu_s']):.3f} s CPU over {len(res['step_s'])} steps"
+                f"  round {r + 1}/{repeats} {name}: median step {median(res['step_s']):.3f} s wall, "
+                f"{median(res['cpu_s']):.3f} s CPU over {len(res['step_s'])} steps"
                 + (f"; {detail(res)}" if detail else ""),
                 flush=True,
             )

@@ -17,7 +17,12 @@ from __future__ import annotations
 import benchutil as bu
 
 CONFIG = "tests/configs/two_rewards.yaml"
-STATIC = ["--set", "model.scalarizer=maestro_lit.conductor.base.StaticWeights", "--set", "model.scalarizer.init_args.weights=[0.5,0.5]"]
+STATIC = [
+    "--set",
+    "model.scalarizer=maestro_lit.conductor.base.StaticWeights",
+    "--set",
+    "model.scalarizer.init_args.weights=[0.5,0.5]",
+]
 
 
 def main() -> None:
@@ -30,10 +35,26 @@ def main() -> None:
     for name, runs in results.items():
         outer = bu.median([x for run in runs for x in run["phases"]["outer"]])
         length = bu.median([x for run in runs for x in run["completion_length"]])
-        rows.append([name, bu.pooled_median(runs), bu.paired_ratio(runs, results["static"]), bu.pooled_median(runs, "cpu_s"),
-                     bu.paired_ratio(runs, results["static"], "cpu_s"), f"{outer * 1e3:.2f}", length])  # fmt: skip
-    print(f"\n{bu.today()} · {bu.machine()} · {CONFIG} · {args.repeats} rounds x {args.steps - args.warmup} timed steps")
-    print(bu.table(["run", "wall s/step", "wall vs static", "CPU s/step", "CPU vs static", "outer ms/step", "completion len"], rows))
+        rows.append(
+            [
+                name,
+                bu.pooled_median(runs),
+                bu.paired_ratio(runs, results["static"]),
+                bu.pooled_median(runs, "cpu_s"),
+                bu.paired_ratio(runs, results["static"], "cpu_s"),
+                f"{outer * 1e3:.2f}",
+                length,
+            ]
+        )
+    print(
+        f"\n{bu.today()} · {bu.machine()} · {CONFIG} · {args.repeats} rounds x {args.steps - args.warmup} timed steps"
+    )
+    print(
+        bu.table(
+            ["run", "wall s/step", "wall vs static", "CPU s/step", "CPU vs static", "outer ms/step", "completion len"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ the run folder (a temporary one). The reward model stays the paper file's offlin
 (``maestro-lit/tiny-rm``). ``--tiny`` also sets the CPU accelerator and skips the sanity validation.
 Printed last: the exact command, its exit code and wall time, the checkpoints it wrote and the
 last value of a few logged metrics (read back from its TensorBoard events).
-"""
+"""  # noqa: E501 - the first line is the --help description (``__doc__.splitlines()[0]``)
 
 from __future__ import annotations
 
@@ -32,7 +32,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from memory_estimate import MODELS, hf_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHRINK = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=64)
+SHRINK = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=64,
+)
 SHOWN = (
     "train/scalar_reward",
     "train/completion_length",
@@ -54,7 +61,11 @@ def save_random_model(model: str, out: Path, tiny: bool) -> None:
     tokenizer = load_tokenizer(str(ensure_tiny_model()))
     overrides = dict(SHRINK, vocab_size=len(tokenizer)) if tiny else {}
     config = hf_config(
-        MODELS[model], **overrides, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None
+        MODELS[model],
+        **overrides,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
     )
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() and not tiny else "cpu"):
@@ -67,8 +78,18 @@ def save_random_model(model: str, out: Path, tiny: bool) -> None:
 
 def fit_command(model: str, model_dir: Path, run_dir: Path, steps: int, new_tokens: int, tiny: bool) -> list[str]:
     parts = ["base/gpu", f"models/{model}", "rewards/paper", "methods/maestro"]
-    command = [sys.executable, "-m", "maestro_lit", "fit", *[a for p in parts for a in ("--config", f"configs/{p}.yaml")]]
-    command += [f"--model.policy.name_or_path={model_dir}", f"--trainer.max_steps={steps}", f"--model.sampling.max_new_tokens={new_tokens}"]
+    command = [
+        sys.executable,
+        "-m",
+        "maestro_lit",
+        "fit",
+        *[a for p in parts for a in ("--config", f"configs/{p}.yaml")],
+    ]
+    command += [
+        f"--model.policy.name_or_path={model_dir}",
+        f"--trainer.max_steps={steps}",
+        f"--model.sampling.max_new_tokens={new_tokens}",
+    ]
     command += [
         f"--trainer.default_root_dir={run_dir}",
         f"--trainer.logger.init_args.save_dir={run_dir}",
@@ -110,17 +131,29 @@ def main() -> None:
         start = time.perf_counter()
         code = subprocess.run(command, cwd=ROOT).returncode
         wall = time.perf_counter() - start
-        checkpoints = sorted(p.name for p in (work / "run" / "ckpt").glob("*.ckpt")) if (work / "run" / "ckpt").is_dir() else []
+        checkpoints = (
+            sorted(p.name for p in (work / "run" / "ckpt").glob("*.ckpt")) if (work / "run" / "ckpt").is_dir() else []
+        )
         scalars = last_scalars(work / "run") if (work / "run").is_dir() else {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     device = "CPU" if args.tiny or not torch.cuda.is_available() else torch.cuda.get_device_name(0)
-    shape = f"2-layer {MODELS[args.model].family} stand-in" if args.tiny else f"{args.model}-shaped, random bf16 weights"
-    print(f"\n{bu.today()} · {device}, torch {torch.__version__} · fit: base/gpu + models/{args.model} + rewards/paper + methods/maestro "
-          f"· {shape} · {args.steps} steps x {new_tokens} new tokens")  # fmt: skip
-    rows = [["exit code", code], ["wall s (process start to exit)", f"{wall:.1f}"], ["checkpoints", ", ".join(checkpoints) or "none"]]
-    rows += [[f"last {tag} (step {step})", f"{value:.4g}"] for tag, (step, value) in sorted(scalars.items()) if tag in SHOWN]
+    shape = (
+        f"2-layer {MODELS[args.model].family} stand-in" if args.tiny else f"{args.model}-shaped, random bf16 weights"
+    )
+    print(
+        f"\n{bu.today()} · {device}, torch {torch.__version__} · fit: base/gpu + models/{args.model} "
+        f"+ rewards/paper + methods/maestro · {shape} · {args.steps} steps x {new_tokens} new tokens"
+    )
+    rows = [
+        ["exit code", code],
+        ["wall s (process start to exit)", f"{wall:.1f}"],
+        ["checkpoints", ", ".join(checkpoints) or "none"],
+    ]
+    rows += [
+        [f"last {tag} (step {step})", f"{value:.4g}"] for tag, (step, value) in sorted(scalars.items()) if tag in SHOWN
+    ]
     rows += [["scalar tags logged", len(scalars)]]
     print(bu.table(["what", "value"], rows))
     sys.exit(code)

@@ -11,7 +11,8 @@ Each method runs in its own child (``maestro_run.py``) on the composition
 ``base/gpu.yaml`` + ``models/qwen3-8b.yaml`` + ``rewards/<--rewards>.yaml`` + ``methods/<m>.yaml``
 (shipped prompts; prompts × G from ``base/gpu.yaml``: 4 × 8), only the weights, the token budget
 and, with ``--tiny``, the accelerator substituted. ``single`` and ``trusted`` need a component
-name: ``--component`` (default ``pref``) is given to both. Rollout tokens/s = completion tokens of a step / its rollout seconds.
+name: ``--component`` (default ``pref``) is given to both. Rollout tokens/s = completion tokens
+of a step / its rollout seconds.
 A method that fails is reported with its last error line instead of stopping the others.
 ``--max-seconds`` bounds each method's training time (a lent machine's per-call limit); the table
 says how many steps were timed.
@@ -31,8 +32,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from memory_estimate import MODELS, hf_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=64)
-EXTRA = {"single": "model.scalarizer.init_args.component", "trusted": "model.scalarizer.init_args.trusted_component"}  # name a component
+TINY = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=64,
+)
+# name a component
+EXTRA = {"single": "model.scalarizer.init_args.component", "trusted": "model.scalarizer.init_args.trusted_component"}
 
 
 def save_random_qwen3_8b(out: Path, tiny: bool) -> None:
@@ -44,7 +53,9 @@ def save_random_qwen3_8b(out: Path, tiny: bool) -> None:
 
     tokenizer = load_tokenizer(str(ensure_tiny_model()))
     overrides = dict(TINY, vocab_size=len(tokenizer)) if tiny else {}
-    config = hf_config(MODELS["qwen3-8b"], **overrides, eos_token_id=None, bos_token_id=None, pad_token_id=tokenizer.pad_token_id)
+    config = hf_config(
+        MODELS["qwen3-8b"], **overrides, eos_token_id=None, bos_token_id=None, pad_token_id=tokenizer.pad_token_id
+    )
     device = "cuda" if torch.cuda.is_available() and not tiny else "cpu"
     torch.manual_seed(0)
     with torch.device(device):
@@ -62,10 +73,18 @@ def method_runs(model_dir: Path, args) -> dict[str, list[str]]:
         f"model.sampling.max_prompt_tokens={args.prompt_tokens}",
     ]
     if args.tiny:
-        sets += ["trainer.accelerator=cpu", "trainer.devices=1", "data.batch_size=2", "model.grpo_settings.num_minibatches=2"]
+        sets += [
+            "trainer.accelerator=cpu",
+            "trainer.devices=1",
+            "data.batch_size=2",
+            "model.grpo_settings.num_minibatches=2",
+        ]
     runs = {}
     for method in args.methods:
-        argv = ["perf/maestro_run.py", *[a for p in [*parts, f"methods/{method}"] for a in ("--config", f"configs/{p}.yaml")]]
+        argv = [
+            "perf/maestro_run.py",
+            *[a for p in [*parts, f"methods/{method}"] for a in ("--config", f"configs/{p}.yaml")],
+        ]
         argv += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
         argv += ["--max-seconds", str(args.max_seconds)] if args.max_seconds else []
         extra = [f"{EXTRA[method]}={args.component}"] if method in EXTRA else []
@@ -89,7 +108,9 @@ def main() -> None:
     parser.add_argument("--component", default="pref", help="the reward component single.yaml and trusted.yaml name")
     parser.add_argument("--new-tokens", type=int, default=None, help="default 256 (GPU) or 8 (--tiny)")
     parser.add_argument("--prompt-tokens", type=int, default=128)
-    parser.add_argument("--max-seconds", type=float, default=None, help="training-time budget per method run (a lent machine's limit)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, help="training-time budget per method run (a lent machine's limit)"
+    )
     args = bu.parse_harness_args(parser)
     if args.tiny and args.steps == 20:
         args.steps, args.warmup = 3, 1
@@ -111,17 +132,41 @@ def main() -> None:
             rows.append([name, "failed", "-", "-", "-", "-", "-", failures.get(name, "")])
             continue
         tokens = [
-            length * completions / rollout for run in done for length, rollout in zip(run["completion_length"], run["phases"]["rollout"])
+            length * completions / rollout
+            for run in done
+            for length, rollout in zip(run["completion_length"], run["phases"]["rollout"])
         ]
         gpu = max(run["peak_gpu_mb"] or 0 for run in done)
         rss = max(run["peak_rss_mb"] for run in done)
         timed = sum(len(run["step_s"]) for run in done)
         rollout = bu.median([s for run in done for s in run["phases"]["rollout"]])
-        rows.append([name, timed, bu.pooled_median(done), rollout, bu.median(tokens), f"{gpu:.0f}" if gpu else "-", f"{rss:.0f}", ""])
+        rows.append(
+            [
+                name,
+                timed,
+                bu.pooled_median(done),
+                rollout,
+                bu.median(tokens),
+                f"{gpu:.0f}" if gpu else "-",
+                f"{rss:.0f}",
+                "",
+            ]
+        )
     shape = "2-layer Qwen3 shape, bf16, CPU" if args.tiny else "Qwen3-8B-shaped, random bf16 weights"
-    print(f"\n{bu.today()} · {bu.machine()} · {shape} · LoRA r16, gradient checkpointing · rewards/{args.rewards} · "
-          f"{completions} completions x {args.new_tokens} new tokens · up to {args.steps - args.warmup} timed steps")  # fmt: skip
-    headers = ["method", "timed steps", "wall s/step", "rollout s/step", "rollout tokens/s", "peak GPU MB", "peak RSS MB", "note"]
+    print(
+        f"\n{bu.today()} · {bu.machine()} · {shape} · LoRA r16, gradient checkpointing · rewards/{args.rewards} · "
+        f"{completions} completions x {args.new_tokens} new tokens · up to {args.steps - args.warmup} timed steps"
+    )
+    headers = [
+        "method",
+        "timed steps",
+        "wall s/step",
+        "rollout s/step",
+        "rollout tokens/s",
+        "peak GPU MB",
+        "peak RSS MB",
+        "note",
+    ]
     print(bu.table(headers, rows))
 
 

@@ -27,13 +27,26 @@ import torch
 from maestro_lit.policy.fast_rollout import decode_loop
 from maestro_lit.settings import FastRolloutSettings, SamplingSettings
 
-QWEN2_05B = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                 num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=True)  # fmt: skip
+QWEN2_05B = dict(
+    vocab_size=151936,
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    max_position_embeddings=32768,
+    rope_theta=1e6,
+    tie_word_embeddings=True,
+)
 FAST = {  # variant -> fast-path settings
     "fast_dynamic": FastRolloutSettings(),
     "fast_static": FastRolloutSettings(static_cache=True),
-    "fast_compiled": FastRolloutSettings(static_cache=True, compile=True, compile_mode="reduce-overhead", stop_check_every=16),
-    "fast_compiled_nograph": FastRolloutSettings(static_cache=True, compile=True, compile_mode="default", stop_check_every=16),
+    "fast_compiled": FastRolloutSettings(
+        static_cache=True, compile=True, compile_mode="reduce-overhead", stop_check_every=16
+    ),
+    "fast_compiled_nograph": FastRolloutSettings(
+        static_cache=True, compile=True, compile_mode="default", stop_check_every=16
+    ),
 }
 PEAK_TBS = {"H200": 4.8, "H100": 3.35, "A100": 2.0}
 
@@ -57,9 +70,19 @@ def run_variant(model, name, ids, mask, new_tokens, greedy=False):
     """Completion ids [B, T] from one variant (no EOS, so T = new_tokens)."""
     if name.startswith("generate"):
         extra = {"cache_implementation": "static"} if name == "generate_static" else {}
-        sample = {"do_sample": False} if greedy else {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": None}
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                             pad_token_id=0, eos_token_id=None, **sample, **extra)  # fmt: skip
+        sample = (
+            {"do_sample": False} if greedy else {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": None}
+        )
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            pad_token_id=0,
+            eos_token_id=None,
+            **sample,
+            **extra,
+        )
         return out[:, ids.shape[1] :]
     return decode_loop(model, ids, mask, 1, SamplingSettings(max_new_tokens=new_tokens), greedy, [], 0, FAST[name])
 
@@ -108,10 +131,16 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=None)
     parser.add_argument("--variants", default=None, help="comma list of generate, generate_static, " + ", ".join(FAST))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--bandwidth-tbs", type=float, default=None, help="peak memory bandwidth; default from the GPU's name")
-    parser.add_argument("--check", action="store_true", help="greedy agreement of each fast variant with generate first")
+    parser.add_argument(
+        "--bandwidth-tbs", type=float, default=None, help="peak memory bandwidth; default from the GPU's name"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="greedy agreement of each fast variant with generate first"
+    )
     parser.add_argument("--check-only", action="store_true", help="stop after --check (no timing table)")
-    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="default bfloat16 on CUDA, float32 on CPU")
+    parser.add_argument(
+        "--dtype", choices=["bfloat16", "float32"], default=None, help="default bfloat16 on CUDA, float32 on CPU"
+    )
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -139,7 +168,11 @@ def main() -> None:
         mask = torch.ones_like(ids)
         reference = run_variant(model, "generate", ids, mask, 32, greedy=True)
         margins = greedy_margins(model, ids, reference)
-        print(f"greedy check ({dtype}): reference top-1 minus top-2 logit, median over 8x32 positions {margins.median():.4f}", flush=True)
+        print(
+            f"greedy check ({dtype}): reference top-1 minus top-2 logit, "
+            f"median over 8x32 positions {margins.median():.4f}",
+            flush=True,
+        )
         for v in variants:
             if v.startswith("fast"):
                 try:
@@ -148,7 +181,9 @@ def main() -> None:
                     line = f"greedy agreement {v} vs generate: {agree:.1%} of 8x32 tokens"
                     first = first_mismatch(tokens, reference)
                     if agree < 1:
-                        there = [f"{margins[row, i]:.4f}" if i < reference.shape[1] else "-" for row, i in enumerate(first)]
+                        there = [
+                            f"{margins[row, i]:.4f}" if i < reference.shape[1] else "-" for row, i in enumerate(first)
+                        ]
                         line += f"; first differing position per row {first}, reference margin there {there}"
                     print(line, flush=True)
                 except Exception as err:  # report and go on: a later session needs every number it can get
@@ -195,9 +230,26 @@ def main() -> None:
             )
             print(f"  batch {batch} {v}: {tps:,.0f} tok/s, {ms:.2f} ms/step (first call {first:.1f} s)", flush=True)
     what = "tiny Llama (fp32)" if args.tiny else f"Qwen2-0.5B-shaped, random weights ({dtype})"
-    print(f"\n{bu.today()} · {name or bu.machine()} · {what} · prompt {prompt_len} + {new_tokens} new tokens · median of {args.repeats}")
-    print(bu.table(["batch", "variant", "tokens/s", "ms/step", "floor ms", "of floor", "first call s", "peak GiB", "vs generate"],
-                   [r + ["-"] * (9 - len(r)) for r in rows]))  # fmt: skip
+    print(
+        f"\n{bu.today()} · {name or bu.machine()} · {what} · "
+        f"prompt {prompt_len} + {new_tokens} new tokens · median of {args.repeats}"
+    )
+    print(
+        bu.table(
+            [
+                "batch",
+                "variant",
+                "tokens/s",
+                "ms/step",
+                "floor ms",
+                "of floor",
+                "first call s",
+                "peak GiB",
+                "vs generate",
+            ],
+            [r + ["-"] * (9 - len(r)) for r in rows],
+        )
+    )
 
 
 if __name__ == "__main__":

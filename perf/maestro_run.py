@@ -1,6 +1,7 @@
-"""Child process: train maestro_lit for a few steps from a YAML config and report timings.
+r"""Child process: train maestro_lit for a few steps from a YAML config and report timings.
 
-    python perf/maestro_run.py --config tests/configs/two_rewards.yaml --config configs/methods/static.yaml --steps 12 --warmup 2 [--set key=value ...]
+    python perf/maestro_run.py --config tests/configs/two_rewards.yaml --config configs/methods/static.yaml \
+        --steps 12 --warmup 2 [--set key=value ...]
 
 Runs through ``cli_main`` (the same path as ``python -m maestro_lit fit``), with logger,
 checkpointing, progress bar and validation switched off so that only training steps run.
@@ -22,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchutil import StepClock, emit, peak_gpu_mb, peak_rss_mb  # noqa: E402
 
 PHASES = ("rollout", "scoring", "rewards", "inner", "outer")
-NESTED_PHASES = ("rewards/reference_nll",)  # parts of a phase above (``ppl``'s reference forward); 0 on steps without it
+# parts of a phase above (``ppl``'s reference forward); 0 on steps without it
+NESTED_PHASES = ("rewards/reference_nll",)
 
 
 class StepRecorder(L.Callback):
@@ -43,7 +45,8 @@ class StepRecorder(L.Callback):
         self.clock.end()
         if self.max_seconds is not None and len(self.clock.ends) >= self.min_steps:
             elapsed = self.clock.ends[-1][0] - self.clock.start[0]
-            trainer.should_stop = trainer.should_stop or elapsed >= self.max_seconds  # time budget spent: stop after this step
+            # time budget spent: stop after this step
+            trainer.should_stop = trainer.should_stop or elapsed >= self.max_seconds
         step = pl_module.last_step
         for phase in self.phases:
             self.phases[phase].append(float(step.phase_seconds.get(phase, 0.0)))
@@ -54,10 +57,19 @@ class StepRecorder(L.Callback):
 
 def quiet_args(configs: list[str], steps: int, sets: list[str]) -> list[str]:
     """CLI args: the configs, then overrides that leave only the training steps running."""
-    args = ["fit", *[a for c in configs for a in ("--config", c)], f"--trainer.max_steps={steps}", "--trainer.logger=false",
-            "--trainer.enable_checkpointing=false", "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false", "--trainer.limit_val_batches=0",
-            "--trainer.num_sanity_val_steps=0", "--trainer.callbacks=[]", "--standard_callbacks=[]"]  # fmt: skip
+    args = [
+        "fit",
+        *[a for c in configs for a in ("--config", c)],
+        f"--trainer.max_steps={steps}",
+        "--trainer.logger=false",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.limit_val_batches=0",
+        "--trainer.num_sanity_val_steps=0",
+        "--trainer.callbacks=[]",
+        "--standard_callbacks=[]",
+    ]
     return args + [f"--{s}" for s in sets]
 
 
@@ -72,7 +84,9 @@ def main() -> None:
         default=None,
         help="stop after the first step that ends past this many seconds of training (at least warm-up + 1 steps run)",
     )
-    parser.add_argument("--set", action="append", default=[], help="extra CLI override, e.g. model.grpo_settings.beta=0.04")
+    parser.add_argument(
+        "--set", action="append", default=[], help="extra CLI override, e.g. model.grpo_settings.beta=0.04"
+    )
     args = parser.parse_args()
 
     from maestro_lit.cli import cli_main
@@ -82,14 +96,16 @@ def main() -> None:
     cli.trainer.callbacks.append(recorder)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     keep = slice(args.warmup, None)
-    emit({
-        **recorder.clock.result(args.warmup),
-        "phases": {p: v[keep] for p, v in recorder.phases.items()},
-        "completion_length": recorder.lengths[keep],
-        "rewards": {name: values[keep] for name, values in recorder.rewards.items()},
-        "peak_rss_mb": peak_rss_mb(),
-        "peak_gpu_mb": peak_gpu_mb(),
-    })  # fmt: skip
+    emit(
+        {
+            **recorder.clock.result(args.warmup),
+            "phases": {p: v[keep] for p, v in recorder.phases.items()},
+            "completion_length": recorder.lengths[keep],
+            "rewards": {name: values[keep] for name, values in recorder.rewards.items()},
+            "peak_rss_mb": peak_rss_mb(),
+            "peak_gpu_mb": peak_gpu_mb(),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ the composed configs themselves (``base/gpu.yaml`` + model + ``rewards/helpfulne
 
 FSDP rows: ``overlays/fsdp.yaml`` wraps the model as one unit (no ``auto_wrap_policy``), so every
 forward gathers all weights and the peak equals the unsharded one; ``estimate(..., sharded_over=n)``
-gives the per-layer-wrapped figure. Not counted: the CUDA context (~0.5 GB), allocator fragmentation (often 10-20 %), temporary
-buffers of generate, and the scoring pass of the rewards. Treat a row as a lower bound ± 15 %.
+gives the per-layer-wrapped figure. Not counted: the CUDA context (~0.5 GB), allocator fragmentation
+(often 10-20 %), temporary buffers of generate, and the scoring pass of the rewards. Treat a row as
+a lower bound ± 15 %.
 """
 
 from __future__ import annotations
@@ -96,7 +97,13 @@ MODELS: dict[str, ModelShape] = {
         128256,
         False,
         5e5,
-        {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+        {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
     ),
 }
 REWARD_PARAMS = {"helpfulness RM (Qwen3-4B)": 4.02e9, "MiniLM": 22.7e6}
@@ -193,14 +200,17 @@ def recipe_config(model: str, overlay: str) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from maestro_lit.cli import compose
 
-    parts = ["base/gpu", f"models/{model}", "rewards/helpfulness", "tasks/ultrafeedback"] + ([f"overlays/{overlay}"] if overlay else [])
+    parts = ["base/gpu", f"models/{model}", "rewards/helpfulness", "tasks/ultrafeedback"] + (
+        [f"overlays/{overlay}"] if overlay else []
+    )
     return compose([arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))])
 
 
 def table(detail: bool = False) -> str:
     lines = [
         "ESTIMATES (arithmetic, not measured), GB per GPU, rollout + backward peak:",
-        f"{'model':24s} {'overlay':8s} {'params':>7s} {'N':>4s} {'rows':>4s} {'total':>7s} {'no ckpt':>8s}  terms (with checkpointing)",
+        f"{'model':24s} {'overlay':8s} {'params':>7s} {'N':>4s} {'rows':>4s} {'total':>7s} {'no ckpt':>8s}  "
+        "terms (with checkpointing)",
     ]
     for model, shape in MODELS.items():
         for overlay in OVERLAYS:
@@ -211,8 +221,8 @@ def table(detail: bool = False) -> str:
             rows = max(1, run.prompts * run.generations // run.minibatches)
             text = ", ".join(f"{k} {v / GB:.1f}" for k, v in terms.items()) if detail else ""
             lines.append(
-                f"{model:24s} {overlay or '-':8s} {shape.params / 1e9:6.2f}B {run.prompts * run.generations:4d} {rows:4d} "
-                f"{sum(terms.values()) / GB:7.1f} {sum(off.values()) / GB:8.1f}  {text}"
+                f"{model:24s} {overlay or '-':8s} {shape.params / 1e9:6.2f}B {run.prompts * run.generations:4d} "
+                f"{rows:4d} {sum(terms.values()) / GB:7.1f} {sum(off.values()) / GB:8.1f}  {text}"
             )
     return "\n".join(lines)
 

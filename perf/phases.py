@@ -24,13 +24,22 @@ VARIANTS = {
 
 def argv(spec: str, steps: int, warmup: int) -> list[str]:
     config, *sets = spec.split(",")
-    return ["perf/maestro_run.py", *[a for c in config.split("+") for a in ("--config", c)], "--steps", str(steps), "--warmup", str(warmup),
-            *[a for s in sets for a in ("--set", s)]]  # fmt: skip
+    return [
+        "perf/maestro_run.py",
+        *[a for c in config.split("+") for a in ("--config", c)],
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+        *[a for s in sets for a in ("--set", s)],
+    ]
 
 
 def main() -> None:
     parser = bu.harness_parser(__doc__.splitlines()[0], repeats=2, steps=15)
-    parser.add_argument("--variant", action="append", default=[], help="NAME=CONFIG[+CONFIG...][,key=value...]; replaces the defaults")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="NAME=CONFIG[+CONFIG...][,key=value...]; replaces the defaults"
+    )
     args = bu.parse_harness_args(parser)
     variants = dict(v.split("=", 1) for v in args.variant) if args.variant else VARIANTS
 
@@ -41,9 +50,19 @@ def main() -> None:
         phases = [bu.median([x for run in runs for x in run["phases"][p]]) for p in PHASES]
         gpu = max((run["peak_gpu_mb"] or 0) for run in runs)
         rows.append(
-            [name, step, *phases, step - sum(phases), f"{max(run['peak_rss_mb'] for run in runs):.0f}", f"{gpu:.0f}" if gpu else "-"]
+            [
+                name,
+                step,
+                *phases,
+                step - sum(phases),
+                f"{max(run['peak_rss_mb'] for run in runs):.0f}",
+                f"{gpu:.0f}" if gpu else "-",
+            ]
         )
-    print(f"\n{bu.today()} · {bu.machine()} · {args.repeats} runs x {args.steps - args.warmup} timed steps each; medians in seconds")
+    print(
+        f"\n{bu.today()} · {bu.machine()} · {args.repeats} runs x {args.steps - args.warmup} timed steps each; "
+        "medians in seconds"
+    )
     print(bu.table(["config", "step", *PHASES, "other", "peak RSS MB", "peak GPU MB"], rows))
 
 

@@ -2,7 +2,8 @@
 
     pip install -e ".[quant]"                  # bitsandbytes (the GPU image lacks it: install the wheel first)
     python perf/qlora.py                 # GPU: Qwen2-0.5B-shaped model, random bf16 weights
-    python perf/qlora.py --tiny          # CPU smoke run: a small Qwen2 shape in fp32 (bitsandbytes >= 0.49 runs NF4 on CPU)
+    python perf/qlora.py --tiny          # CPU smoke run: a small Qwen2 shape in fp32
+                                         # (bitsandbytes >= 0.49 runs NF4 on CPU)
 
 The model is built from a config with random weights and saved next to the embedded tiny
 model's tokenizer (nothing can be downloaded on the GPU machines; token ids the tokenizer
@@ -24,7 +25,9 @@ import benchutil as bu
 import torch
 from gpu_rollout import QWEN2_05B
 
-TINY_QWEN2 = dict(QWEN2_05B, hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+TINY_QWEN2 = dict(
+    QWEN2_05B, hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+)
 
 
 def save_random_model(out: Path, tiny: bool) -> None:
@@ -98,11 +101,20 @@ def main() -> None:
         gpu = max(run["peak_gpu_mb"] or 0 for run in done)
         ratio = bu.paired_ratio(done, results[base_name]) if results[base_name] else float("nan")
         rows.append(
-            [name, bu.pooled_median(done), ratio, f"{gpu:.0f}" if gpu else "-", f"{max(run['peak_rss_mb'] for run in done):.0f}", ""]
+            [
+                name,
+                bu.pooled_median(done),
+                ratio,
+                f"{gpu:.0f}" if gpu else "-",
+                f"{max(run['peak_rss_mb'] for run in done):.0f}",
+                "",
+            ]
         )
     shape = "small Qwen2 shape, fp32, CPU" if args.tiny else "Qwen2-0.5B-shaped, random weights"
-    print(f"\n{bu.today()} · {bu.machine()} · {shape} · B={prompts} G={generations} new tokens {new_tokens} · "
-          f"{args.repeats} rounds x {args.steps - args.warmup} timed steps")  # fmt: skip
+    print(
+        f"\n{bu.today()} · {bu.machine()} · {shape} · B={prompts} G={generations} new tokens {new_tokens} · "
+        f"{args.repeats} rounds x {args.steps - args.warmup} timed steps"
+    )
     print(bu.table(["run", "wall s/step", f"vs {base_name}", "peak GPU MB", "peak RSS MB", "note"], rows))
 
 

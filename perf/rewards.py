@@ -173,8 +173,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--synthetic", action="store_true", help="made-up completions even if shipped prompts exist")
-    parser.add_argument("--step-seconds", type=float, default=None, help="seconds per training step (skips measuring it)")
-    parser.add_argument("--step-probe-steps", type=int, default=12, help="quickstart steps run to measure the step time")
+    parser.add_argument(
+        "--step-seconds", type=float, default=None, help="seconds per training step (skips measuring it)"
+    )
+    parser.add_argument(
+        "--step-probe-steps", type=int, default=12, help="quickstart steps run to measure the step time"
+    )
     parser.add_argument("--no-step", action="store_true", help="do not measure the training step")
     args = parser.parse_args()
 
@@ -186,7 +190,10 @@ def main() -> None:
     source = "shipped prompts" if PROMPTS_FILE.exists() and not args.synthetic else "made-up completions"
     print(f"{args.n} completions ({source}), device={args.device}, torch threads={torch.get_num_threads()}")
     if step:
-        print(f"quickstart training step: {step * 1000:.0f} ms for {per_step} completions (share = ms/completion × {per_step} / step)")
+        print(
+            f"quickstart training step: {step * 1000:.0f} ms for {per_step} completions "
+            f"(share = ms/completion × {per_step} / step)"
+        )
     print(f"{'component':<14} {'class':<22} {'ms/completion':>14} {'ms/batch':>10} {'step share':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for component in components(build_tiny_reward_model(tmp)):
@@ -196,7 +203,8 @@ def main() -> None:
             seconds = time_component(component, prompts, completions, {**columns, **extra}, args.repeats)
             share = f"{seconds / args.n * per_step / step:>10.2%}" if step else f"{'n/a':>10}"
             print(
-                f"{component.name:<14} {type(component).__name__:<22} {1000 * seconds / args.n:>14.3f} {1000 * seconds:>10.1f} {share:>11}"
+                f"{component.name:<14} {type(component).__name__:<22} {1000 * seconds / args.n:>14.3f} "
+                f"{1000 * seconds:>10.1f} {share:>11}"
             )
 
 

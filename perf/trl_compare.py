@@ -7,8 +7,8 @@ Each round runs every contender once in a fresh process, order alternating per r
 a run's step time is the median of its post-warm-up optimizer steps, measured inside the
 training loop (wall and process-CPU time); a ratio is the median over rounds of
 (run / TRL run of the same round), so load that drifts between rounds cancels.
-Contenders: ``ours`` = ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml`` as shipped (LoRA merged for the
-rollout, the project's decode loop), ``ours_generate`` = the same with HF ``generate``
+Contenders: ``ours`` = ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml`` as shipped
+(LoRA merged for the rollout, the project's decode loop), ``ours_generate`` = the same with HF ``generate``
 (``model.fast_rollout=null``), ``trl`` = ``perf/trl_run.py``; with ``--unmerged`` also
 ``ours_unmerged_generate``, our loop the way TRL runs it (unmerged LoRA, HF ``generate``).
 Both sides log metrics every ``--log-every`` steps (default: the config's ``log_every_n_steps``).
@@ -31,8 +31,15 @@ def config_log_every() -> int:
 
 def contenders(steps: int, warmup: int, beta: float, log_every: int, unmerged: bool) -> dict[str, list[str]]:
     common = ["--steps", str(steps), "--warmup", str(warmup)]
-    ours = ["perf/maestro_run.py", *[a for c in CONFIGS for a in ("--config", c)], *common,
-            "--set", f"model.grpo_settings.beta={beta}", "--set", f"trainer.log_every_n_steps={log_every}"]  # fmt: skip
+    ours = [
+        "perf/maestro_run.py",
+        *[a for c in CONFIGS for a in ("--config", c)],
+        *common,
+        "--set",
+        f"model.grpo_settings.beta={beta}",
+        "--set",
+        f"trainer.log_every_n_steps={log_every}",
+    ]
     hf_generate = [*ours, "--set", "model.fast_rollout=null"]
     runs = {"ours": ours, "ours_generate": hf_generate}
     if unmerged:
@@ -43,8 +50,12 @@ def contenders(steps: int, warmup: int, beta: float, log_every: int, unmerged: b
 def main() -> None:
     parser = bu.harness_parser(__doc__.splitlines()[0], repeats=3, steps=20)
     parser.add_argument("--beta", type=float, default=0.0)
-    parser.add_argument("--log-every", type=int, default=None, help="metric logging cadence for both sides; default: the config's")
-    parser.add_argument("--unmerged", action="store_true", help="add ours_unmerged_generate (unmerged LoRA, HF generate: TRL's way)")
+    parser.add_argument(
+        "--log-every", type=int, default=None, help="metric logging cadence for both sides; default: the config's"
+    )
+    parser.add_argument(
+        "--unmerged", action="store_true", help="add ours_unmerged_generate (unmerged LoRA, HF generate: TRL's way)"
+    )
     args = bu.parse_harness_args(parser)
     log_every = args.log_every or config_log_every()
 
@@ -53,11 +64,26 @@ def main() -> None:
     for name, runs in results.items():
         length = bu.median([x for run in runs for x in run["completion_length"]])
         rss = max(run["peak_rss_mb"] for run in runs)
-        rows.append([name, bu.pooled_median(runs), bu.paired_ratio(runs, results["trl"]), bu.pooled_median(runs, "cpu_s"),
-                     bu.paired_ratio(runs, results["trl"], "cpu_s"), length, f"{rss:.0f}"])  # fmt: skip
-    print(f"\n{bu.today()} · {bu.machine()} · B=4 G=4 max_new_tokens=32 beta={args.beta} log every {log_every} · "
-          f"{args.repeats} rounds x {args.steps - args.warmup} timed steps; ratios = median of per-round ratios")  # fmt: skip
-    print(bu.table(["run", "wall s/step", "wall vs TRL", "CPU s/step", "CPU vs TRL", "completion len", "peak RSS MB"], rows))
+        rows.append(
+            [
+                name,
+                bu.pooled_median(runs),
+                bu.paired_ratio(runs, results["trl"]),
+                bu.pooled_median(runs, "cpu_s"),
+                bu.paired_ratio(runs, results["trl"], "cpu_s"),
+                length,
+                f"{rss:.0f}",
+            ]
+        )
+    print(
+        f"\n{bu.today()} · {bu.machine()} · B=4 G=4 max_new_tokens=32 beta={args.beta} log every {log_every} · "
+        f"{args.repeats} rounds x {args.steps - args.warmup} timed steps; ratios = median of per-round ratios"
+    )
+    print(
+        bu.table(
+            ["run", "wall s/step", "wall vs TRL", "CPU s/step", "CPU vs TRL", "completion len", "peak RSS MB"], rows
+        )
+    )
 
 
 if __name__ == "__main__":

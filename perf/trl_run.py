@@ -4,8 +4,8 @@
 
 Same tiny model weights and tokenizer (``ensure_tiny_model()``), same shipped prompts
 rendered with the same chat template, same LoRA, sampling, μ, β, ε, loss aggregation,
-optimizer, lr and gradient clipping as ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml``; the rewards are
-the project's ``LengthBand`` and ``DistinctN`` wrapped as TRL reward functions. TRL-only
+optimizer, lr and gradient clipping as ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml``;
+the rewards are the project's ``LengthBand`` and ``DistinctN`` wrapped as TRL reward functions. TRL-only
 overheads are switched off where TRL allows (gradient checkpointing and bf16, which TRL
 turns on by default; reporting, tqdm, saving, completion logging). Prints ``RESULT {json}``.
 """
@@ -37,7 +37,10 @@ def reward_functions(min_words: int = 5, max_words: int = 15, n: int = 2):
         reward.__name__ = component.name
         return reward
 
-    return [wrap(LengthBand(min_words=min_words, max_words=max_words, name="length")), wrap(DistinctN(n=n, name="diversity"))]
+    return [
+        wrap(LengthBand(min_words=min_words, max_words=max_words, name="length")),
+        wrap(DistinctN(n=n, name="diversity")),
+    ]
 
 
 def prompt_dataset():
@@ -47,7 +50,9 @@ def prompt_dataset():
     from maestro_lit.paths import TRAIN_PROMPTS
 
     rows = [json.loads(line) for line in TRAIN_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "category": r["category"]} for r in rows])
+    return Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": r["prompt"]}], "category": r["category"]} for r in rows]
+    )
 
 
 def main() -> None:
@@ -59,7 +64,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--beta", type=float, default=0.0)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--logging-steps", type=int, default=1, help="TRL's logging_steps (match ours' log_every_n_steps)")
+    parser.add_argument(
+        "--logging-steps", type=int, default=1, help="TRL's logging_steps (match ours' log_every_n_steps)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -89,26 +96,61 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         config = GRPOConfig(
-            output_dir=out, max_steps=args.steps, seed=0, use_cpu=not torch.cuda.is_available(),
+            output_dir=out,
+            max_steps=args.steps,
+            seed=0,
+            use_cpu=not torch.cuda.is_available(),
             # batch: per_device_train_batch_size counts completions in TRL -> B·G
-            per_device_train_batch_size=args.prompts * args.generations, num_generations=args.generations,
-            gradient_accumulation_steps=1, max_completion_length=args.max_new_tokens,
-            temperature=1.0, top_p=1.0, top_k=0,
-            num_iterations=1, beta=args.beta, epsilon=0.2, loss_type="grpo", scale_rewards="group",
-            multi_objective_aggregation="normalize_then_sum", reward_weights=[0.5, 0.5],
-            learning_rate=args.lr, weight_decay=0.0, lr_scheduler_type="constant", warmup_steps=0,
-            optim="adamw_torch", max_grad_norm=1.0,
-            gradient_checkpointing=False, bf16=False, fp16=False,
-            logging_steps=args.logging_steps, report_to="none", disable_tqdm=True, save_strategy="no", log_completions=False,
+            per_device_train_batch_size=args.prompts * args.generations,
+            num_generations=args.generations,
+            gradient_accumulation_steps=1,
+            max_completion_length=args.max_new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            num_iterations=1,
+            beta=args.beta,
+            epsilon=0.2,
+            loss_type="grpo",
+            scale_rewards="group",
+            multi_objective_aggregation="normalize_then_sum",
+            reward_weights=[0.5, 0.5],
+            learning_rate=args.lr,
+            weight_decay=0.0,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            optim="adamw_torch",
+            max_grad_norm=1.0,
+            gradient_checkpointing=False,
+            bf16=False,
+            fp16=False,
+            logging_steps=args.logging_steps,
+            report_to="none",
+            disable_tqdm=True,
+            save_strategy="no",
+            log_completions=False,
             dataloader_num_workers=0,
-        )  # fmt: skip
+        )
         trainer = GRPOTrainer(
-            model=model, reward_funcs=reward_functions(), args=config, train_dataset=prompt_dataset(),
-            processing_class=load_tokenizer(path), callbacks=[Clock()],
-            peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"),
-        )  # fmt: skip
+            model=model,
+            reward_funcs=reward_functions(),
+            args=config,
+            train_dataset=prompt_dataset(),
+            processing_class=load_tokenizer(path),
+            callbacks=[Clock()],
+            peft_config=LoraConfig(
+                r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+            ),
+        )
         trainer.train()
-    emit({**clock.result(args.warmup), "completion_length": lengths, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb()})
+    emit(
+        {
+            **clock.result(args.warmup),
+            "completion_length": lengths,
+            "peak_rss_mb": peak_rss_mb(),
+            "peak_gpu_mb": peak_gpu_mb(),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def main(roots: list[str]) -> None:
     files = sorted(p for root in roots for p in Path(root).rglob("*.yaml"))
     repeated, total = repeated_share(files)
     print(
-        f"{len(files)} files, {total} non-comment lines, {repeated} in a {RUN}-line run also in another file: {repeated / max(total, 1):.1%}"
+        f"{len(files)} files, {total} non-comment lines, {repeated} in a {RUN}-line run also in another file: "
+        f"{repeated / max(total, 1):.1%}"
     )
 
 

@@ -8,13 +8,23 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "tests" / "configs" / "two_re
 
 
 def tensorboard_logger(save_dir: Path, name: str = "run") -> dict:
-    return {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(save_dir), "name": name}}
+    return {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": str(save_dir), "name": name},
+    }
 
 
 def small_fit_config(
-    run_dir: Path, max_steps: int, callbacks: list, logger=False, max_new_tokens: int = 8, batch_size: int = 2, **trainer
+    run_dir: Path,
+    max_steps: int,
+    callbacks: list,
+    logger=False,
+    max_new_tokens: int = 8,
+    batch_size: int = 2,
+    **trainer,
 ) -> dict:
-    """The quickstart with short completions, few prompts, every metric logged every step and no validation unless ``trainer`` asks for it."""
+    """The quickstart with short completions, few prompts, every metric logged every step and no validation
+    unless ``trainer`` asks for it."""
     config = yaml.safe_load(QUICKSTART.read_text())
     config["trainer"].update(
         max_steps=max_steps,

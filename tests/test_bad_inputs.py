@@ -16,9 +16,17 @@ QUICKSTART = str(ROOT / "tests" / "configs" / "two_rewards.yaml")
 
 
 def _fit_args(tmp_path, *extra):
-    return ["fit", "--config", QUICKSTART, f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
-            "--trainer.limit_val_batches=0", "--model.sampling.max_new_tokens=6",
-            "--data.batch_size=2", *extra]  # fmt: skip
+    return [
+        "fit",
+        "--config",
+        QUICKSTART,
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--trainer.limit_val_batches=0",
+        "--model.sampling.max_new_tokens=6",
+        "--data.batch_size=2",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -77,8 +85,10 @@ def _config_with(tmp_path, rewards, **grpo):
 
 
 def test_raising_reward_component_stops_with_its_name_and_a_checkpoint(tmp_path):
-    rewards = [{"class_path": "maestro_lit.rewards.length.LengthBand"},
-               {"class_path": "test_bad_inputs.Exploding", "init_args": {"after_calls": 2}}]  # fmt: skip
+    rewards = [
+        {"class_path": "maestro_lit.rewards.length.LengthBand"},
+        {"class_path": "test_bad_inputs.Exploding", "init_args": {"after_calls": 2}},
+    ]
     with pytest.raises(RewardError, match="reward component 'exploding' raised ZeroDivisionError: boom"):
         cli_main({"fit": _config_with(tmp_path, rewards)})
     assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["global_step"] == 2  # last good step intact
@@ -124,7 +134,9 @@ def test_identical_rewards_everywhere_give_zero_advantage_not_nan(tmp_path):
     from maestro_lit.train.module import GRPOSettings, MaestroModule
 
     module = MaestroModule(policy=ModelSettings(), rewards=[Constant()], grpo_settings=GRPOSettings(num_generations=2))
-    raw = module.reward_set.compute(RewardInputs(prompts=["p"] * 4, completions=["a", "b", "c", "d"], completion_ids=[[1]] * 4))
+    raw = module.reward_set.compute(
+        RewardInputs(prompts=["p"] * 4, completions=["a", "b", "c", "d"], completion_ids=[[1]] * 4)
+    )
     scalar = grpo.scalarize(raw, torch.ones(4, 1), 2)
     adv = grpo.group_advantages(scalar, 2)
     assert torch.equal(adv, torch.zeros(4)) and grpo.zero_std_group_fraction(scalar, 2) == 1

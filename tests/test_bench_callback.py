@@ -16,7 +16,8 @@ from maestro_lit.evals.suite.ifeval import IFEval
 
 def fake_generate(conversations, max_new_tokens):
     return [
-        "Proud: 8\nAnnoyed: 3\nEmbarrassed: 1\nSad: 0" if "Mia" in c[0]["content"] else "all lowercase words here" for c in conversations
+        "Proud: 8\nAnnoyed: 3\nEmbarrassed: 1\nSad: 0" if "Mia" in c[0]["content"] else "all lowercase words here"
+        for c in conversations
     ]
 
 
@@ -162,6 +163,10 @@ def test_real_trainer_fit_and_validate(tmp_path):
     results = trainer.validate(module, verbose=False)
     assert results[0]["bench/eq_bench/score"] == pytest.approx(100.0)
     rows = list(csv.DictReader(open(tmp_path / "lightning_logs" / "version_0" / "benchmarks.csv")))
-    assert [t for t in dict.fromkeys((r["step"], r["trigger"]) for r in rows)] == [("2", "train_step"), ("3", "fit_end"), ("3", "validate")]
+    assert [t for t in dict.fromkeys((r["step"], r["trigger"]) for r in rows)] == [
+        ("2", "train_step"),
+        ("3", "fit_end"),
+        ("3", "validate"),
+    ]
     logged = open(tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read()
     assert "bench/ifeval/prompt_strict" in logged

@@ -14,9 +14,19 @@ CASES = [
     # (instruction id, kwargs, response that passes, response that fails)
     ("keywords:existence", {"keywords": ["water", "bottle"]}, "Carry a Water bottle.", "Carry a flask of water."),
     ("keywords:forbidden_words", {"forbidden_words": ["hot"]}, "A photograph of warm sun.", "It is hot today."),
-    ("keywords:frequency", {"keyword": "book", "frequency": 2, "relation": "at least"}, "A book and a Book.", "One book only."),
+    (
+        "keywords:frequency",
+        {"keyword": "book", "frequency": 2, "relation": "at least"},
+        "A book and a Book.",
+        "One book only.",
+    ),
     ("keywords:frequency", {"keyword": "cat", "frequency": 2, "relation": "less than"}, "One cat.", "cat cat"),
-    ("keywords:letter_frequency", {"letter": "s", "let_frequency": 3, "let_relation": "at least"}, "Sea shells sink", "sea"),
+    (
+        "keywords:letter_frequency",
+        {"letter": "s", "let_frequency": 3, "let_relation": "at least"},
+        "Sea shells sink",
+        "sea",
+    ),
     ("length_constraints:number_words", {"num_words": 3, "relation": "at least"}, "one two three", "one two"),
     ("length_constraints:number_words", {"num_words": 3, "relation": "less than"}, "one two", "one two three"),
     (
@@ -25,7 +35,12 @@ CASES = [
         "Only one sentence here.",
         "First. Second! Third?",
     ),
-    ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "First part.\n***\nSecond part.", "First part.\n\nSecond part."),
+    (
+        "length_constraints:number_paragraphs",
+        {"num_paragraphs": 2},
+        "First part.\n***\nSecond part.",
+        "First part.\n\nSecond part.",
+    ),
     ("detectable_format:json_format", {}, '```json\n{"season": "spring"}\n```', "season: spring"),
     ("detectable_format:number_bullet_lists", {"num_bullets": 3}, "* a\n* b\n- c", "* a\n* b"),
     ("detectable_format:title", {}, "<<Rain Song>>\nDrops fall.", "Rain Song\nDrops fall."),

@@ -26,11 +26,21 @@ def test_every_config_parses(config):
 
 
 def _quick_config(tmp_path, max_steps):
-    checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                  "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}  # fmt: skip
-    views = {"class_path": "maestro_lit.callbacks.tb_views.TensorBoardViews", "init_args": {"log_completions_every_n_steps": 1}}
+    checkpoint = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1},
+    }
+    views = {
+        "class_path": "maestro_lit.callbacks.tb_views.TensorBoardViews",
+        "init_args": {"log_completions_every_n_steps": 1},
+    }
     config = small_fit_config(
-        tmp_path, max_steps, [checkpoint, views], logger=tensorboard_logger(tmp_path), val_check_interval=2, limit_val_batches=1
+        tmp_path,
+        max_steps,
+        [checkpoint, views],
+        logger=tensorboard_logger(tmp_path),
+        val_check_interval=2,
+        limit_val_batches=1,
     )
     config["data"]["val_batch_size"] = 4
     return config
@@ -49,16 +59,33 @@ def test_fit_logs_checkpoints_and_resumes(tmp_path):
     last = tmp_path / "ckpt" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)  # plain tensors and containers only
     assert checkpoint["global_step"] == 2 and len(checkpoint["optimizer_states"]) == 2
-    assert checkpoint["state_dict"] and all("lora_" in k or k.startswith("scalarizer.") for k in checkpoint["state_dict"])
+    assert checkpoint["state_dict"] and all(
+        "lora_" in k or k.startswith("scalarizer.") for k in checkpoint["state_dict"]
+    )
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(next((tmp_path / "run").rglob("events.out.tfevents*")))).Reload()
     scalars = set(events.Tags()["scalars"])
-    for tag in ("train/reward/length", "train/reward/diversity", "train/kl", "train/clip_fraction", "train/advantage_std",
-                "train/zero_std_groups", "train/policy_entropy", "train/truncation_rate", "train/completion_length",
-                "conductor/entropy", "conductor/action/uniform",
-                "time/rollout", "time/scoring", "time/rewards", "time/inner", "time/outer", "val/reward/length"):  # fmt: skip
+    for tag in (
+        "train/reward/length",
+        "train/reward/diversity",
+        "train/kl",
+        "train/clip_fraction",
+        "train/advantage_std",
+        "train/zero_std_groups",
+        "train/policy_entropy",
+        "train/truncation_rate",
+        "train/completion_length",
+        "conductor/entropy",
+        "conductor/action/uniform",
+        "time/rollout",
+        "time/scoring",
+        "time/rewards",
+        "time/inner",
+        "time/outer",
+        "val/reward/length",
+    ):
         assert tag in scalars, tag
     per_category = {t.split("/")[1] for t in scalars if t.startswith("conductor/") and t.count("/") == 3}
     assert per_category and per_category <= {"creative", "factual", "concise"}
@@ -67,7 +94,10 @@ def test_fit_logs_checkpoints_and_resumes(tmp_path):
     resume = _quick_config(tmp_path / "resumed", max_steps=4)
     recorder = _RecordStart()
     cli = MaestroCLI(
-        MaestroModule, PromptDataModule, args={"fit": {**resume, "ckpt_path": str(last)}}, trainer_defaults={"callbacks": [recorder]}
+        MaestroModule,
+        PromptDataModule,
+        args={"fit": {**resume, "ckpt_path": str(last)}},
+        trainer_defaults={"callbacks": [recorder]},
     )
     assert recorder.step == 2 and cli.trainer.global_step == 4
     assert recorder.rollouts_done == 2 and cli.model.rollouts_done == 4  # the step counter survives resume
@@ -89,8 +119,14 @@ def test_resume_from_a_mismatched_checkpoint_fails_clearly(tmp_path):
 
 # ---------------------------------------------------------------- resume only when asked
 FALSE_WARNINGS = ("last model of the previous", "no last checkpoint")
-SMALL = ["--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--model.sampling.max_new_tokens=4", "--data.batch_size=2",
-         "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false"]  # fmt: skip
+SMALL = [
+    "--trainer.max_steps=1",
+    "--trainer.limit_val_batches=0",
+    "--model.sampling.max_new_tokens=4",
+    "--data.batch_size=2",
+    "--trainer.callbacks=[]",
+    "--trainer.enable_progress_bar=false",
+]
 
 
 def test_a_failed_fit_leaves_nothing_behind_and_the_next_fit_starts_fresh(tmp_path, monkeypatch):
@@ -105,7 +141,8 @@ def test_a_failed_fit_leaves_nothing_behind_and_the_next_fit_starts_fresh(tmp_pa
     assert cli.trainer.ckpt_path is None and cli.trainer.global_step == 1  # fresh, not restored
     shown = [str(w.message) for w in caught]
     assert not [m for m in shown if any(false in m for false in FALSE_WARNINGS)], shown
-    assert not list(tmp_path.glob("*.ckpt")) and (tmp_path / "checkpoints" / "maestro").is_dir()  # outputs in the run folder
+    # outputs in the run folder
+    assert not list(tmp_path.glob("*.ckpt")) and (tmp_path / "checkpoints" / "maestro").is_dir()
 
 
 def _crashing_config(tmp_path, rewards, max_steps):
@@ -128,21 +165,39 @@ def test_crash_checkpoint_lands_in_the_run_folder_and_resuming_is_explicit(tmp_p
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fresh = cli_main({"fit": _crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=1)})
+        fresh = cli_main(
+            {"fit": _crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=1)}
+        )
     assert fresh.trainer.ckpt_path is None and fresh.trainer.global_step == 1  # same folder, still a fresh start
     assert not [w for w in caught if any(false in str(w.message) for false in FALSE_WARNINGS)]
 
     recorder = _RecordStart()
-    config = {**_crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=3), "ckpt_path": "last"}
+    config = {
+        **_crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=3),
+        "ckpt_path": "last",
+    }
     resumed = cli_main({"fit": config}, trainer_defaults={"callbacks": [recorder]})
     assert recorder.step == 1 and resumed.trainer.global_step == 3  # --ckpt_path last: the newest last*.ckpt
 
 
 # ---------------------------------------------------------------- progress bar
 def test_bar_shows_step_of_max_reward_two_components_and_kl():
-    logged = {"train/scalar_reward": torch.tensor(0.51234), "train/reward/length": 0.25, "train/reward/diversity": 0.5,
-              "train/reward/rouge": 0.1, "train/kl": torch.tensor(0.002), "val/reward/length": 0.3, "train/lr": 0.001}  # fmt: skip
-    assert bar_metrics(logged, 12, 300) == {"step": "12/300", "reward": 0.5123, "length": 0.25, "diversity": 0.5, "kl": 0.002}
+    logged = {
+        "train/scalar_reward": torch.tensor(0.51234),
+        "train/reward/length": 0.25,
+        "train/reward/diversity": 0.5,
+        "train/reward/rouge": 0.1,
+        "train/kl": torch.tensor(0.002),
+        "val/reward/length": 0.3,
+        "train/lr": 0.001,
+    }
+    assert bar_metrics(logged, 12, 300) == {
+        "step": "12/300",
+        "reward": 0.5123,
+        "length": 0.25,
+        "diversity": 0.5,
+        "kl": 0.002,
+    }
     assert bar_metrics({}, 0, -1) == {"step": "0"}  # before the first logged step; no max_steps
     bar = MaestroProgressBar(components=1)
     trainer = SimpleNamespace(callback_metrics=logged, global_step=3, max_steps=10)
@@ -184,7 +239,17 @@ def test_data_file_errors_print_file_and_line(tmp_path, capsys, monkeypatch):
 def test_export_errors_are_one_line_too(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     with pytest.raises(SystemExit) as info:
-        main(["export", "--ckpt", str(tmp_path / "none.ckpt"), "--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "out")])
+        main(
+            [
+                "export",
+                "--ckpt",
+                str(tmp_path / "none.ckpt"),
+                "--config",
+                str(tmp_path / "none.yaml"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
     err = capsys.readouterr().err
     assert info.value.code == 2 and "none.yaml" in err and "Traceback" not in err, err
 

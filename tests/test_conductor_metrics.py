@@ -9,7 +9,9 @@ from maestro_lit.conductor.metrics import weight_metrics
 
 def test_mean_weight_per_reward_overall_and_per_category():
     weights = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.2, 0.8]])
-    metrics = weight_metrics(Scalarization(weights=weights), ["ppl", "ent"], ["math", "story", "story", None], "val/conductor")
+    metrics = weight_metrics(
+        Scalarization(weights=weights), ["ppl", "ent"], ["math", "story", "story", None], "val/conductor"
+    )
     expected = {
         "val/conductor/weight/ppl": 0.425,
         "val/conductor/weight/ent": 0.575,

@@ -1,4 +1,5 @@
-"""The Conductor's paper preset (docs/paper.md#method): one-hot actions, learned τ, probability floor, continuous evaluation weights."""
+"""The Conductor's paper preset (docs/paper.md#method): one-hot actions, learned τ, probability floor,
+continuous evaluation weights."""
 
 import math
 
@@ -12,7 +13,12 @@ PAPER = ["ppl", "fmt", "ent", "len", "pref"]
 
 def paper_conductor(**overrides) -> Conductor:
     options = dict(
-        entropy_coef=1e-3, action_table="one_hot", learn_temperature=True, probability_floor=1e-4, eval_weights="continuous", update_every=3
+        entropy_coef=1e-3,
+        action_table="one_hot",
+        learn_temperature=True,
+        probability_floor=1e-4,
+        eval_weights="continuous",
+        update_every=3,
     )
     conductor = Conductor(**{**options, **overrides})
     conductor.bind(PAPER, hidden_size=6)
@@ -98,7 +104,8 @@ def test_defaults_keep_the_earlier_conductor():
     conductor = Conductor()
     conductor.bind(["a", "b"], hidden_size=4)
     assert conductor.action_names == ["uniform", "emph_a", "emph_b"] and conductor.temperature == 1.0
-    assert [name for name, _ in conductor.named_parameters()] == ["head.weight", "head.bias"]  # checkpoints keep their keys
+    # checkpoints keep their keys
+    assert [name for name, _ in conductor.named_parameters()] == ["head.weight", "head.bias"]
     assert conductor.probability_floor == 0.0 and conductor.update_every == 1 and conductor.eval_weights == "argmax"
 
 

@@ -58,7 +58,8 @@ def test_trusted_utility_labels_a_fixed_share_of_prompts():
 
 @pytest.mark.parametrize("names", [["a", "trusted", "b"], ["trusted", "a", "b"], ["a", "b", "trusted"]])
 def test_action_names_match_the_rows_they_label(names):
-    """Names come from the optimised components only; from the full list ``emph_trusted`` would label the row weighting ``b``."""
+    """Names come from the optimised components only; from the full list ``emph_trusted`` would label the row
+    weighting ``b``."""
     conductor = TrustedConductor("trusted")
     conductor.bind(names, hidden_size=4)
     assert conductor.action_names == ["uniform", "emph_a", "emph_b"]
@@ -76,7 +77,9 @@ def test_actions_baseline_credits_a_lone_labelled_group_by_what_the_other_action
     conductor = TrustedConductor("trusted", credit="actions")
     conductor.bind(["a", "b", "trusted"], hidden_size=4)
     # one labelled group of 4 (trusted follows a), one unlabelled group
-    raw = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.6], [0.0, 0.0, 0.2]] + [[1.0, 0.0, float("nan")]] * 4)
+    raw = torch.tensor(
+        [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.6], [0.0, 0.0, 0.2]] + [[1.0, 0.0, float("nan")]] * 4
+    )
     table = conductor.action_agreements(raw, group_size=4)  # rows: uniform, emph_a, emph_b
     assert table.shape == (2, 3) and torch.isnan(table[1]).all()
     assert table[0, 1] > table[0, 0] > table[0, 2]  # emphasising a agrees best, b worst
@@ -101,7 +104,9 @@ def test_all_actions_credit_moves_every_action_from_one_labelled_group():
     torch.manual_seed(0)
     conductor = TrustedConductor("trusted", credit="all_actions", entropy_coef=0.0)
     conductor.bind(["a", "b", "trusted"], hidden_size=4)
-    raw = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.6], [0.0, 0.0, 0.2]] + [[1.0, 0.0, float("nan")]] * 4)
+    raw = torch.tensor(
+        [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.6], [0.0, 0.0, 0.2]] + [[1.0, 0.0, float("nan")]] * 4
+    )
     hidden = torch.randn(8, 4)
     choice = conductor.choose(hidden, {}, group_size=4)
     advantages = torch.zeros(8)

@@ -18,7 +18,9 @@ H, G, N = 6, 4, 12
 
 def make_conductor(**options) -> Conductor:
     torch.manual_seed(0)
-    conductor = Conductor(action_table="one_hot", learn_temperature=True, probability_floor=1e-4, entropy_coef=1e-3, **options)
+    conductor = Conductor(
+        action_table="one_hot", learn_temperature=True, probability_floor=1e-4, entropy_coef=1e-3, **options
+    )
     conductor.bind(NAMES, H)
     with torch.no_grad():
         conductor.head.weight.normal_(std=0.5)  # away from the uniform start, so gradients differ between contexts
@@ -74,7 +76,9 @@ def test_update_uses_every_buffered_triplet():
         hidden, raw, advantages = fake_step(seed)
         choice = conductor.choose(hidden, {}, group_size=G)
         actions.append(choice.actions)
-        outer.step(choice, hidden, advantages, raw, G, torch.optim.SGD(conductor.parameters(), lr=0.1), recording_backward)
+        outer.step(
+            choice, hidden, advantages, raw, G, torch.optim.SGD(conductor.parameters(), lr=0.1), recording_backward
+        )
     assert len(grads) == 1
     # the loss over all 3·N triplets, written out by hand on an untouched copy
     hidden = torch.cat([fake_step(s)[0] for s in range(3)])
@@ -102,7 +106,8 @@ def test_m_equal_one_reproduces_the_per_step_update():
         hidden, raw, advantages = fake_step(seed)
         torch.manual_seed(seed)
         choice = old.choose(hidden, {}, group_size=G)
-        loss, _ = old.reinforce_loss(choice.log_probs, choice.actions, old.meta_reward(advantages, raw, G))  # the per-step REINFORCE loss
+        # the per-step REINFORCE loss
+        loss, _ = old.reinforce_loss(choice.log_probs, choice.actions, old.meta_reward(advantages, raw, G))
         old_opt.zero_grad()
         loss.backward()
         old_opt.step()
@@ -141,7 +146,12 @@ def test_state_dict_round_trip_with_a_non_empty_buffer_resumes_exactly():
     assert len(outer.buffer) == 1 and outer.updates == 1
     blob = io.BytesIO()
     torch.save(
-        {"outer": outer.state_dict(), "conductor": conductor.state_dict(), "opt": optimizer.state_dict(), "rng": torch.get_rng_state()},
+        {
+            "outer": outer.state_dict(),
+            "conductor": conductor.state_dict(),
+            "opt": optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+        },
         blob,
     )
 
@@ -216,7 +226,9 @@ def test_joint_passes_the_policy_loss_gradient_into_phi():
         grads.update({n: p.grad.clone() for n, p in conductor.named_parameters()})
 
     before = conductor.head.weight.detach().clone()
-    metrics = outer.step(choice, hidden, advantages, raw, G, torch.optim.SGD(conductor.parameters(), lr=0.1), recording_backward)
+    metrics = outer.step(
+        choice, hidden, advantages, raw, G, torch.optim.SGD(conductor.parameters(), lr=0.1), recording_backward
+    )
     assert metrics["conductor/updates"] == 1 and not torch.equal(conductor.head.weight, before)
     # the same gradient by autograd straight through A(φ) on an untouched copy
     reference, _, _ = joint_setup()

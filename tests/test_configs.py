@@ -77,7 +77,14 @@ COMMANDS = readme_commands()
 def test_the_readme_documents_the_compositions():
     joined = "\n".join(COMMANDS)
     assert len(COMMANDS) >= 15
-    for part in ("base/gpu", "models/qwen3-8b", "models/llama-3.1-8b-instruct", "overlays/qlora", "overlays/ddp", "overlays/fsdp"):
+    for part in (
+        "base/gpu",
+        "models/qwen3-8b",
+        "models/llama-3.1-8b-instruct",
+        "overlays/qlora",
+        "overlays/ddp",
+        "overlays/fsdp",
+    ):
         assert f"configs/{part}.yaml" in joined, part
 
 
@@ -96,8 +103,11 @@ def test_readme_command_builds_model_and_callbacks(line, tiny_model_path, tiny_r
             continue
         assert any(isinstance(c, STANDARD_CALLBACKS[key][1]) for c in callbacks), key
     given = config["trainer"].get("callbacks") or []
-    identity = [(c["class_path"], (c.get("init_args") or {}).get("task")) for c in given]  # one evaluation per task: the later file wins
-    configured = [c["class_path"].rsplit(".", 1)[1] for i, c in enumerate(given) if identity[i] not in identity[i + 1 :]]
+    # one evaluation per task: the later file wins
+    identity = [(c["class_path"], (c.get("init_args") or {}).get("task")) for c in given]
+    configured = [
+        c["class_path"].rsplit(".", 1)[1] for i, c in enumerate(given) if identity[i] not in identity[i + 1 :]
+    ]
     assert configured == [type(c).__name__ for c in callbacks if type(c).__name__ in configured]
     assert strategy is not None
 
@@ -140,7 +150,11 @@ def test_gpu_recipes_keep_the_values_of_the_files_they_replaced():
         assert got == OLD_RECIPES[key], (key, got)
         # shared by every old GPU recipe
         assert (m["policy"]["dtype"], m["policy"]["lora"]["r"], m["policy"]["lora"]["alpha"]) == ("bfloat16", 16, 32)
-        assert (m["sampling"]["max_new_tokens"], m["sampling"]["max_prompt_tokens"], m["grpo_settings"]["num_generations"]) == (512, 512, 8)
+        assert (
+            m["sampling"]["max_new_tokens"],
+            m["sampling"]["max_prompt_tokens"],
+            m["grpo_settings"]["num_generations"],
+        ) == (512, 512, 8)
         assert m["grpo_settings"]["accumulate_minibatches"] and m["conductor_optimizer"]["init_args"]["lr"] == 1.0e-3
         assert m["scalarizer"]["init_args"]["emphasis"] == 0.6 and len(m["rewards"]) == 4
         assert (trainer["val_check_interval"], trainer["limit_val_batches"], trainer["log_every_n_steps"]) == (50, 4, 1)
@@ -157,10 +171,19 @@ def test_quickstart_baselines_change_only_the_scalariser():
         ("em_grpo", "SingleReward"),
         ("random", "RandomWeights"),
     ):
-        variant = compose(["--config", str(ROOT / "configs/quickstart.yaml"), "--config", str(ROOT / f"configs/methods/{method}.yaml")])
+        variant = compose(
+            [
+                "--config",
+                str(ROOT / "configs/quickstart.yaml"),
+                "--config",
+                str(ROOT / f"configs/methods/{method}.yaml"),
+            ]
+        )
         assert variant["model"].pop("scalarizer")["class_path"].endswith(class_path)
         assert {k: v for k, v in quickstart["model"].items() if k != "scalarizer"} == variant["model"]
-        assert {k: v for k, v in quickstart.items() if k != "model"} == {k: v for k, v in variant.items() if k != "model"}
+        assert {k: v for k, v in quickstart.items() if k != "model"} == {
+            k: v for k, v in variant.items() if k != "model"
+        }
 
 
 def test_yaml_repetition_is_measured_and_low():

@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from maestro_lit.data.prompts import POSITION_KEY, DataFileError, PromptDataModule, PromptStream, collate_columns, iter_rows
+from maestro_lit.data.prompts import (
+    POSITION_KEY,
+    DataFileError,
+    PromptDataModule,
+    PromptStream,
+    collate_columns,
+    iter_rows,
+)
 from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS
 
 

@@ -43,7 +43,11 @@ def ignored(relative: str, patterns: list[str]) -> bool:
         negate = pattern.startswith("!")
         body = pattern[1:] if negate else pattern
         regex = (
-            re.escape(body.strip("/")).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+            re.escape(body.strip("/"))
+            .replace(r"\*\*/", "(?:.*/)?")
+            .replace(r"\*\*", ".*")
+            .replace(r"\*", "[^/]*")
+            .replace(r"\?", "[^/]")
         )
         if any(re.fullmatch(regex, c) for c in candidates):
             result = not negate
@@ -85,7 +89,9 @@ def test_installs_the_project_like_the_readme():
     configs = [yaml.safe_load(p.read_text()) or {} for p in (ROOT / "configs").rglob("*.yaml")]
     if any(((c.get("model") or {}).get("policy") or {}).get("load_in_4bit") for c in configs):
         assert "quant" in extras
-    data_paths = [v for c in configs for k, v in (c.get("data") or {}).items() if k.endswith("_path") and isinstance(v, str)]
+    data_paths = [
+        v for c in configs for k, v in (c.get("data") or {}).items() if k.endswith("_path") and isinstance(v, str)
+    ]
     if any(not (ROOT / v).exists() for v in data_paths):  # not a file in the tree: a hub dataset id
         assert "hub" in extras
 
@@ -115,14 +121,27 @@ def test_build_context_builds_the_package(tmp_path):
     for args in only("COPY"):
         *sources, _dest = args.split()
         for source in sources:
-            files = [ROOT / source] if (ROOT / source).is_file() else [p for p in (ROOT / source).rglob("*") if p.is_file()]
+            files = (
+                [ROOT / source] if (ROOT / source).is_file() else [p for p in (ROOT / source).rglob("*") if p.is_file()]
+            )
             for path in (p.relative_to(ROOT).as_posix() for p in files):
                 if not ignored(path, patterns):
                     (stage / path).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(ROOT / path, stage / path)
     assert (stage / "configs" / "quickstart.yaml").is_file()
     out = tmp_path / "wheel"
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(stage)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--quiet",
+        "-w",
+        str(out),
+        str(stage),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     names = zipfile.ZipFile(next(out.glob("maestro_lit-*.whl"))).namelist()

@@ -19,7 +19,12 @@ def run(tmp_path_factory):
         "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True},
     }
     config = small_fit_config(
-        tmp_path, 2, [checkpoint], logger=tensorboard_logger(tmp_path), val_check_interval=None, enable_model_summary=False
+        tmp_path,
+        2,
+        [checkpoint],
+        logger=tensorboard_logger(tmp_path),
+        val_check_interval=None,
+        enable_model_summary=False,
     )
     return tmp_path, cli.cli_main({"fit": config}).model.eval()
 
@@ -31,15 +36,33 @@ def test_export_round_trip_matches_the_trained_policy(run, tmp_path, monkeypatch
     run_config = next((run_dir / "run").rglob("config.yaml"))  # written by LightningCLI
     out = tmp_path / "export"
     monkeypatch.setattr(
-        "sys.argv", ["maestro_lit", "export", "--ckpt", str(run_dir / "ckpt" / "last.ckpt"), "--config", str(run_config), "--out", str(out)]
+        "sys.argv",
+        [
+            "maestro_lit",
+            "export",
+            "--ckpt",
+            str(run_dir / "ckpt" / "last.ckpt"),
+            "--config",
+            str(run_config),
+            "--out",
+            str(out),
+        ],
     )
     cli.main()
 
-    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer_config.json", "conductor/conductor.safetensors"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer_config.json",
+        "conductor/conductor.safetensors",
+    ):
         assert (out / name).is_file(), name
     model = AutoModelForCausalLM.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
-    batch = tokenizer(["What is the capital of France?", "Write a short poem about the sea."], return_tensors="pt", padding=True)
+    batch = tokenizer(
+        ["What is the capital of France?", "Write a short poem about the sea."], return_tensors="pt", padding=True
+    )
     with torch.no_grad():
         expected = trained.policy.model(**batch).logits
         actual = model(**batch).logits
@@ -49,7 +72,10 @@ def test_export_round_trip_matches_the_trained_policy(run, tmp_path, monkeypatch
     assert (base - expected).abs().max() > 1e-3  # the adapters were trained, so the merge mattered
 
     meta = json.loads((out / "conductor" / "conductor.json").read_text())
-    assert meta["component_names"] == ["length", "diversity"] and len(meta["action_table"]) == len(meta["action_names"]) == 3
+    assert (
+        meta["component_names"] == ["length", "diversity"]
+        and len(meta["action_table"]) == len(meta["action_names"]) == 3
+    )
     conductor = load_conductor(out)
     torch.testing.assert_close(conductor.head.weight, trained.scalarizer.head.weight)
     hidden = torch.randn(5, meta["hidden_size"])

@@ -15,7 +15,9 @@ def _config(run_dir, max_steps, beta=0.1):
         "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
         "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True},
     }
-    config = small_fit_config(run_dir, max_steps, [checkpoint], logger=tensorboard_logger(run_dir), enable_model_summary=False)
+    config = small_fit_config(
+        run_dir, max_steps, [checkpoint], logger=tensorboard_logger(run_dir), enable_model_summary=False
+    )
     config["model"]["policy"]["lora"] = None
     config["model"]["grpo_settings"]["beta"] = beta  # the KL term reads the reference every step
     config["model"]["policy_optimizer"]["init_args"]["lr"] = 1e-4

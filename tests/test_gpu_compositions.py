@@ -78,17 +78,23 @@ def save_stand_in(shape: ModelShape, directory: Path, tokenizer_path: str) -> st
 
 def composition(model: str, overlay: str, stand_in: str, tiny_rm: str, run_dir: Path, devices: int = 1) -> dict:
     """The README's command line for (model, overlay), composed, with only the substitutions of the module docstring."""
-    parts = ["base/gpu", f"models/{model}", "rewards/helpfulness", "tasks/ultrafeedback"] + ([f"overlays/{overlay}"] if overlay else [])
+    parts = ["base/gpu", f"models/{model}", "rewards/helpfulness", "tasks/ultrafeedback"] + (
+        [f"overlays/{overlay}"] if overlay else []
+    )
     config = compose([arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))])
     config["model"]["policy"]["name_or_path"] = stand_in
     use_tiny_reward_models(config, tiny_rm)
     config["model"]["sampling"]["max_new_tokens"] = 8
-    config["data"].update(train_path=str(TRAIN_PROMPTS), val_path=str(VAL_PROMPTS), train_split="train", val_split="validation")
+    config["data"].update(
+        train_path=str(TRAIN_PROMPTS), val_path=str(VAL_PROMPTS), train_split="train", val_split="validation"
+    )
     for node in class_path_nodes(config, ".BenchmarkCallback"):
         node["init_args"]["run_at_fit_end"] = False  # built and loaded, not run: evaluation is not a training step
     config["torch_threads"] = 1
     trainer = config["trainer"]
-    trainer.update(accelerator="cpu", devices=devices, num_nodes=1, max_steps=1, limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.update(
+        accelerator="cpu", devices=devices, num_nodes=1, max_steps=1, limit_val_batches=0, num_sanity_val_steps=0
+    )
     trainer.update(default_root_dir=str(run_dir), enable_model_summary=False)
     trainer["logger"]["init_args"]["save_dir"] = str(run_dir)
     config["checkpoint"] = {**config.get("checkpoint", {}), "dirpath": str(run_dir / "ckpt")}
@@ -113,7 +119,12 @@ def test_model_files_and_shapes_agree():
     """Every GPU model file has a shape in perf/memory_estimate.py, and the shapes give the published sizes."""
     files = {p.stem for p in (ROOT / "configs" / "models").glob("*.yaml")} - {"tiny"}
     assert files == set(MODELS)
-    published = {"qwen2.5-0.5b-instruct": 0.49, "qwen2.5-1.5b-instruct": 1.54, "qwen2.5-7b-instruct": 7.62, "qwen3-8b": 8.19}
+    published = {
+        "qwen2.5-0.5b-instruct": 0.49,
+        "qwen2.5-1.5b-instruct": 1.54,
+        "qwen2.5-7b-instruct": 7.62,
+        "qwen3-8b": 8.19,
+    }
     published["llama-3.1-8b-instruct"] = 8.03
     for name, billions in published.items():
         assert round(MODELS[name].params / 1e9, 2) == billions, name
@@ -160,24 +171,37 @@ def _free_port() -> int:
 
 
 def test_ddp_compositions_over_two_gloo_processes(stand_ins, tiny_rm, tmp_path):
-    """Each model file + overlays/ddp.yaml, one step in the same two CPU processes (gloo): ranks agree on every weight."""
+    """Each model file + overlays/ddp.yaml, one step in the same two CPU processes (gloo): ranks agree on every
+    weight."""
     paths = []
     for model in MODELS:
         run_dir = tmp_path / model
         run_dir.mkdir()
         config = composition(model, "ddp", stand_ins[model], tiny_rm, run_dir, devices=2)
         assert config["trainer"]["strategy"] == "ddp_find_unused_parameters_true"
-        config["trainer"]["callbacks"].append({"class_path": "probes.record.RecordSteps", "init_args": {"out": str(run_dir)}})
+        config["trainer"]["callbacks"].append(
+            {"class_path": "probes.record.RecordSteps", "init_args": {"out": str(run_dir)}}
+        )
         (run_dir / "config.yaml").write_text(json.dumps(config))  # JSON is YAML; compose may return int subclasses
         paths.append(str(run_dir / "config.yaml"))
     port = str(_free_port())
     python_path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
     ranks = []
     for rank in (0, 1):
-        env = {**os.environ, "PYTHONPATH": python_path, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": python_path,
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+            "WORLD_SIZE": "2",
+        }
         env.update(NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank), OMP_NUM_THREADS="1")
         command = [sys.executable, str(Path(__file__)), *paths]
-        ranks.append(subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        ranks.append(
+            subprocess.Popen(
+                command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     outputs = [p.communicate(timeout=600)[0] for p in ranks]
     assert [p.returncode for p in ranks] == [0, 0], "\n".join(o[-3000:] for o in outputs)
 
@@ -188,7 +212,9 @@ def test_ddp_compositions_over_two_gloo_processes(stand_ins, tiny_rm, tmp_path):
         assert records[0]["digest"].keys() == records[1]["digest"].keys() and records[0]["digest"], model
         for name, (s0, q0) in records[0]["digest"].items():
             s1, q1 = records[1]["digest"][name]
-            assert abs(s0 - s1) <= 1e-6 * (1 + abs(s0)) and abs(q0 - q1) <= 1e-6 * (1 + abs(q0)), f"{model}: {name} differs across ranks"
+            assert abs(s0 - s1) <= 1e-6 * (1 + abs(s0)) and abs(q0 - q1) <= 1e-6 * (1 + abs(q0)), (
+                f"{model}: {name} differs across ranks"
+            )
         assert any("lora_B" in name and s != 0 for name, (s, _) in records[0]["digest"].items()), model
 
 
@@ -198,7 +224,9 @@ def test_fsdp_overlay_builds_its_strategy_and_lightning_refuses_it_on_cpu():
     from lightning.pytorch.strategies import FSDPStrategy
     from torch.distributed.fsdp import ShardingStrategy
 
-    config = compose(["--config", str(ROOT / "configs/base/gpu.yaml"), "--config", str(ROOT / "configs/overlays/fsdp.yaml")])
+    config = compose(
+        ["--config", str(ROOT / "configs/base/gpu.yaml"), "--config", str(ROOT / "configs/overlays/fsdp.yaml")]
+    )
     spec = config["trainer"]["strategy"]
     assert spec["class_path"] == "lightning.pytorch.strategies.FSDPStrategy"
     strategy = FSDPStrategy(**spec["init_args"])

@@ -47,7 +47,9 @@ def test_gradients_agree_with_and_without_checkpointing(mode, extra, model_path)
     mask = torch.ones_like(ids)
     mask[0, :2] = 0
     plain, plain_calls, plain_hidden = _gradients(ModelSettings(**settings), ids, mask)
-    checkpointed, ckpt_calls, ckpt_hidden = _gradients(ModelSettings(**settings, gradient_checkpointing=True), ids, mask)
+    checkpointed, ckpt_calls, ckpt_hidden = _gradients(
+        ModelSettings(**settings, gradient_checkpointing=True), ids, mask
+    )
     assert (plain_calls, ckpt_calls) == (1, 2)  # checkpointing really recomputes the block in the backward
     torch.testing.assert_close(ckpt_hidden, plain_hidden)  # the hook captured the forward's state, once
     assert plain.keys() == checkpointed.keys() and len(plain) > 0

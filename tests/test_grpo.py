@@ -74,7 +74,13 @@ def test_clipped_loss_and_aggregations_hand_computed():
     }
     for loss_type, value in expected.items():
         loss, stats = grpo.clipped_policy_loss(
-            logprobs, old, adv, mask, loss_type=loss_type, max_completion_length=4, num_batch_tokens=10 if loss_type == "dapo" else None
+            logprobs,
+            old,
+            adv,
+            mask,
+            loss_type=loss_type,
+            max_completion_length=4,
+            num_batch_tokens=10 if loss_type == "dapo" else None,
         )
         torch.testing.assert_close(loss, torch.as_tensor(value, dtype=torch.float32), msg=loss_type)
     # clipped tokens: row0 token0 (ρ=2 > 1.2, A>0) and row1 token1 (ρ=.5 < .8, A<0) → 2 of 5

@@ -16,7 +16,12 @@ def test_rank_is_novers_formula_with_ties_and_invalid_rows():
     tied = torch.tensor([[5.0], [5.0], [1.0]])
     assert grpo.rank_within_groups(tied, 3).flatten().tolist() == pytest.approx([2.5 / 3, 2.5 / 3, 1 / 3])
     # Infinite values count as invalid too; an all-invalid group is all 0.
-    assert grpo.rank_within_groups(torch.tensor([[float("-inf")], [0.0], [NAN], [NAN]]), 2).flatten().tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert grpo.rank_within_groups(torch.tensor([[float("-inf")], [0.0], [NAN], [NAN]]), 2).flatten().tolist() == [
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+    ]
 
 
 def test_rank_works_per_group_and_per_column():

@@ -68,7 +68,9 @@ def test_every_product_unit_has_a_documented_layer():
     named = [name for layer in layers for name in layer]
     assert len(named) == len(set(named)), "a unit is named on two layers"
     units = {unit(m) for m in modules() if unit(m)}
-    assert units == set(named), f"undocumented: {sorted(units - set(named))}; documented but absent: {sorted(set(named) - units)}"
+    assert units == set(named), (
+        f"undocumented: {sorted(units - set(named))}; documented but absent: {sorted(set(named) - units)}"
+    )
 
 
 def test_no_product_import_runs_upward_or_sideways():
@@ -116,7 +118,9 @@ def test_the_longest_import_chain_of_the_product_is_short():
 
 
 def test_the_product_never_imports_the_lab():
-    leaks = [f"{m} -> {t}" for m, ts in import_graph().items() if m.startswith(PRODUCT) for t in ts if t.startswith(LAB)]
+    leaks = [
+        f"{m} -> {t}" for m, ts in import_graph().items() if m.startswith(PRODUCT) for t in ts if t.startswith(LAB)
+    ]
     assert not leaks, leaks
 
 

@@ -7,11 +7,24 @@ from maestro_lit.cli import cli_main
 from maestro_lit.train.module import MaestroModule
 from maestro_lit.train.step_metrics import EVERY_STEP_METRICS, keep_for_this_step
 
-FULL_ONLY = ("train/advantage_std", "train/kl", "train/policy_entropy", "conductor/entropy", "time/rollout", "train/reward_std/length")
+FULL_ONLY = (
+    "train/advantage_std",
+    "train/kl",
+    "train/policy_entropy",
+    "conductor/entropy",
+    "time/rollout",
+    "train/reward_std/length",
+)
 
 
 def test_keep_for_this_step_keeps_everything_on_logger_steps_and_the_core_otherwise():
-    metrics = {"train/scalar_reward": 1, "train/reward/length": 2, "train/completion_length": 3, "train/kl": 4, "time/inner": 5}
+    metrics = {
+        "train/scalar_reward": 1,
+        "train/reward/length": 2,
+        "train/completion_length": 3,
+        "train/kl": 4,
+        "time/inner": 5,
+    }
     assert keep_for_this_step(metrics, logger_writes=True) == metrics
     assert keep_for_this_step(metrics, logger_writes=False) == {
         "train/scalar_reward": 1,
@@ -30,7 +43,9 @@ def test_every_tag_is_written_at_every_logged_step_and_nothing_else_is_logged_be
         return real(self, metrics, **kwargs)
 
     monkeypatch.setattr(MaestroModule, "log_dict", spy)
-    config = small_fit_config(tmp_path, 5, [], logger=tensorboard_logger(tmp_path), log_every_n_steps=2, enable_checkpointing=False)
+    config = small_fit_config(
+        tmp_path, 5, [], logger=tensorboard_logger(tmp_path), log_every_n_steps=2, enable_checkpointing=False
+    )
     cli_main({"fit": config})
 
     assert len(calls) == 5

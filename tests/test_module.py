@@ -11,9 +11,17 @@ from maestro_lit.rewards.base import RewardComponent, RewardInputs
 
 def _fit_one_step(module, batch_size=2):
     trainer = L.Trainer(
-        max_steps=module.grpo_settings.num_iterations * (1 if module.grpo_settings.accumulate_minibatches else module.grpo_settings.num_minibatches), accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, log_every_n_steps=1,
-    )  # fmt: skip
+        max_steps=module.grpo_settings.num_iterations
+        * (1 if module.grpo_settings.accumulate_minibatches else module.grpo_settings.num_minibatches),
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
     trainer.fit(module, datamodule=PromptDataModule(batch_size=batch_size))
     return trainer
 
@@ -119,7 +127,9 @@ def test_wrong_length_component_names_itself(make_module):
 
     module = make_module(rewards=[Short()])
     with pytest.raises(ValueError, match="'short' returned 1 scores for 3 completions"):
-        module.reward_set.compute(RewardInputs(prompts=["p"] * 3, completions=["a", "b", "c"], completion_ids=[[1]] * 3))
+        module.reward_set.compute(
+            RewardInputs(prompts=["p"] * 3, completions=["a", "b", "c"], completion_ids=[[1]] * 3)
+        )
 
 
 def test_group_size_below_two_is_rejected():
@@ -158,7 +168,9 @@ def test_model_based_rewards_stay_out_of_optimizers_and_checkpoints(make_module)
 
 def test_generate_chat_batches_and_keeps_order(make_module):
     module = make_module(generation_batch_size=2)
-    conversations = [[{"role": "user", "content": p}] for p in ("What is rain?", "Name a colour.", "Hi", "Write a poem.", "Why?")]
+    conversations = [
+        [{"role": "user", "content": p}] for p in ("What is rain?", "Name a colour.", "Hi", "Write a poem.", "Why?")
+    ]
     chunked = module.generate_chat(conversations, max_new_tokens=6)
     module.generation_batch_size = 64
     whole = module.generate_chat(conversations, max_new_tokens=6)
@@ -186,8 +198,12 @@ def _paper_rewards():
 
     import yaml
 
-    entries = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/rewards/paper.yaml").read_text())["model"]["rewards"]
-    build = lambda e: getattr(importlib.import_module(e["class_path"].rpartition(".")[0]), e["class_path"].rpartition(".")[2])  # noqa: E731
+    entries = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/rewards/paper.yaml").read_text())["model"][
+        "rewards"
+    ]
+    build = lambda e: getattr(  # noqa: E731
+        importlib.import_module(e["class_path"].rpartition(".")[0]), e["class_path"].rpartition(".")[2]
+    )
     return [build(entry)(**entry.get("init_args", {})) for entry in entries]
 
 
@@ -201,9 +217,16 @@ def _formatted_completions(module, monkeypatch):
         rollout, truncated = real(*args, **kwargs)
         n = rollout.prompt_ids.shape[0]
         texts = [f"<think>\nstep {'a b c'[: 1 + i % 5]}\n</think>\n<answer>\n{i}\n</answer>" for i in range(n)]
-        ids = module.policy.tokenizer(texts, add_special_tokens=False, padding=True, padding_side="right", return_tensors="pt")
+        ids = module.policy.tokenizer(
+            texts, add_special_tokens=False, padding=True, padding_side="right", return_tensors="pt"
+        )
         formatted = Rollout(
-            rollout.prompt_ids, rollout.prompt_mask, ids.input_ids, ids.attention_mask, texts, torch.zeros(n, dtype=torch.bool)
+            rollout.prompt_ids,
+            rollout.prompt_mask,
+            ids.input_ids,
+            ids.attention_mask,
+            texts,
+            torch.zeros(n, dtype=torch.bool),
         )
         return formatted, truncated
 
@@ -226,7 +249,9 @@ def test_paper_rewards_add_exactly_one_batched_forward_for_ppl(make_module, monk
     _formatted_completions(module, monkeypatch)
     reference_forwards = []
     nll = module.reward_set.reference_nll
-    monkeypatch.setattr(module.reward_set, "reference_nll", lambda *a: reference_forwards.append(a[0].shape[0]) or nll(*a))
+    monkeypatch.setattr(
+        module.reward_set, "reference_nll", lambda *a: reference_forwards.append(a[0].shape[0]) or nll(*a)
+    )
     hidden = []
     real_choose = module.scalarizer.choose
     monkeypatch.setattr(module.scalarizer, "choose", lambda h, *a, **k: hidden.append(h) or real_choose(h, *a, **k))
@@ -241,7 +266,8 @@ def test_paper_rewards_add_exactly_one_batched_forward_for_ppl(make_module, monk
 
 
 def test_paper_rewards_score_by_keyword_with_the_step_tensors(make_module, monkeypatch):
-    """Each component gets TRL's keywords, the dataset columns and trainer_state; ``ent`` equals −mean log-prob of the scoring pass."""
+    """Each component gets TRL's keywords, the dataset columns and trainer_state; ``ent`` equals −mean log-prob of
+    the scoring pass."""
     from maestro_lit.rewards.base import RewardComponent
 
     seen = {}

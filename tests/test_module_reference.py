@@ -12,9 +12,15 @@ from maestro_lit.train.module_state import trainable_state_keys
 
 def _fit(module, steps):
     trainer = L.Trainer(
-        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-    )  # fmt: skip
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule=PromptDataModule(batch_size=2))
 
 
@@ -24,7 +30,11 @@ def _reference_logprobs(module, ids, mask):
 
 
 def _adapters(module, name):
-    return {k.replace(f".{name}.", "."): p.detach().clone() for k, p in module.policy.model.named_parameters() if f".{name}." in k}
+    return {
+        k.replace(f".{name}.", "."): p.detach().clone()
+        for k, p in module.policy.model.named_parameters()
+        if f".{name}." in k
+    }
 
 
 def test_default_reference_is_the_policy_with_adapters_off(make_module):
@@ -36,9 +46,10 @@ def test_default_reference_is_the_policy_with_adapters_off(make_module):
 def test_synced_adapter_is_frozen_starts_at_the_base_and_mixes_every_n_steps(make_module, monkeypatch):
     torch.manual_seed(0)
     module = make_module(
-        reference=ReferenceSettings(sync_every=2, mix_alpha=0.25), grpo={"beta": 0.1},
+        reference=ReferenceSettings(sync_every=2, mix_alpha=0.25),
+        grpo={"beta": 0.1},
         policy_optimizer=lambda p: torch.optim.SGD(p, lr=0.5),
-    )  # fmt: skip
+    )
     ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
     mask = torch.ones_like(ids)
     with torch.no_grad(), module.policy.reference():
@@ -81,6 +92,8 @@ def test_synced_reference_needs_lora(make_module, tiny_model_path):
     from maestro_lit.settings import ModelSettings
 
     with pytest.raises(ValueError, match="model.reference.sync_every > 0 needs LoRA"):
-        make_module(policy=ModelSettings(name_or_path=tiny_model_path, lora=None), reference=ReferenceSettings(sync_every=3))
+        make_module(
+            policy=ModelSettings(name_or_path=tiny_model_path, lora=None), reference=ReferenceSettings(sync_every=3)
+        )
     with pytest.raises(ValueError, match="model.reference.mix_alpha must be in"):
         ReferenceSettings(sync_every=1, mix_alpha=1.5)

@@ -35,7 +35,9 @@ def test_greedy_matches_generate(policy, static_cache, merged):
     sampling = SamplingSettings(max_new_tokens=16)
     with policy.merged_adapters(merged):
         plain = generate(policy, ids, mask, 1, sampling, greedy=True)
-        fast = fast_generate(policy, ids, mask, 1, sampling, greedy=True, settings=FastRolloutSettings(static_cache=static_cache))
+        fast = fast_generate(
+            policy, ids, mask, 1, sampling, greedy=True, settings=FastRolloutSettings(static_cache=static_cache)
+        )
     width = plain.completion_ids.shape[1]
     assert fast.completion_ids.shape[1] == width  # both stop when every row has ended
     assert torch.equal(fast.completion_ids, plain.completion_ids)
@@ -47,7 +49,9 @@ def test_greedy_matches_generate(policy, static_cache, merged):
 def test_top_k_one_sampling_is_greedy(policy):
     ids, mask = _prompts(policy)
     greedy = fast_generate(policy, ids, mask, 1, SamplingSettings(max_new_tokens=8), greedy=True)
-    sampled = fast_generate(policy, ids, mask, 1, SamplingSettings(max_new_tokens=8, top_k=1, temperature=0.7), greedy=False)
+    sampled = fast_generate(
+        policy, ids, mask, 1, SamplingSettings(max_new_tokens=8, top_k=1, temperature=0.7), greedy=False
+    )
     assert torch.equal(sampled.completion_ids, greedy.completion_ids)
 
 
@@ -108,7 +112,8 @@ def test_static_decoder_is_reused_across_prompt_lengths_in_one_bucket(policy):
 
 
 @pytest.mark.parametrize(
-    "sampling", [SamplingSettings(max_new_tokens=16), SamplingSettings(max_new_tokens=16, temperature=0.8, top_k=20, top_p=0.9)]
+    "sampling",
+    [SamplingSettings(max_new_tokens=16), SamplingSettings(max_new_tokens=16, temperature=0.8, top_k=20, top_p=0.9)],
 )
 def test_sampling_draws_the_same_tokens_as_generate_from_the_same_seed(policy, sampling):
     """torch.multinomial draws one sample by the same exponential race, so equal seeds give equal samples."""

@@ -30,7 +30,9 @@ def run_steps(recorder: StepRecorder, clock: FakeClock, step_seconds: list[float
     """Drive the recorder through steps of the given lengths; the trainer's should_stop after each."""
     recorder.clock._now = clock
     trainer = SimpleNamespace(should_stop=False)
-    last_step = SimpleNamespace(phase_seconds={}, completion_lengths=torch.ones(2), component_names=["a"], raw_rewards=torch.ones(2, 1))
+    last_step = SimpleNamespace(
+        phase_seconds={}, completion_lengths=torch.ones(2), component_names=["a"], raw_rewards=torch.ones(2, 1)
+    )
     module = SimpleNamespace(last_step=last_step)
     stops = []
     for seconds in step_seconds:
@@ -57,7 +59,14 @@ def test_step_recorder_without_budget_never_stops_the_trainer():
 
 def test_gpu_methods_passes_the_budget_to_every_method_run(tmp_path):
     args = SimpleNamespace(
-        methods=["maestro", "single"], rewards="paper", new_tokens=16, prompt_tokens=32, tiny=False, steps=8, warmup=2, max_seconds=45.0
+        methods=["maestro", "single"],
+        rewards="paper",
+        new_tokens=16,
+        prompt_tokens=32,
+        tiny=False,
+        steps=8,
+        warmup=2,
+        max_seconds=45.0,
     )
     args.component = "pref"
     runs = gpu_methods.method_runs(tmp_path, args)
@@ -83,7 +92,12 @@ def test_gpu_fit_runs_the_paper_composition_with_only_the_documented_substitutio
     ]
     assert all((ROOT / c).is_file() for c in configs)
     overrides = {a.split("=", 1)[0] for a in command if a.startswith("--") and "=" in a}
-    expected = {"--model.policy.name_or_path", "--trainer.max_steps", "--model.sampling.max_new_tokens", "--trainer.default_root_dir"}
+    expected = {
+        "--model.policy.name_or_path",
+        "--trainer.max_steps",
+        "--model.sampling.max_new_tokens",
+        "--trainer.default_root_dir",
+    }
     expected |= {"--trainer.logger.init_args.save_dir", "--checkpoint.dirpath"}
     if tiny:
         expected |= {"--trainer.accelerator", "--trainer.num_sanity_val_steps", "--torch_threads"}
@@ -109,6 +123,8 @@ def test_greedy_margins_are_top1_minus_top2_at_each_completion_position():
             positions = torch.arange(input_ids.shape[1], dtype=torch.float32).expand(input_ids.shape[0], -1)
             return SimpleNamespace(logits=torch.stack([positions, 0.5 * positions, torch.zeros_like(positions)], -1))
 
-    margins = gpu_rollout.greedy_margins(FixedLogits(), torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 2, dtype=torch.long))
+    margins = gpu_rollout.greedy_margins(
+        FixedLogits(), torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 2, dtype=torch.long)
+    )
     # completion tokens sit at positions 3 and 4; they are predicted from positions 2 and 3
     assert torch.equal(margins, torch.tensor([[1.0, 1.5], [1.0, 1.5]]))

@@ -20,7 +20,9 @@ def _randomise_lora_b(module, std=0.05):
 
 
 def _batch(module):
-    ids = module.policy.tokenizer(["<|user|>Name a colour.<|end|><|assistant|>Blue is a calm colour"], return_tensors="pt")
+    ids = module.policy.tokenizer(
+        ["<|user|>Name a colour.<|end|><|assistant|>Blue is a calm colour"], return_tensors="pt"
+    )
     return ids["input_ids"], ids["attention_mask"]
 
 
@@ -65,9 +67,15 @@ def test_training_with_merge_moves_only_adapters(make_module):
     _randomise_lora_b(module)
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
     trainer = L.Trainer(
-        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-    )  # fmt: skip
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule=PromptDataModule(batch_size=2))
     after = dict(module.named_parameters())
     adapters = {n for n in before if "lora_" in n or n.startswith("scalarizer.")}

@@ -60,7 +60,11 @@ def test_accumulated_minibatches_step_like_one_full_batch(loss_type):
     full_model, *rest = _problem()
     _run(GRPOSettings(num_minibatches=1, loss_type=loss_type, max_grad_norm=1e9), full_model, *rest)
     accumulated_model, *rest = _problem()
-    _run(GRPOSettings(num_minibatches=3, accumulate_minibatches=True, loss_type=loss_type, max_grad_norm=1e9), accumulated_model, *rest)
+    _run(
+        GRPOSettings(num_minibatches=3, accumulate_minibatches=True, loss_type=loss_type, max_grad_norm=1e9),
+        accumulated_model,
+        *rest,
+    )
     before, *_ = _problem()
     assert not torch.allclose(full_model.weight, before.weight)  # the step moved the weights
     for full, accumulated in zip(full_model.parameters(), accumulated_model.parameters()):
@@ -80,7 +84,12 @@ def test_divergence_error_after_n_consecutive_skips_names_no_checkpoint_when_non
         _run(GRPOSettings(num_minibatches=3, max_consecutive_skips=3), *_problem(), nan=True)
     assert "No checkpoint was written" in str(info.value) and "intact" not in str(info.value)
     with pytest.raises(DivergenceError, match="intact: runs/x/last.ckpt"):
-        _run(GRPOSettings(num_minibatches=3, max_consecutive_skips=3), *_problem(), nan=True, last_checkpoint="runs/x/last.ckpt")
+        _run(
+            GRPOSettings(num_minibatches=3, max_consecutive_skips=3),
+            *_problem(),
+            nan=True,
+            last_checkpoint="runs/x/last.ckpt",
+        )
 
 
 def test_divergence_message_and_last_checkpoint_lookup():
@@ -102,8 +111,14 @@ def test_divergence_message_and_last_checkpoint_lookup():
 
 
 def test_unit_does_not_import_lightning():
-    code = "import sys, maestro_lit.train.policy_update; print(any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = (
+        "import sys, maestro_lit.train.policy_update; "
+        "print(any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules))"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_backward_and_token_reducer_are_injected():

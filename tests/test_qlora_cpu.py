@@ -16,7 +16,9 @@ def _config(run_dir, model_path, max_steps, **model):
         "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
         "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True},
     }
-    config = small_fit_config(run_dir, max_steps, [checkpoint], logger=tensorboard_logger(run_dir), enable_model_summary=False)
+    config = small_fit_config(
+        run_dir, max_steps, [checkpoint], logger=tensorboard_logger(run_dir), enable_model_summary=False
+    )
     config["model"]["policy"].update(name_or_path=str(model_path), load_in_4bit=True, **model)
     config["model"]["sampling"]["merge_adapters_for_rollout"] = False  # B·A cannot be added to 4-bit weights
     return config
@@ -60,7 +62,8 @@ def test_qlora_fit_checkpoint_resume_export_on_cpu(tmp_path, tiny_model_path):
 
 
 def test_qlora_lora_gradients_equal_those_of_the_dequantised_model(tmp_path, tiny_model_path):
-    """After a generation-style eval forward, the 4-bit layers still pass gradient: LoRA grads match fp32 on W = dequant(NF4)."""
+    """After a generation-style eval forward, the 4-bit layers still pass gradient: LoRA grads match fp32 on
+    W = dequant(NF4)."""
     import bitsandbytes as bnb
     from bitsandbytes.functional import dequantize_4bit
 

@@ -20,11 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _config(run_dir: Path, extra_callbacks=()):
     callbacks = [
-        {"class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
-         "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}},
+        {
+            "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
+            "init_args": {
+                "dirpath": str(run_dir / "ckpt"),
+                "save_last": True,
+                "every_n_train_steps": 1,
+                "save_top_k": -1,
+            },
+        },
         {"class_path": "probes.record.RecordSteps", "init_args": {"out": str(run_dir)}},
         *extra_callbacks,
-    ]  # fmt: skip
+    ]
     config = small_fit_config(run_dir, 4, callbacks)
     config["model"]["grpo_settings"]["beta"] = 0.04  # exercise the reference pass too
     config["data"]["shuffle_buffer"] = 16
@@ -47,7 +54,10 @@ def test_sigkill_then_resume_matches_a_straight_run(tmp_path, probes_on_path):
 
     config = _config(killed, [{"class_path": "probes.kill.KillAtStep", "init_args": {"step": 2}}])
     (killed / "run.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "maestro_lit", "fit", "--config", str(killed / "run.yaml")],
         env=env,

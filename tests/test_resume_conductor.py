@@ -13,7 +13,8 @@ PRESET = yaml.safe_load((ROOT / "configs" / "methods" / "maestro.yaml").read_tex
 
 def _paper_conductor(config: dict, max_steps: int = 4) -> dict:
     config["model"]["scalarizer"] = PRESET["scalarizer"]  # one-hot actions, learned τ, floor, update_every 3
-    config["model"]["conductor_optimizer"] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.05}}  # visible moves
+    # visible moves
+    config["model"]["conductor_optimizer"] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.05}}
     config["trainer"]["max_steps"] = max_steps
     return config
 
@@ -28,7 +29,8 @@ def test_checkpoint_with_a_non_empty_buffer_resumes_exactly(tmp_path):
     assert len(halfway["buffer"]) == 2 and halfway["updates"] == 0  # two steps buffered, no update yet
 
     resumed = cli_main({"fit": {**_paper_conductor(_config(stopped)), "ckpt_path": str(last)}}).model
-    assert resumed.outer.updates == 1 and len(resumed.outer.buffer) == 1  # updated at step 3 on all three, then step 4 buffered
+    # updated at step 3 on all three, then step 4 buffered
+    assert resumed.outer.updates == 1 and len(resumed.outer.buffer) == 1
     assert _prompts(stopped) == _prompts(straight)
     a, b = torch.load(straight / "ckpt" / "last.ckpt", weights_only=True), torch.load(last, weights_only=True)
     assert a["maestro"]["outer_loop"]["updates"] == b["maestro"]["outer_loop"]["updates"] == 1
@@ -37,4 +39,6 @@ def test_checkpoint_with_a_non_empty_buffer_resumes_exactly(tmp_path):
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][key], value, atol=1e-6, rtol=0, msg=key)
     for name in ("hidden", "actions", "meta_reward"):
-        torch.testing.assert_close(b["maestro"]["outer_loop"]["buffer"][0][name], a["maestro"]["outer_loop"]["buffer"][0][name])
+        torch.testing.assert_close(
+            b["maestro"]["outer_loop"]["buffer"][0][name], a["maestro"]["outer_loop"]["buffer"][0][name]
+        )

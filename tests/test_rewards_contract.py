@@ -122,7 +122,9 @@ def test_async_functions_are_gathered_concurrently(trl_module):
 
 def test_async_call_works_inside_a_running_event_loop(trl_module):
     async def inside():
-        return score_components([CallableReward(f"{trl_module}:async_a"), CallableReward(f"{trl_module}:async_b")], batch())
+        return score_components(
+            [CallableReward(f"{trl_module}:async_a"), CallableReward(f"{trl_module}:async_b")], batch()
+        )
 
     assert asyncio.run(inside())[:, 1].tolist() == [2.0] * 3
 
@@ -148,7 +150,11 @@ def test_only_declared_extras_are_passed():
     assert set(plain.seen) == {"prompts", "completions", "completion_ids", "ground_truth", "trainer_state"}
     wants = Probe(needs_logprobs=True, needs_token_entropy=True, needs_group=True)
     call_component(wants, b)
-    assert wants.seen["logprobs"] is logprobs and wants.seen["token_entropy"] is entropy and wants.seen["completion_mask"] is mask
+    assert (
+        wants.seen["logprobs"] is logprobs
+        and wants.seen["token_entropy"] is entropy
+        and wants.seen["completion_mask"] is mask
+    )
     assert wants.seen["group_size"] == 1 and "ref_logprobs" not in wants.seen and "reference_nll" not in wants.seen
 
 
@@ -213,6 +219,8 @@ def test_inputs_from_rollout_unpads_ids_and_keeps_masks():
         truncated=torch.tensor([False, False]),
     )
     logprobs = torch.zeros(2, 3)
-    inputs = inputs_from_rollout(rollout, ["p", "p"], {"reference": ["r", "r"]}, 2, logprobs=logprobs, trainer_state=_State())
+    inputs = inputs_from_rollout(
+        rollout, ["p", "p"], {"reference": ["r", "r"]}, 2, logprobs=logprobs, trainer_state=_State()
+    )
     assert inputs.completion_ids == [[8, 9], [10]] and inputs.group_size == 2 and inputs.logprobs is logprobs
     assert inputs.prompt_mask is rollout.prompt_mask and inputs.columns == {"reference": ["r", "r"]}

@@ -53,7 +53,8 @@ def test_novelty_against_prompt():
     # distinct bigrams: "why the" (in prompt), "the ocean", "ocean reflects" -> 2/3 novel
     assert novelty("why the ocean reflects", prompt, 2) == pytest.approx(2 / 3)
     scores = Novelty(n=2)(
-        [prompt, prompt, prompt], ["Explain why the sky is blue.", "Rayleigh scattering favours short wavelengths.", "ok"]
+        [prompt, prompt, prompt],
+        ["Explain why the sky is blue.", "Rayleigh scattering favours short wavelengths.", "ok"],
     )
     assert scores[0] == 0.0 and scores[1] == 1.0 and math.isnan(scores[2])
 

@@ -31,7 +31,11 @@ def test_encoder_unit_norm_and_batch_invariant(encoder):
 def test_cosine_identical_beats_paraphrase_beats_unrelated(encoder):
     sims = encoder.cosine(
         [CAT, CAT, CAT],
-        [CAT, "A cat was sitting on a mat near the fireplace.", "Stock markets fell sharply after the interest rate decision."],
+        [
+            CAT,
+            "A cat was sitting on a mat near the fireplace.",
+            "Stock markets fell sharply after the interest rate decision.",
+        ],
     )
     assert sims[0] == pytest.approx(1.0, abs=1e-4)
     assert sims[0] > sims[1] > sims[2]
@@ -74,13 +78,17 @@ def test_reward_model_one_score_per_completion_in_order(tiny_rm):
     alone = torch.cat([scorer.score([p], [c]) for p, c in zip(PROMPTS, COMPLETIONS)])
     assert torch.allclose(scores, alone, atol=1e-5)
     assert scores.unique().numel() == len(PROMPTS)  # distinct inputs really give distinct scores
-    assert "<s>user: what is a cat</s><s>assistant: the cat sat on the mat</s>" == scorer.render(PROMPTS[0], COMPLETIONS[0])
+    assert "<s>user: what is a cat</s><s>assistant: the cat sat on the mat</s>" == scorer.render(
+        PROMPTS[0], COMPLETIONS[0]
+    )
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 def test_reward_model_batch_size_invariant(tiny_rm, batch_size):
     reference = RewardModel(tiny_rm, batch_size=len(PROMPTS))(PROMPTS, COMPLETIONS)
-    scores = RewardModel(tiny_rm, batch_size=batch_size).to("cpu")(PROMPTS, COMPLETIONS, reference=[None] * len(PROMPTS))
+    scores = RewardModel(tiny_rm, batch_size=batch_size).to("cpu")(
+        PROMPTS, COMPLETIONS, reference=[None] * len(PROMPTS)
+    )
     assert torch.allclose(scores, reference, atol=1e-5)
 
 

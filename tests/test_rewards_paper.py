@@ -44,7 +44,10 @@ def test_fmt_accepts_exactly_the_format():
 
 def test_fmt_tags_are_configurable_and_empty_blocks_optional():
     qwen3 = FormatReward(think_tag="reasoning")
-    assert qwen3(prompts=["p"] * 2, completions=["<reasoning>r</reasoning><answer>a</answer>", VALID[0]]).tolist() == [1.0, 0.0]
+    assert qwen3(prompts=["p"] * 2, completions=["<reasoning>r</reasoning><answer>a</answer>", VALID[0]]).tolist() == [
+        1.0,
+        0.0,
+    ]
     lenient = FormatReward(allow_empty=True)
     assert lenient(prompts=["p"], completions=["<think></think><answer>a</answer>"]).tolist() == [1.0]
     with pytest.raises(ValueError, match="plain tag name"):
@@ -72,13 +75,21 @@ def test_sequence_entropy_is_minus_mean_logprob_of_sampled_tokens():
     assert high[:2].tolist() == pytest.approx([1.5, 0.5]) and math.isnan(high[2])  # empty completion: missing
     low = call_component(SequenceEntropy(prefer="low"), inputs(logprobs=LOGPROBS, completion_mask=MASK))
     assert low[:2].tolist() == pytest.approx([-1.5, -0.5])  # EM-GRPO: mean log-prob
-    assert SequenceEntropy().normalization == "rank" and SequenceEntropy.needs_logprobs and not SequenceEntropy.needs_token_entropy
+    assert (
+        SequenceEntropy().normalization == "rank"
+        and SequenceEntropy.needs_logprobs
+        and not SequenceEntropy.needs_token_entropy
+    )
 
 
 def test_entropy_gated_by_format_scores_only_well_formed_responses():
     completions = ["<think>a</think><answer>b</answer>", "no tags at all", "<reasoning>a</reasoning><answer>b</answer>"]
     batch = RewardInputs(
-        prompts=["p"] * 3, completions=completions, completion_ids=[[1]] * 3, logprobs=LOGPROBS, completion_mask=torch.ones(3, 3)
+        prompts=["p"] * 3,
+        completions=completions,
+        completion_ids=[[1]] * 3,
+        logprobs=LOGPROBS,
+        completion_mask=torch.ones(3, 3),
     )
     gated = call_component(SequenceEntropy(valid_format_only=True), batch)
     assert gated[0].item() == pytest.approx(4.0) and math.isnan(gated[1]) and math.isnan(gated[2])
@@ -92,7 +103,9 @@ def test_token_entropy_is_mean_full_distribution_entropy():
     logits = torch.randn(3, 3, 11)
     probs = logits.softmax(-1)
     per_token = -(probs * probs.log()).sum(-1)  # what the trainer passes as token_entropy
-    manual = [sum(per_token[i, t].item() for t in range(3) if MASK[i, t]) / max(1, int(MASK[i].sum())) for i in range(2)]
+    manual = [
+        sum(per_token[i, t].item() for t in range(3) if MASK[i, t]) / max(1, int(MASK[i].sum())) for i in range(2)
+    ]
     high = call_component(TokenEntropy(), inputs(token_entropy=per_token, completion_mask=MASK))
     assert high[:2].tolist() == pytest.approx(manual, abs=1e-6) and math.isnan(high[2])
     low = call_component(TokenEntropy(prefer="low"), inputs(token_entropy=per_token, completion_mask=MASK))
@@ -131,7 +144,9 @@ def test_nover_efficiency_reads_ppl_scores_of_the_same_step():
 
 def test_token_budget_is_linear_above_the_budget():
     ids = [[0] * n for n in (0, 10, 15, 20, 40)]
-    scores = call_component(TokenBudget(budget=10, falloff=10), RewardInputs(prompts=["p"] * 5, completions=["c"] * 5, completion_ids=ids))
+    scores = call_component(
+        TokenBudget(budget=10, falloff=10), RewardInputs(prompts=["p"] * 5, completions=["c"] * 5, completion_ids=ids)
+    )
     assert scores.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
     assert TokenBudget(budget=8).falloff == 8
     with pytest.raises(ValueError, match="falloff"):

@@ -51,7 +51,9 @@ def rollout_inputs(tokenizer, reference_nll, references=REFERENCES):
 
 def manual_score(model, tokenizer, question, think_block, reference):
     """One unbatched forward per completion, full logits: the textbook computation."""
-    prompt_text = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+    prompt_text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+    )
     prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     reasoning = tokenizer(think_block, add_special_tokens=False)["input_ids"]
     answer = tokenizer(f"\n<answer>\n{reference}\n</answer>", add_special_tokens=False)["input_ids"]

@@ -21,7 +21,9 @@ def test_pref_is_logit_zero_of_the_chat_templated_user_assistant_pair(two_label_
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     component = RewardModel(two_label_rm, batch_size=2, name="pref")
-    inputs = RewardInputs(prompts=PROMPTS, completions=COMPLETIONS, completion_ids=[[1]] * 3, columns={"reference": [None] * 3})
+    inputs = RewardInputs(
+        prompts=PROMPTS, completions=COMPLETIONS, completion_ids=[[1]] * 3, columns={"reference": [None] * 3}
+    )
     scores = call_component(component, inputs)
 
     tokenizer = AutoTokenizer.from_pretrained(two_label_rm)

@@ -36,7 +36,9 @@ def test_saved_model_loads_through_the_hub_path(tmp_path, tiny_model_path):
 
     AutoModelForCausalLM.from_pretrained(tiny_model_path).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(tiny_model_path).save_pretrained(tmp_path)
-    policy = Policy(ModelSettings(name_or_path=str(tmp_path), lora=LoraSettings(r=4, alpha=8, target_modules=["q_proj", "v_proj"])))
+    policy = Policy(
+        ModelSettings(name_or_path=str(tmp_path), lora=LoraSettings(r=4, alpha=8, target_modules=["q_proj", "v_proj"]))
+    )
     trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert all("q_proj" in n or "v_proj" in n for n in trainable)
@@ -55,7 +57,9 @@ def test_4bit_without_bitsandbytes_or_with_an_old_one_fails_naming_the_key(monke
     with pytest.raises(RuntimeError, match=r"model\.policy\.load_in_4bit=true needs bitsandbytes>=0\.49: pip install"):
         Policy(ModelSettings(name_or_path="maestro-lit/tiny", load_in_4bit=True))
     monkeypatch.setitem(sys.modules, "bitsandbytes", types.SimpleNamespace(__version__="0.45.5"))
-    with pytest.raises(RuntimeError, match=r"model\.policy\.load_in_4bit=true needs bitsandbytes>=0\.49 .*found 0\.45\.5"):
+    with pytest.raises(
+        RuntimeError, match=r"model\.policy\.load_in_4bit=true needs bitsandbytes>=0\.49 .*found 0\.45\.5"
+    ):
         Policy(ModelSettings(name_or_path="maestro-lit/tiny", load_in_4bit=True))
 
 
@@ -65,7 +69,10 @@ def test_full_finetuning_refuses_4bit():
 
 
 def test_rollout_groups_rows_and_score_matches_full_forward(policy):
-    conversations = [[{"role": "user", "content": "What is the capital of Spain?"}], [{"role": "user", "content": "Write a poem."}]]
+    conversations = [
+        [{"role": "user", "content": "What is the capital of Spain?"}],
+        [{"role": "user", "content": "Write a poem."}],
+    ]
     ids, mask, n_truncated = tokenize_prompts(policy.tokenizer, conversations, max_prompt_tokens=64)
     assert n_truncated == 0 and (mask[:, -1] == 1).all()  # left padding
     torch.manual_seed(0)
@@ -80,7 +87,9 @@ def test_rollout_groups_rows_and_score_matches_full_forward(policy):
             assert row_mask[: hits[0] + 1].all() and not row_mask[hits[0] + 1 :].any()
 
     with torch.no_grad():
-        scored = policy.scoring_pass(rollout.input_ids, rollout.attention_mask, rollout.completion_start, temperature=1.0)
+        scored = policy.scoring_pass(
+            rollout.input_ids, rollout.attention_mask, rollout.completion_start, temperature=1.0
+        )
         logprobs, hidden = scored.logprobs, scored.hidden
         from maestro_lit.policy.scoring import position_ids_from_mask
 
@@ -91,7 +100,11 @@ def test_rollout_groups_rows_and_score_matches_full_forward(policy):
             output_hidden_states=True,
         )
     start = rollout.completion_start
-    expected = torch.log_softmax(full.logits[:, start - 1 : -1].float(), -1).gather(-1, rollout.completion_ids.unsqueeze(-1)).squeeze(-1)
+    expected = (
+        torch.log_softmax(full.logits[:, start - 1 : -1].float(), -1)
+        .gather(-1, rollout.completion_ids.unsqueeze(-1))
+        .squeeze(-1)
+    )
     m = rollout.completion_mask.bool()
     torch.testing.assert_close(logprobs[m], expected[m], atol=1e-5, rtol=1e-5)
     last = terminal_hidden_state(full.hidden_states[-1], rollout.attention_mask)

@@ -7,7 +7,14 @@ from maestro_lit.policy.model import Policy
 from maestro_lit.policy.scoring import position_ids_from_mask, scoring_pass, terminal_hidden_state
 from maestro_lit.settings import ModelSettings
 
-SMALL = dict(vocab_size=96, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+SMALL = dict(
+    vocab_size=96,
+    hidden_size=32,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+)
 
 
 def _configs():
@@ -52,7 +59,8 @@ def _tiny(family: str):
 
     torch.manual_seed(0)
     config = _configs()[family]
-    config._attn_implementation = "eager"  # Gemma-2's attention softcapping needs eager; the same for all keeps it simple
+    # Gemma-2's attention softcapping needs eager; the same for all keeps it simple
+    config._attn_implementation = "eager"
     model = AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():  # random init gives near-uniform logits; sharpen them so differences show
         model.get_output_embeddings().weight.mul_(20.0)
@@ -69,7 +77,9 @@ def _batch():
 
 
 def _reference_logprobs(model, ids, mask, start, temperature):
-    out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), output_hidden_states=True)
+    out = model(
+        input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), output_hidden_states=True
+    )
     logits = out.logits[:, start - 1 : -1].float() / temperature
     return torch.log_softmax(logits, -1).gather(-1, ids[:, start:, None]).squeeze(-1), logits, out.hidden_states
 
@@ -93,7 +103,9 @@ def test_gemma2_softcapping_is_applied():
     model = _tiny("gemma2")
     ids, mask = _batch()
     with torch.no_grad():
-        hidden = model.model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)).last_hidden_state
+        hidden = model.model(
+            input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)
+        ).last_hidden_state
         bare = torch.log_softmax(model.lm_head(hidden[:, 5:-1]), -1).gather(-1, ids[:, 6:, None]).squeeze(-1)
         result = scoring_pass(model, ids, mask, 6)
     assert (bare - result.logprobs).abs().max() > 0.5
@@ -112,7 +124,9 @@ def test_hidden_layer_picks_hidden_states_of_the_same_forward(layer, index):
         _, _, hidden_states = _reference_logprobs(model, ids, mask, 6, 1.0)
     torch.testing.assert_close(result.hidden, terminal_hidden_state(hidden_states[index], mask), atol=1e-5, rtol=1e-5)
     others = [i for i in (1, 2, -1) if i != index]
-    assert all(not torch.allclose(result.hidden, terminal_hidden_state(hidden_states[i], mask), atol=1e-3) for i in others)
+    assert all(
+        not torch.allclose(result.hidden, terminal_hidden_state(hidden_states[i], mask), atol=1e-3) for i in others
+    )
 
 
 def test_logits_only_at_completion_positions():

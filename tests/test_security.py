@@ -16,7 +16,11 @@ def _code_lines():
 
 
 def test_no_eval_exec_or_pickle_in_the_package():
-    offenders = [where for where, code in _code_lines() if re.search(r"(?<![\w.])(eval|exec)\(|\bpickle\b|weights_only\s*=\s*False", code)]
+    offenders = [
+        where
+        for where, code in _code_lines()
+        if re.search(r"(?<![\w.])(eval|exec)\(|\bpickle\b|weights_only\s*=\s*False", code)
+    ]
     assert not offenders, offenders
 
 

@@ -53,7 +53,9 @@ def test_out_of_range_values_fail_at_parse_time(parser, capsys, key, value, vali
 
 
 def test_good_values_parse(parser):
-    config = parser.parse_args(["--config", QUICKSTART, "--model.sampling.top_p", "0.9", "--model.grpo_settings.beta", "0.04"])
+    config = parser.parse_args(
+        ["--config", QUICKSTART, "--model.sampling.top_p", "0.9", "--model.grpo_settings.beta", "0.04"]
+    )
     assert config.model.sampling.top_p == 0.9 and config.model.grpo_settings.beta == 0.04
 
 

@@ -38,7 +38,9 @@ def test_same_seed_gives_identical_runs_and_different_seeds_differ():
     for name in ("maestro", "maestro_joint", "trusted", "random"):
         a, b, c = (run(METHODS[name], seed, WORLD, config) for seed in (3, 3, 4))
         assert (
-            a.curve_utility == b.curve_utility and torch.equal(a.type_probs, b.type_probs) and torch.equal(a.action_joint, b.action_joint)
+            a.curve_utility == b.curve_utility
+            and torch.equal(a.type_probs, b.type_probs)
+            and torch.equal(a.action_joint, b.action_joint)
         )
         assert not torch.equal(a.type_probs, c.type_probs)
 
@@ -67,7 +69,12 @@ def test_methods_are_the_project_presets_with_the_sims_documented_lr():
     config = SimConfig()
     scalarizer, make_optimizer = METHODS["maestro"].build(WORLD, config.conductor_lr)
     assert type(scalarizer) is Conductor and scalarizer.table_kind == "one_hot" and scalarizer.learn_temperature
-    assert (scalarizer.probability_floor, scalarizer.entropy_coef, scalarizer.update_every, scalarizer.eval_weights) == (
+    assert (
+        scalarizer.probability_floor,
+        scalarizer.entropy_coef,
+        scalarizer.update_every,
+        scalarizer.eval_weights,
+    ) == (
         1e-4,
         1e-3,
         3,
@@ -84,7 +91,10 @@ def test_methods_are_the_project_presets_with_the_sims_documented_lr():
     paper.bind(list(WORLD.components), WORLD.hidden_size)
     assert make_paper(paper.parameters()).defaults["lr"] == 5e-5
     assert type(METHODS["maestro_joint"].build(WORLD, 0.05)[0]) is JointConductor
-    assert type(METHODS["equal"].build(WORLD, 0.05)[0]) is StaticWeights and type(METHODS["random"].build(WORLD, 0.05)[0]) is RandomWeights
+    assert (
+        type(METHODS["equal"].build(WORLD, 0.05)[0]) is StaticWeights
+        and type(METHODS["random"].build(WORLD, 0.05)[0]) is RandomWeights
+    )
 
 
 def test_preset_errors_name_the_problem():
@@ -105,7 +115,8 @@ def test_the_paper_preset_updates_every_third_step_and_the_paper_lr_barely_moves
 def test_joint_gradient_through_the_grpo_loss_is_zero_because_group_advantages_sum_to_zero():
     result = run(METHODS["maestro_joint"], 0, WORLD, SimConfig(steps=5, eval_every=5))
     assert result.conductor_updates == 5 and result.joint_signal < 1e-6
-    conductor = JointConductor()  # the same path with unequal per-completion loss weights is not zero: the wiring carries grad
+    # the same path with unequal per-completion loss weights is not zero: the wiring carries grad
+    conductor = JointConductor()
     conductor.bind(["a", "b", "c"], 4)
     with torch.no_grad():
         conductor.head.weight.normal_()
@@ -146,9 +157,12 @@ def test_command_writes_results_csv_and_figure(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert all(None not in r and "" not in r.values() and None not in r.values() for r in rows)  # every column filled
-    assert [(r["method"], r["seed"]) for r in rows] == [(m, s) for m in ("equal", "oracle", "maestro") for s in ("0", "1")]
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        (m, s) for m in ("equal", "oracle", "maestro") for s in ("0", "1")
+    ]
     mi = {r["method"]: float(r["mi_bits"]) for r in rows}
-    assert mi["equal"] == 0.0 and mi["oracle"] > 1.5  # static's argmax never moves; the oracle's is the category (≤ 2 bits)
+    # static's argmax never moves; the oracle's is the category (≤ 2 bits)
+    assert mi["equal"] == 0.0 and mi["oracle"] > 1.5
     text = (tmp_path / "results.md").read_text()
     assert "| oracle |" in text and "| 1.00 |" in text and "only_detail" in text
 

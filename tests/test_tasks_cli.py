@@ -15,7 +15,10 @@ from maestro_lit.evals.paper.evaluation import PaperTaskEvaluation
 def test_convert_subcommand_writes_the_prepared_format(tmp_path, capsys):
     original = tmp_path / "ss_gen_dev.jsonl"
     original.write_text(
-        json.dumps({"id": 1, "chapter": "Park", "explanation": "going out", "title": "A walk", "story_content": "I walk."}) + "\n"
+        json.dumps(
+            {"id": 1, "chapter": "Park", "explanation": "going out", "title": "A walk", "story_content": "I walk."}
+        )
+        + "\n"
     )
     main(["convert", "ss_gen", str(original), str(tmp_path / "out.jsonl")])
     row = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
@@ -67,10 +70,17 @@ def test_a_task_file_composed_after_the_quickstart_replaces_its_evaluation_of_th
 
     root = Path(__file__).resolve().parents[1]
     cli = cli_main(
-        ["--config", str(root / "configs/quickstart.yaml"), "--config", str(root / "configs/tasks/emobench.yaml"),
-         f"--model.policy.name_or_path={tiny_model_path}", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"],
+        [
+            "--config",
+            str(root / "configs/quickstart.yaml"),
+            "--config",
+            str(root / "configs/tasks/emobench.yaml"),
+            f"--model.policy.name_or_path={tiny_model_path}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.logger=false",
+        ],
         run=False,
-    )  # fmt: skip
+    )
     evaluations = [c for c in cli.trainer.callbacks if isinstance(c, PaperTaskEvaluation)]
     assert sorted(c.benchmarks[0].name for c in evaluations) == sorted(TASKS)  # seven, no duplicate
     emobench = next(c for c in evaluations if c.benchmarks[0].name == "emobench")

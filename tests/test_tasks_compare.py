@@ -1,4 +1,5 @@
-"""`compare <run folders…>`: Table 1 (tasks x methods) and Table 2 (training time, completion length) from run folders."""
+"""`compare <run folders…>`: Table 1 (tasks x methods) and Table 2 (training time, completion length) from run
+folders."""
 
 import csv
 from types import SimpleNamespace
@@ -16,24 +17,41 @@ def fake_run(folder, method, seconds, results, step=4, task="emobench"):
     log_dir = folder / "lightning_logs" / "version_0"
     info = RunInfo(method=method)
     info.train_seconds = seconds
-    trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(task=task), global_step=step, log_dir=str(log_dir))
+    trainer = SimpleNamespace(
+        is_global_zero=True, datamodule=SimpleNamespace(task=task), global_step=step, log_dir=str(log_dir)
+    )
     info.on_train_end(trainer, SimpleNamespace())
     write_all(
-        log_dir, [BenchmarkResult("emobench", {"preference_proxy": 10.0, "completion_words": 99.0}, 0, 4, 0.1)], step - 2, "train_step"
+        log_dir,
+        [BenchmarkResult("emobench", {"preference_proxy": 10.0, "completion_words": 99.0}, 0, 4, 0.1)],
+        step - 2,
+        "train_step",
     )
-    write_all(log_dir, [BenchmarkResult(name, metrics, 0, 4, 0.1) for name, metrics in results.items()], step, "fit_end")
+    write_all(
+        log_dir, [BenchmarkResult(name, metrics, 0, 4, 0.1) for name, metrics in results.items()], step, "fit_end"
+    )
     return str(folder)
 
 
 def test_two_runs_give_both_tables(tmp_path):
-    maestro = fake_run(tmp_path / "maestro_run", "maestro", 80.0, {
-        "emobench": {"preference": 47.66, "letter_accuracy": 50.0, "completion_words": 40.0, "unparsed_share": 0.0},
-        "opus_books": {"preference": 12.6, "chrf": 41.2, "bleu": 13.0, "completion_words": 20.0},
-        "alpaca_eval": {"win_rate": 3.0},  # the optional suite is ignored by the tables
-    })  # fmt: skip
-    equal = fake_run(tmp_path / "equal_run", "equal", 100.0, {
-        "emobench": {"preference_proxy": 42.97, "letter_accuracy": 25.0, "completion_words": 60.0},
-    })  # fmt: skip
+    maestro = fake_run(
+        tmp_path / "maestro_run",
+        "maestro",
+        80.0,
+        {
+            "emobench": {"preference": 47.66, "letter_accuracy": 50.0, "completion_words": 40.0, "unparsed_share": 0.0},
+            "opus_books": {"preference": 12.6, "chrf": 41.2, "bleu": 13.0, "completion_words": 20.0},
+            "alpaca_eval": {"win_rate": 3.0},  # the optional suite is ignored by the tables
+        },
+    )
+    equal = fake_run(
+        tmp_path / "equal_run",
+        "equal",
+        100.0,
+        {
+            "emobench": {"preference_proxy": 42.97, "letter_accuracy": 25.0, "completion_words": 60.0},
+        },
+    )
     out = tmp_path / "tables"
     assert main([maestro, equal, "--output", str(out)]) == 0
     table1 = (out / "table1.md").read_text()
@@ -52,7 +70,9 @@ def test_two_runs_give_both_tables(tmp_path):
 
 def test_labels_group_runs_of_one_method_across_tasks(tmp_path):
     a = fake_run(tmp_path / "a", "Conductor", 10.0, {"emobench": {"preference": 50.0, "completion_words": 10.0}})
-    b = fake_run(tmp_path / "b", "Conductor", 30.0, {"tombench": {"preference": 70.0, "completion_words": 30.0}}, task="tombench")
+    b = fake_run(
+        tmp_path / "b", "Conductor", 30.0, {"tombench": {"preference": 70.0, "completion_words": 30.0}}, task="tombench"
+    )
     out = tmp_path / "t"
     main([a, b, "--label", "maestro", "--label", "maestro", "--output", str(out)])
     table1, table2 = (out / "table1.md").read_text(), (out / "table2.md").read_text()

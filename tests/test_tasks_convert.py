@@ -9,21 +9,33 @@ from maestro_lit.data.prepared import TaskDataError, read_prepared
 from maestro_lit.data.templates import format_instruction
 
 EU = {
-    "qid": "1", "language": "en", "coarse_category": "complex_emotions", "finegrained_category": "emotion_transition",
-    "scenario": "Pia burnt the cake, but her guests loved it anyway.", "subject": "Pia",
-    "emotion_choices": ["Joy", "Shame", "Anger", "Fear"], "emotion_label": "Joy",
-    "cause_choices": ["The cake burnt", "The guests loved the cake", "She is tired", "It rained"], "cause_label": "The guests loved the cake",
-}  # fmt: skip
+    "qid": "1",
+    "language": "en",
+    "coarse_category": "complex_emotions",
+    "finegrained_category": "emotion_transition",
+    "scenario": "Pia burnt the cake, but her guests loved it anyway.",
+    "subject": "Pia",
+    "emotion_choices": ["Joy", "Shame", "Anger", "Fear"],
+    "emotion_label": "Joy",
+    "cause_choices": ["The cake burnt", "The guests loved the cake", "She is tired", "It rained"],
+    "cause_label": "The guests loved the cake",
+}
 EA = {
-    "qid": "2", "language": "en", "category": "Personal-Others", "question type": "Action",
-    "scenario": "Ivo's friend lost her job.", "subject": "Ivo",
-    "choices": ["Ignore her", "Offer support and help her look for work", "Laugh", "Leave"], "label": "Offer support and help her look for work",
-}  # fmt: skip
+    "qid": "2",
+    "language": "en",
+    "category": "Personal-Others",
+    "question type": "Action",
+    "scenario": "Ivo's friend lost her job.",
+    "subject": "Ivo",
+    "choices": ["Ignore her", "Offer support and help her look for work", "Laugh", "Leave"],
+    "label": "Offer support and help her look for work",
+}
 TOM = {
     "能力\nABILITY": "Belief: Location false beliefs", "序号\nINDEX": 1,
     "故事": "小红把球放进盒子里。", "问题": "球在哪里？", "选项A": "盒子", "选项B": "篮子", "选项C": "", "选项D": "",
-    "STORY": "Hong puts the ball in the box.", "QUESTION": "Where is the ball?", "OPTION-A": "Box", "OPTION-B": "Basket",
-    "OPTION-C": "", "OPTION-D": "", "答案\nANSWER": "A",
+    "STORY": "Hong puts the ball in the box.", "QUESTION": "Where is the ball?",
+    "OPTION-A": "Box", "OPTION-B": "Basket", "OPTION-C": "", "OPTION-D": "",
+    "答案\nANSWER": "A",
 }  # fmt: skip
 SS = {
     "id": "7",
@@ -50,14 +62,24 @@ def test_emobench_eu_and_ea(tmp_path):
         "\nQuestion: Pia burnt the cake, but her guests loved it anyway.\n What emotion is Pia feeling, and why?"
     )
     assert (
-        "Emotion Options:\nA: Joy\nB: Shame\nC: Anger\nD: Fear\n\nCause Options:\nA: The cake burnt\nB: The guests loved the cake"
-        in eu["prompt"]
+        "Emotion Options:\nA: Joy\nB: Shame\nC: Anger\nD: Fear\n\n"
+        "Cause Options:\nA: The cake burnt\nB: The guests loved the cake" in eu["prompt"]
     )
-    assert eu["prompt"].endswith("<answer>\nEmotion: [option letter]: [option text]\nCause: [option letter]: [option text]\n</answer>\n")
+    assert eu["prompt"].endswith(
+        "<answer>\nEmotion: [option letter]: [option text]\nCause: [option letter]: [option text]\n</answer>\n"
+    )
     assert eu["reference"] == "Emotion: A: Joy, Cause: B: The guests loved the cake"
-    assert "best course of action for Ivo" in ea["prompt"] and "Action Options:\nA: Ignore her\nB: Offer support" in ea["prompt"]
+    assert (
+        "best course of action for Ivo" in ea["prompt"]
+        and "Action Options:\nA: Ignore her\nB: Offer support" in ea["prompt"]
+    )
     assert ea["reference"] == "B: Offer support and help her look for work"
-    assert (eu["split"], eu["task"], eu["category"], ea["category"]) == ("test", "emobench", "emobench_eu", "emobench_ea")
+    assert (eu["split"], eu["task"], eu["category"], ea["category"]) == (
+        "test",
+        "emobench",
+        "emobench_eu",
+        "emobench_ea",
+    )
 
 
 def test_emobench_label_not_among_choices_named(tmp_path):
@@ -69,18 +91,24 @@ def test_tombench_english_and_chinese(tmp_path):
     [en] = run(tmp_path, "tombench", [TOM], name="train.jsonl")
     assert (
         en["prompt"]
-        == "\nQuestion: Hong puts the ball in the box.\n\nWhere is the ball?\n\nOptions:\nA. Box\nB. Basket" + format_instruction()
+        == "\nQuestion: Hong puts the ball in the box.\n\nWhere is the ball?\n\nOptions:\nA. Box\nB. Basket"
+        + format_instruction()
     )
     assert (en["reference"], en["split"], en["category"]) == ("A. Box", "train", "Belief")
     [zh] = run(tmp_path, "tombench", [TOM], "--language", "zh", out="zh.jsonl")
-    assert "小红把球放进盒子里。\n\n球在哪里？\n\nOptions:\nA. 盒子\nB. 篮子" in zh["prompt"] and zh["reference"] == "A. 盒子"
+    assert (
+        "小红把球放进盒子里。\n\n球在哪里？\n\nOptions:\nA. 盒子\nB. 篮子" in zh["prompt"]
+        and zh["reference"] == "A. 盒子"
+    )
     with pytest.raises(TaskDataError, match="answer letter 'C'"):
         run(tmp_path, "tombench", [{**TOM, "答案\nANSWER": "C"}], out="bad.jsonl")
 
 
 def test_ss_gen_split_from_file_name(tmp_path):
     [row] = run(tmp_path, "ss_gen", [SS], name="dev.jsonl")
-    assert row["split"] == "validation" and row["reference"] == "I wash my hands." and row["category"] == "daily routines"
+    assert (
+        row["split"] == "validation" and row["reference"] == "I wash my hands." and row["category"] == "daily routines"
+    )
     assert (
         "Title: Washing hands" in row["prompt"]
         and "helps children wash hands" in row["prompt"]
@@ -112,9 +140,37 @@ def test_question_answer_tasks_skip_missing_references(tmp_path, task, capsys):
 def test_custom_fields_and_append_build_one_file_with_two_splits(tmp_path):
     rows = [{"problem": "Q1", "solution": "A1"}]
     out = tmp_path / "gt.jsonl"
-    main(["general_thoughts", jsonl(tmp_path / "a.jsonl", rows), str(out), "--question-field", "problem", "--answer-field", "solution"])
-    main(["general_thoughts", jsonl(tmp_path / "b.jsonl", rows), str(out), "--question-field", "problem", "--answer-field", "solution",
-          "--split", "test", "--append"])  # fmt: skip
+    main(
+        [
+            "general_thoughts",
+            jsonl(tmp_path / "a.jsonl", rows),
+            str(out),
+            "--question-field",
+            "problem",
+            "--answer-field",
+            "solution",
+        ]
+    )
+    main(
+        [
+            "general_thoughts",
+            jsonl(tmp_path / "b.jsonl", rows),
+            str(out),
+            "--question-field",
+            "problem",
+            "--answer-field",
+            "solution",
+            "--split",
+            "test",
+            "--append",
+        ]
+    )
     assert [r["split"] for _, r in read_prepared(str(out))] == ["train", "test"]
     with pytest.raises(TaskDataError, match="no question field"):
-        main(["natural_reasoning", jsonl(tmp_path / "c.jsonl", [{"text": "Q1", "answer": "A1"}]), str(tmp_path / "c_out.jsonl")])
+        main(
+            [
+                "natural_reasoning",
+                jsonl(tmp_path / "c.jsonl", [{"text": "Q1", "answer": "A1"}]),
+                str(tmp_path / "c_out.jsonl"),
+            ]
+        )

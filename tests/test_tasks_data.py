@@ -1,4 +1,5 @@
-"""Prepared task files (prompt, reference, split) in CSV/JSONL/Parquet, split selection, the DataModule, the shipped samples."""
+"""Prepared task files (prompt, reference, split) in CSV/JSONL/Parquet, split selection, the DataModule, the
+shipped samples."""
 
 import csv
 import json

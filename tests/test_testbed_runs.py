@@ -37,8 +37,15 @@ def test_runs_log_the_testbed_tags_and_the_action_figure(smoke):
         str(next((smoke / "runs" / "maestro" / "seed0").glob("events.out.tfevents*"))), size_guidance={"images": 0}
     ).Reload()
     scalars = set(events.Tags()["scalars"])
-    for tag in ("testbed/true_utility", "testbed/true_utility/factual", "testbed/redundancy", "testbed/length_words",
-                "testbed/mi_bits", "testbed/signal/adv_true_corr", "train/reward/overlap"):  # fmt: skip
+    for tag in (
+        "testbed/true_utility",
+        "testbed/true_utility/factual",
+        "testbed/redundancy",
+        "testbed/length_words",
+        "testbed/mi_bits",
+        "testbed/signal/adv_true_corr",
+        "train/reward/overlap",
+    ):
         assert tag in scalars, tag
     assert "testbed/conductor_actions" in events.Tags()["images"]
     final = json.loads((smoke / "runs" / "maestro" / "seed0" / "testbed_eval.json").read_text())["final"]

@@ -52,7 +52,9 @@ def test_oracle_scalarises_each_category_with_its_true_weights():
     torch.testing.assert_close(choice.weights, torch.tensor([expected[c] for c in categories]))
     assert choice.actions is None and not oracle.learnable
     # in each group the completion that wins the category's emphasised component gets the higher reward
-    raw = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    raw = torch.tensor(
+        [[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
+    )
     scalar = grpo.scalarize(raw, choice.weights, G)
     z = grpo.normalize_within_groups(raw, G)
     torch.testing.assert_close(scalar, (z * choice.weights).sum(-1))
@@ -62,7 +64,9 @@ def test_oracle_scalarises_each_category_with_its_true_weights():
 def test_oracle_needs_the_category_column():
     oracle = CategoryWeights(weights={"a": {"x": 1.0, "y": 3.0}})
     oracle.bind(["x", "y"], 4)
-    torch.testing.assert_close(oracle.choose(torch.zeros(1, 4), {"category": ["a"]}).weights, torch.tensor([[0.25, 0.75]]))
+    torch.testing.assert_close(
+        oracle.choose(torch.zeros(1, 4), {"category": ["a"]}).weights, torch.tensor([[0.25, 0.75]])
+    )
     with pytest.raises(KeyError, match="category"):
         oracle.choose(torch.zeros(1, 4), {})
 
@@ -70,8 +74,12 @@ def test_oracle_needs_the_category_column():
 def test_mutual_information_and_nearest_action():
     cats = ["a", "b", "c"] * 4
     dependent = torch.nn.functional.one_hot(torch.tensor([0, 1, 2] * 4), 4).float()
-    assert tm.mutual_information_bits(tm.joint_from_probs(dependent, cats, ["a", "b", "c"])) == pytest.approx(1.58496, abs=1e-4)
-    assert tm.mutual_information_bits(tm.joint_from_probs(torch.full((12, 4), 0.25), cats, ["a", "b", "c"])) == pytest.approx(0.0, abs=1e-9)
+    assert tm.mutual_information_bits(tm.joint_from_probs(dependent, cats, ["a", "b", "c"])) == pytest.approx(
+        1.58496, abs=1e-4
+    )
+    assert tm.mutual_information_bits(
+        tm.joint_from_probs(torch.full((12, 4), 0.25), cats, ["a", "b", "c"])
+    ) == pytest.approx(0.0, abs=1e-9)
     table = torch.tensor([[1 / 3] * 3, [0.7, 0.15, 0.15], [0.15, 0.7, 0.15]])
     assert tm.nearest_action(table, torch.tensor([0.15, 0.7, 0.15])) == 2
 

@@ -37,7 +37,8 @@ def test_v2_true_utility_on_hand_made_completions(truth):
         "reference": [fact, tiny, tiny, tiny, tiny, tiny],
     }
     raw = truth.components_matrix(["q"] * 6, completions, columns)
-    torch.testing.assert_close(raw[0], torch.tensor([1.0, 1.0, 1.0, 0.0]))  # 6 words: short band, 14 below the long band
+    # 6 words: short band, 14 below the long band
+    torch.testing.assert_close(raw[0], torch.tensor([1.0, 1.0, 1.0, 0.0]))
     torch.testing.assert_close(raw[1], torch.tensor([1.0, 0.0, 0.0, 1.0]))  # 25 words: 17 past the short band
     torch.testing.assert_close(raw[3], torch.tensor([1.0, 1.0, 1.0, 0.0]))
     torch.testing.assert_close(raw[4], torch.tensor([1.0, 0.0, 0.5, 0.5]))  # 14 words: halfway between the bands
@@ -50,7 +51,8 @@ def test_v2_true_utility_on_hand_made_completions(truth):
 
 
 def test_v2_true_vectors_are_default_conductor_actions(truth):
-    table = default_action_table(len(NAMES), 0.7)  # uniform, emph_diversity, emph_overlap, emph_length_short, emph_length_long
+    # uniform, emph_diversity, emph_overlap, emph_length_short, emph_length_long
+    table = default_action_table(len(NAMES), 0.7)
     rows = {c: int((table - truth.table[c]).abs().sum(-1).argmin()) for c in truth.categories}
     assert rows == {"creative": 4, "factual": 2, "concise": 3}
     for c, k in rows.items():
@@ -61,7 +63,9 @@ def test_v2_oracle_uses_the_v2_weights():
     oracle = CategoryWeights(weights_path=str(V2["weights"]))
     oracle.bind(["length_long", "overlap", "diversity", "length_short"], hidden_size=4)
     choice = oracle.choose(torch.zeros(3, 4), {"category": ["creative", "factual", "concise"]})
-    torch.testing.assert_close(choice.weights, torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]]))
+    torch.testing.assert_close(
+        choice.weights, torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    )
 
 
 def test_v2_method_configs_differ_only_in_the_scalarizer(truth):
@@ -97,7 +101,10 @@ def test_runner_wires_v2_and_keeps_v1_the_default(tmp_path):
     assert parse([]).testbed == "v1" and parse([]).out == "results/testbed"
     assert parse(["--testbed", "v2"]).out == "results/testbed_v2"
     # v2 data are copies of v1's: same prompts, held-out disjoint from train
-    assert V2["train"].read_text() == TRAIN_PROMPTS.read_text() and V2["heldout"].read_text() == HELDOUT_PROMPTS.read_text()
+    assert (
+        V2["train"].read_text() == TRAIN_PROMPTS.read_text()
+        and V2["heldout"].read_text() == HELDOUT_PROMPTS.read_text()
+    )
 
 
 def test_no_static_weighting_reaches_the_oracle_in_every_category():

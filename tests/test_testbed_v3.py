@@ -45,7 +45,9 @@ def test_warmup_answers_every_prompt_in_every_style_whatever_the_category(rows):
 def test_each_style_scores_on_exactly_one_band(rows, truth):
     pairs = warmup_pairs(rows[:60], copies=1)
     completions = [response for _, response in pairs]
-    raw = truth.components_matrix([p for p, _ in pairs], completions, {"category": [category for category in ["concise"] * len(pairs)]})
+    raw = truth.components_matrix(
+        [p for p, _ in pairs], completions, {"category": [category for category in ["concise"] * len(pairs)]}
+    )
     band = {"short": "length_short", "formatted": "length_medium", "long": "length_long"}
     for completion, scores in zip(completions, raw):
         expected = torch.tensor([1.0 if n == band[style_of(completion)] else 0.0 for n in truth.names])
@@ -67,11 +69,18 @@ def test_true_weights_want_a_different_band_per_category(truth):
 
 
 def test_style_of_reads_the_opener():
-    assert [style_of(t) for t in ("Briefly: yes.", " In detail: a b c", "<think> x </think> <answer> y </answer>", "Paris")] == [
-        "short", "long", "formatted", "other",
-    ]  # fmt: skip
-    shares = style_shares(["Briefly: a.", "In detail: b", "Briefly: c."], ["concise", "concise", "creative"], ["creative", "concise"])
-    assert shares["creative"]["short"] == 1.0 and shares["concise"] == {"short": 0.5, "long": 0.5, "formatted": 0.0, "other": 0.0}
+    assert [
+        style_of(t) for t in ("Briefly: yes.", " In detail: a b c", "<think> x </think> <answer> y </answer>", "Paris")
+    ] == ["short", "long", "formatted", "other"]
+    shares = style_shares(
+        ["Briefly: a.", "In detail: b", "Briefly: c."], ["concise", "concise", "creative"], ["creative", "concise"]
+    )
+    assert shares["creative"]["short"] == 1.0 and shares["concise"] == {
+        "short": 0.5,
+        "long": 0.5,
+        "formatted": 0.0,
+        "other": 0.0,
+    }
 
 
 def test_v3_methods_run_the_project_presets_and_only_name_what_v3_needs(tmp_path):
@@ -92,7 +101,10 @@ def test_v3_methods_run_the_project_presets_and_only_name_what_v3_needs(tmp_path
     assert trusted["rewards"][-1]["init_args"] == {"share": 0.25, "name": "trusted", "weights_path": str(V3["weights"])}
     oracle = build_config("oracle", 0, 3, 1, tmp_path, testbed="v3")["model"]
     assert oracle["scalarizer"]["init_args"]["weights_path"] == str(V3["weights"])
-    assert build_config("single", 0, 3, 1, tmp_path, testbed="v3")["model"]["scalarizer"]["init_args"]["component"] == "length_medium"
+    assert (
+        build_config("single", 0, 3, 1, tmp_path, testbed="v3")["model"]["scalarizer"]["init_args"]["component"]
+        == "length_medium"
+    )
     with pytest.raises(ValueError, match="unknown v3 method"):
         method_files("static_v2", "v3")
 

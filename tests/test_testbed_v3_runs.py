@@ -28,12 +28,15 @@ def test_v3_smoke_comparison_runs_every_method_and_writes_the_report(v3_smoke):
     assert [r["method"] for r in rows] == list(V3_PRESETS)
     for row in rows:
         weights = [float(row[f"weights/concise/{n}"]) for n in ("length_short", "length_medium", "length_long")]
-        assert sum(weights) == pytest.approx(1.0, abs=1e-5) or row["method"] == "trusted"  # trusted's label column carries weight 0
-        assert sum(float(row[f"styles/creative/{s}"]) for s in ("short", "long", "formatted", "other")) == pytest.approx(1.0)
+        # trusted's label column carries weight 0
+        assert sum(weights) == pytest.approx(1.0, abs=1e-5) or row["method"] == "trusted"
+        assert sum(
+            float(row[f"styles/creative/{s}"]) for s in ("short", "long", "formatted", "other")
+        ) == pytest.approx(1.0)
     oracle = next(r for r in rows if r["method"] == "oracle")
-    assert float(oracle["weights/factual/length_medium"]) == pytest.approx(0.7) and float(oracle["mi_weights_bits"]) == pytest.approx(
-        1.585, abs=1e-3
-    )
+    assert float(oracle["weights/factual/length_medium"]) == pytest.approx(0.7) and float(
+        oracle["mi_weights_bits"]
+    ) == pytest.approx(1.585, abs=1e-3)
     report = (v3_smoke / "results.md").read_text()
     for text in (
         "gap closure",
@@ -61,7 +64,8 @@ def test_comparison_stops_when_the_oracle_does_not_resolve(tmp_path, monkeypatch
     monkeypatch.setattr(testbed_main, "run_all", fake_run_all)
     with pytest.raises(SystemExit, match="resolution check failed"):
         testbed_main.main(["--testbed", "v3", "--seeds", "3", "--out", str(tmp_path)])
-    assert calls == [[("oracle", 0), ("equal", 0), ("oracle", 1), ("equal", 1), ("oracle", 2), ("equal", 2)]]  # nothing else ran
+    # nothing else ran
+    assert calls == [[("oracle", 0), ("equal", 0), ("oracle", 1), ("equal", 1), ("oracle", 2), ("equal", 2)]]
     assert "FAILS" in (tmp_path / "resolution.md").read_text()
 
 
@@ -75,5 +79,6 @@ def test_comparison_goes_on_when_the_oracle_resolves(tmp_path, monkeypatch):
     monkeypatch.setattr(testbed_main, "run_all", fake_run_all)
     with pytest.raises(SystemExit, match="no finished runs"):  # the comparison was attempted after the check
         testbed_main.main(["--testbed", "v3", "--seeds", "2", "--methods", "maestro", "--out", str(tmp_path)])
-    assert calls[1] == ([("maestro", 0), ("maestro", 1)], [("oracle", 0), ("equal", 0), ("oracle", 1), ("equal", 1)])  # check's runs reused
+    # check's runs reused
+    assert calls[1] == ([("maestro", 0), ("maestro", 1)], [("oracle", 0), ("equal", 0), ("oracle", 1), ("equal", 1)])
     assert "passes" in (tmp_path / "resolution.md").read_text()

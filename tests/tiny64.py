@@ -6,7 +6,8 @@ import torch
 
 
 def save_tiny64(directory: Path, tokenizer_path: str, layers: int = 2) -> Path:
-    """Random-weight Llama (hidden 128, MLP 256, 4 heads, 2 KV heads → every projection a multiple of 64) + the tiny tokenizer."""
+    """Random-weight Llama (hidden 128, MLP 256, 4 heads, 2 KV heads → every projection a multiple of 64) + the
+    tiny tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)

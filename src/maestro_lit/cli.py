@@ -28,7 +28,12 @@ import torch
 from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from maestro_lit.callbacks.checkpointing import AdapterCheckpoint, CheckpointError, ExceptionCheckpoint, verify_checkpoint
+from maestro_lit.callbacks.checkpointing import (
+    AdapterCheckpoint,
+    CheckpointError,
+    ExceptionCheckpoint,
+    verify_checkpoint,
+)
 from maestro_lit.callbacks.progress import MaestroProgressBar
 from maestro_lit.callbacks.run_info import RunInfo
 from maestro_lit.callbacks.tb_views import TensorBoardViews
@@ -61,7 +66,9 @@ def check_learning_rates(config: Any) -> None:
     """Learning rates must be > 0; torch's own message would not name the config key."""
     for key in LR_KEYS:
         optimizer = config.get(key)
-        init_args = getattr(optimizer, "init_args", None) or (optimizer.get("init_args") if isinstance(optimizer, dict) else None)
+        init_args = getattr(optimizer, "init_args", None) or (
+            optimizer.get("init_args") if isinstance(optimizer, dict) else None
+        )
         lr = (init_args or {}).get("lr") if isinstance(init_args, dict) else getattr(init_args, "lr", None)
         if lr is not None and not float(lr) > 0:
             raise ConfigError(f"{key}.init_args.lr must be > 0, got {lr}")
@@ -75,14 +82,18 @@ def later_wins(callbacks: list[Any]) -> list[Any]:
 
 
 class MaestroCLI(LightningCLI):
-    """LightningCLI with project defaults: outputs under ``checkpoints/``, standard callbacks, safe checkpoint loading."""
+    """LightningCLI with project defaults: outputs under ``checkpoints/``, standard callbacks, safe checkpoint
+    loading."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument(
             "--torch_threads",
             type=int | None,
             default=None,
-            help="torch intra-op threads; 1 suits tiny models on CPU and avoids OpenMP spin-wait slowdowns on shared machines",
+            help=(
+                "torch intra-op threads; 1 suits tiny models on CPU and avoids OpenMP spin-wait slowdowns "
+                "on shared machines"
+            ),
         )
         parser.add_argument(
             "--standard_callbacks",
@@ -168,10 +179,13 @@ def cli_main(args: list[str] | dict | None = None, run: bool = True, **kwargs: A
     # Lightning's note assumes a pre-step snapshot; our checkpoints are taken between steps.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated")  # Lightning's own, about torch
+    # Lightning's own, about torch
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated")
     # args given in Python (tests, the testbed) are meant to replace sys.argv; Lightning warns with the whole config
     warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
-    return MaestroCLI(MaestroModule, PromptDataModule, args=args, run=run, save_config_kwargs={"overwrite": True}, **kwargs)
+    return MaestroCLI(
+        MaestroModule, PromptDataModule, args=args, run=run, save_config_kwargs={"overwrite": True}, **kwargs
+    )
 
 
 class _ComposeCLI(MaestroCLI):
@@ -190,7 +204,13 @@ def compose(args: list[str]) -> dict[str, Any]:
 
 # Errors about user input: one line, no traceback (unless MAESTRO_LIT_DEBUG=1 or --debug).
 # FileNotFoundError: a path the user gave (a config, a checkpoint, a data file); its message names it.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataFileError, CheckpointError, RewardError, FileNotFoundError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    DataFileError,
+    CheckpointError,
+    RewardError,
+    FileNotFoundError,
+)
 
 
 def _argument_error() -> type[BaseException]:

@@ -1,7 +1,8 @@
 """``python -m maestro_lit export``: a run's checkpoint → a plain Hugging Face model + the Conductor.
 
 Why a separate step: checkpoints hold only the trainable tensors (LoRA + scalariser, or
-every weight in full fine-tuning) and the base weights come from the model id, so a checkpoint is useless without this project.
+every weight in full fine-tuning) and the base weights come from the model id, so a checkpoint is
+useless without this project.
 Export rebuilds the module from the run's ``config.yaml`` (the same ``model`` section the
 LightningCLI parsed, through Lightning's own argument parser), loads the checkpoint with
 ``weights_only=True``, merges LoRA into the base weights (``merge_and_unload``; a full
@@ -61,7 +62,9 @@ def load_trainable_state(module, ckpt_path: str | Path) -> dict[str, Any]:
     trainable |= {f"scalarizer.{n}" for n in module.scalarizer.state_dict()}
     missing = sorted(trainable - set(state))
     if missing:  # base weights are expected to be absent; trainable ones are not
-        raise KeyError(f"checkpoint does not match this config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}")
+        raise KeyError(
+            f"checkpoint does not match this config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}"
+        )
     result = module.load_state_dict(state, strict=False)
     if result.unexpected_keys:
         raise KeyError(f"checkpoint has tensors this config does not define, e.g. {result.unexpected_keys[:3]}")
@@ -109,7 +112,9 @@ def load_conductor(directory: str | Path):
         directory = directory / CONDUCTOR_DIR
     meta = json.loads((directory / "conductor.json").read_text())
     if meta["type"] != "Conductor":
-        raise ValueError(f"{directory} holds a {meta['type']} (fixed weights {meta['action_table']}), not a learned Conductor")
+        raise ValueError(
+            f"{directory} holds a {meta['type']} (fixed weights {meta['action_table']}), not a learned Conductor"
+        )
     tensors = load_file(str(directory / "conductor.safetensors"))
     conductor = Conductor(
         temperature=meta["temperature"],
@@ -152,10 +157,16 @@ def export(ckpt: str | Path, config: str | Path, out: str | Path, dtype: str | N
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m maestro_lit export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", required=True, help="Lightning checkpoint, e.g. checkpoints/maestro/version_0/checkpoints/last.ckpt")
-    parser.add_argument("--config", required=True, help="the run's config.yaml (written by LightningCLI next to the event files)")
+    parser.add_argument(
+        "--ckpt", required=True, help="Lightning checkpoint, e.g. checkpoints/maestro/version_0/checkpoints/last.ckpt"
+    )
+    parser.add_argument(
+        "--config", required=True, help="the run's config.yaml (written by LightningCLI next to the event files)"
+    )
     parser.add_argument("--out", required=True, help="output folder for the merged Hugging Face model")
-    parser.add_argument("--dtype", default=None, help="weights dtype of the export (float32, bfloat16, float16); default: the run's")
+    parser.add_argument(
+        "--dtype", default=None, help="weights dtype of the export (float32, bfloat16, float16); default: the run's"
+    )
     args = parser.parse_args(argv)
     path = export(args.ckpt, args.config, args.out, args.dtype)
     print(f"exported merged model to {path} and the Conductor to {path / CONDUCTOR_DIR}")

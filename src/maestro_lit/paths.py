@@ -24,6 +24,6 @@ def project_configs() -> Path:
         if (candidate / "methods").is_dir():
             return candidate
     raise FileNotFoundError(
-        "the project's configs/ folder (configs/methods/*.yaml) was not found beside the source checkout or in the working "
-        f"directory {Path.cwd()}: run this from a clone of the repository"
+        "the project's configs/ folder (configs/methods/*.yaml) was not found beside the source checkout "
+        f"or in the working directory {Path.cwd()}: run this from a clone of the repository"
     )

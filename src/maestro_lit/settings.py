@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jsonargparse import set_parsing_settings
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import (
+    ClosedUnitInterval,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    restricted_number_type,
+)
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings → ``--help``
 
@@ -90,7 +97,12 @@ class GRPOSettings:
 
     def __post_init__(self) -> None:
         key = "model.grpo_settings."
-        _check(self.num_generations >= 2, key + "num_generations", ">= 2 (GRPO needs a group to compare)", self.num_generations)
+        _check(
+            self.num_generations >= 2,
+            key + "num_generations",
+            ">= 2 (GRPO needs a group to compare)",
+            self.num_generations,
+        )
         _check(self.num_iterations >= 1, key + "num_iterations", ">= 1", self.num_iterations)
         _check(self.num_minibatches >= 1, key + "num_minibatches", ">= 1", self.num_minibatches)
         _check(self.epsilon_low >= 0, key + "epsilon_low", ">= 0", self.epsilon_low)
@@ -100,7 +112,12 @@ class GRPOSettings:
         _check(self.max_consecutive_skips >= 1, key + "max_consecutive_skips", ">= 1", self.max_consecutive_skips)
         _check(self.loss_type in LossType.__args__, key + "loss_type", f"one of {LossType.__args__}", self.loss_type)
         valid = RewardNormalization.__args__
-        _check(self.reward_normalization in valid, key + "reward_normalization", f"one of {valid}", self.reward_normalization)
+        _check(
+            self.reward_normalization in valid,
+            key + "reward_normalization",
+            f"one of {valid}",
+            self.reward_normalization,
+        )
 
 
 @dataclass
@@ -120,7 +137,12 @@ class ScoringSettings:
         valid = HiddenLayer.__args__
         _check(self.hidden_layer in valid, "model.scoring.hidden_layer", f"one of {valid}", self.hidden_layer)
         positions = HiddenPosition.__args__
-        _check(self.hidden_position in positions, "model.scoring.hidden_position", f"one of {positions}", self.hidden_position)
+        _check(
+            self.hidden_position in positions,
+            "model.scoring.hidden_position",
+            f"one of {positions}",
+            self.hidden_position,
+        )
 
 
 @dataclass
@@ -132,7 +154,8 @@ class ReferenceSettings:
     N >= 1: a second LoRA adapter is the reference, mixed every N training steps as ref ← α·ref + (1−α)·policy
     (NOVER; the paper syncs every 6 steps, 12 on SS-GEN). Never a second copy of the base weights; LoRA only."""
     mix_alpha: ClosedUnitInterval = 0.9
-    """α of the mix, in [0, 1]: the share of its own weights the reference keeps (NOVER: 0.9 or 0.6); 0 copies the policy."""
+    """α of the mix, in [0, 1]: the share of its own weights the reference keeps (NOVER: 0.9 or 0.6); 0 copies
+    the policy."""
 
     def __post_init__(self) -> None:
         _check(self.sync_every >= 0, "model.reference.sync_every", ">= 0 (0 = adapters off)", self.sync_every)

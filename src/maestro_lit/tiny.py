@@ -58,8 +58,16 @@ def _read_pairs(path: Path) -> list[tuple[str, str]]:
 
 
 _THOUGHTS = {
-    "creative": ("I picture the scene and pick vivid words.", "A short, vivid image will do.", "I want a fresh, playful line."),
-    "factual": ("I recall the fact the question asks for.", "This is a known fact; I state it plainly.", "I check what I know about it."),
+    "creative": (
+        "I picture the scene and pick vivid words.",
+        "A short, vivid image will do.",
+        "I want a fresh, playful line.",
+    ),
+    "factual": (
+        "I recall the fact the question asks for.",
+        "This is a known fact; I state it plainly.",
+        "I check what I know about it.",
+    ),
     "concise": ("One short sentence is enough.", "I keep it brief and clear.", "The core idea fits in a few words."),
 }
 
@@ -93,10 +101,15 @@ def build_tokenizer(texts: list[str], vocab_size: int = 2048):
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     bpe.train_from_iterator(texts, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<|pad|>", eos_token="<|end|>", padding_side="left")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<|pad|>", eos_token="<|end|>", padding_side="left"
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -120,10 +133,13 @@ def build_model(tokenizer, hidden_size: int = 128, layers: int = 4):
     return LlamaForCausalLM(config)
 
 
-def warm_up(model, tokenizer, pairs: list[tuple[str, str]], steps: int = 400, batch_size: int = 16, lr: float = 3e-3) -> float:
+def warm_up(
+    model, tokenizer, pairs: list[tuple[str, str]], steps: int = 400, batch_size: int = 16, lr: float = 3e-3
+) -> float:
     """Supervised pass on (prompt, response) pairs, loss on the response only. Returns final loss."""
     prompts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p, _ in pairs
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p, _ in pairs
     ]
     rows = []
     for prompt, (_, response) in zip(prompts, pairs):

@@ -17,7 +17,11 @@ class RecordSteps(Callback):
             "step": trainer.global_step,
             "prompts": pl_module.last_step.prompts[:: pl_module.grpo_settings.num_generations],
             "completions": pl_module.last_step.completions,
-            "logged": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/") and "/reward_std/" not in k},
+            "logged": {
+                k: float(v)
+                for k, v in trainer.callback_metrics.items()
+                if k.startswith("train/") and "/reward_std/" not in k
+            },
             "digest": {n: [float(t.sum()), float((t * t).sum())] for n, t in trainable.items()},
         }
         with (self.out / f"rank{trainer.global_rank}.jsonl").open("a") as f:

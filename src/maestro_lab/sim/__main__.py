@@ -21,7 +21,9 @@ from maestro_lab.sim.world import build_world
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m maestro_lab.sim", description=__doc__)
     parser.add_argument("--seeds", type=int, default=20, help="seeds per method (0..N-1)")
-    parser.add_argument("--methods", nargs="+", default=[*METHODS, *CANDIDATES], choices=[*METHODS, *CANDIDATES, *ALIASES])
+    parser.add_argument(
+        "--methods", nargs="+", default=[*METHODS, *CANDIDATES], choices=[*METHODS, *CANDIDATES, *ALIASES]
+    )
     parser.add_argument("--steps", type=int, default=SimConfig.steps)
     parser.add_argument("--out", type=Path, default=Path("results/sim"))
     args = parser.parse_args(argv)
@@ -31,8 +33,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     world, config, seeds = build_world(), SimConfig(steps=args.steps), list(range(args.seeds))
     started = time.time()
-    results = compare([{**METHODS, **CANDIDATES}[ALIASES.get(m, m)] for m in args.methods], seeds, world, config,
-                      progress=lambda name, runs: print(f"{name}: {sum(r.utility for r in runs) / len(runs):.3f}", flush=True))  # fmt: skip
+    results = compare(
+        [{**METHODS, **CANDIDATES}[ALIASES.get(m, m)] for m in args.methods],
+        seeds,
+        world,
+        config,
+        progress=lambda name, runs: print(f"{name}: {sum(r.utility for r in runs) / len(runs):.3f}", flush=True),
+    )
     summaries = summarise(results, world)
     write_csv(results, world, args.out)
     plot(results, world, args.out / "figure.png")

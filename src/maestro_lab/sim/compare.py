@@ -66,8 +66,9 @@ def summarise(results: dict[str, list[RunResult]], world: World) -> dict[str, Su
     return out
 
 
-def compare(methods: Sequence[Method], seeds: Sequence[int], world: World, config: SimConfig = SimConfig(),
-            progress=None) -> dict[str, list[RunResult]]:  # fmt: skip
+def compare(
+    methods: Sequence[Method], seeds: Sequence[int], world: World, config: SimConfig = SimConfig(), progress=None
+) -> dict[str, list[RunResult]]:
     results = {}
     for method in methods:
         results[method.name] = [run(method, seed, world, config) for seed in seeds]

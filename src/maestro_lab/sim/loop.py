@@ -48,7 +48,8 @@ class RunResult:
     type_probs: torch.Tensor = field(repr=False)  # [C, T] final policy
     action_names: list[str] = field(default_factory=list)  # the scalariser's actions; empty when it has none
     conductor_updates: int = 0  # optimiser steps the outer loop took
-    joint_signal: float = 0.0  # max |∂L_policy/∂A · ∂A/∂φ| seen, i.e. the joint gradient before the entropy bonus (joint only)
+    # max |∂L_policy/∂A · ∂A/∂φ| seen, i.e. the joint gradient before the entropy bonus (joint only)
+    joint_signal: float = 0.0
 
     @property
     def utility(self) -> float:
@@ -87,7 +88,9 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
             if method.trusted_share > 0:
                 labelled = (torch.rand(B) < method.trusted_share).repeat_interleave(G)
                 label = world.utility[categories, types]
-                raw = torch.cat([raw, torch.where(labelled, label, torch.full_like(label, float("nan"))).unsqueeze(-1)], dim=-1)
+                raw = torch.cat(
+                    [raw, torch.where(labelled, label, torch.full_like(label, float("nan"))).unsqueeze(-1)], dim=-1
+                )
             hidden = world.hidden(categories, types)
         columns = {"category": [world.categories[c] for c in categories.tolist()]}
 

@@ -26,7 +26,8 @@ TRUSTED_COLUMN = "trusted"
 class Method:
     name: str
     model: Callable[[World], dict]  # the ``model:`` block of a method file (scalarizer, optional conductor_optimizer)
-    trusted_share: float = 0.0  # > 0 adds a ``trusted`` column: the true utility on this share of prompts, NaN elsewhere
+    # > 0 adds a ``trusted`` column: the true utility on this share of prompts, NaN elsewhere
+    trusted_share: float = 0.0
     keep_file_lr: bool = False  # True: the method file's Conductor lr; False: SimConfig.conductor_lr
     note: str = ""
 
@@ -51,14 +52,24 @@ def _oracle(world: World) -> dict:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("single", _scalarizer("maestro_lit.conductor.base.SingleReward", component="preference"), note="the reward model alone"),
-        Method("equal", _file("equal"), note="configs/methods/equal.yaml: uniform StaticWeights"),
-        Method("random", _file("random"), note="configs/methods/random.yaml: RandomWeights, Dirichlet(1) per completion"),
         Method(
-            "maestro", _file("maestro"), note="configs/methods/maestro.yaml, the paper preset (one-hot, learned τ, ε 1e-4, M = 3), sim lr"
+            "single",
+            _scalarizer("maestro_lit.conductor.base.SingleReward", component="preference"),
+            note="the reward model alone",
+        ),
+        Method("equal", _file("equal"), note="configs/methods/equal.yaml: uniform StaticWeights"),
+        Method(
+            "random", _file("random"), note="configs/methods/random.yaml: RandomWeights, Dirichlet(1) per completion"
+        ),
+        Method(
+            "maestro",
+            _file("maestro"),
+            note="configs/methods/maestro.yaml, the paper preset (one-hot, learned τ, ε 1e-4, M = 3), sim lr",
         ),
         Method("maestro_paper_lr", _file("maestro"), keep_file_lr=True, note="the paper preset with its own lr 5e-5"),
-        Method("maestro_joint", _file("maestro_joint"), note="configs/methods/maestro_joint.yaml: JointConductor, sim lr"),
+        Method(
+            "maestro_joint", _file("maestro_joint"), note="configs/methods/maestro_joint.yaml: JointConductor, sim lr"
+        ),
         Method(
             "trusted",
             _scalarizer("maestro_lit.conductor.trusted.TrustedConductor", trusted_component=TRUSTED_COLUMN),
@@ -78,7 +89,10 @@ CANDIDATES: dict[str, Method] = {
             "reference_credit",
             lambda w: {
                 **method_file("maestro"),
-                "scalarizer": {**method_file("maestro")["scalarizer"], "class_path": "maestro_lab.sim.label_free.ReferenceCreditConductor"},
+                "scalarizer": {
+                    **method_file("maestro")["scalarizer"],
+                    "class_path": "maestro_lab.sim.label_free.ReferenceCreditConductor",
+                },
             },
             note="paper preset, each action credited with its completion's advantage under equal weights (no labels)",
         ),

@@ -30,8 +30,13 @@ class TabularPolicy(nn.Module):
         return torch.log_softmax(self.logits[categories], dim=-1).gather(-1, types.unsqueeze(-1)).squeeze(-1)
 
 
-def policy_step(policy: TabularPolicy, optimizer: torch.optim.Optimizer, categories: torch.Tensor, types: torch.Tensor,
-                advantages: torch.Tensor) -> float:  # fmt: skip
+def policy_step(
+    policy: TabularPolicy,
+    optimizer: torch.optim.Optimizer,
+    categories: torch.Tensor,
+    types: torch.Tensor,
+    advantages: torch.Tensor,
+) -> float:
     """One clipped-GRPO update (μ = 1, β = 0): each completion is a one-token sequence."""
     logprobs = policy.log_prob(categories, types).unsqueeze(-1)
     mask = torch.ones_like(logprobs)

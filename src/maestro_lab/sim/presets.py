@@ -47,13 +47,16 @@ def method_file(name: str) -> dict:
 
 
 def build(model: dict, lr: float | None) -> tuple[Scalarizer, Callable[..., torch.optim.Optimizer]]:
-    """Instantiate ``model.scalarizer`` and ``model.conductor_optimizer`` (default AdamW); ``lr`` overrides the file's."""
+    """Instantiate ``model.scalarizer`` and ``model.conductor_optimizer`` (default AdamW); ``lr`` overrides
+    the file's."""
     model = copy.deepcopy(model)
     optimizer = model.get("conductor_optimizer") or copy.deepcopy(DEFAULT_OPTIMIZER)
     if lr is not None:
         optimizer.setdefault("init_args", {})["lr"] = lr
     parser = _parser()
-    made = parser.instantiate(parser.parse_object({"scalarizer": model["scalarizer"], "conductor_optimizer": optimizer}))
+    made = parser.instantiate(
+        parser.parse_object({"scalarizer": model["scalarizer"], "conductor_optimizer": optimizer})
+    )
     return made.scalarizer, made.conductor_optimizer
 
 

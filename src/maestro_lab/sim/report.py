@@ -9,31 +9,46 @@ from maestro_lab.sim.loop import RunResult, SimConfig
 from maestro_lab.sim.methods import CANDIDATES, METHODS
 from maestro_lab.sim.world import World, static_check
 
-WORLD_FIXED_AT = "2026-11-26 10:03 UTC"  # world, true weights and SimConfig defaults frozen before the first comparison run
+# world, true weights and SimConfig defaults frozen before the first comparison run
+WORLD_FIXED_AT = "2026-11-26 10:03 UTC"
 
 
 def _pm(x: tuple[float, float], digits: int = 3) -> str:
     return f"{x[0]:.{digits}f} ± {x[1]:.{digits}f}"
 
 
-def results_markdown(summaries: dict[str, Summary], results: dict[str, list[RunResult]], world: World, config: SimConfig,
-                     seeds: Sequence[int], command: str, date: str, seconds: float) -> str:  # fmt: skip
+def results_markdown(
+    summaries: dict[str, Summary],
+    results: dict[str, list[RunResult]],
+    world: World,
+    config: SimConfig,
+    seeds: Sequence[int],
+    command: str,
+    date: str,
+    seconds: float,
+) -> str:
     check = static_check(world)
     cats = list(world.categories)
     lines = [
         "# Simulator comparison",
         "",
-        f"Command: `{command}` — run {date}, {len(seeds)} seeds per method ({seeds[0]}–{seeds[-1]}), {seconds:.0f} s in all.",
+        f"Command: `{command}` — run {date}, {len(seeds)} seeds per method ({seeds[0]}–{seeds[-1]}), "
+        f"{seconds:.0f} s in all.",
         f"World and true weights fixed at {WORLD_FIXED_AT}, before the first comparison run.",
         f"Config: {config}.",
         "",
-        "No-training check (best single weighting on a 0.1 simplex grid, each category served by the type it makes best): "
-        f"best static utility {check.best_static_utility:.3f} at w = {tuple(round(x, 2) for x in check.best_static_weights)}, "
+        "No-training check (best single weighting on a 0.1 simplex grid, "
+        "each category served by the type it makes best): "
+        f"best static utility {check.best_static_utility:.3f} "
+        f"at w = {tuple(round(x, 2) for x in check.best_static_weights)}, "
         f"oracle {check.oracle_utility:.3f}; best type per category: {check.best_type_per_category}.",
         "",
-        "True utility at the end of training (mean ± std over seeds); gap closure = (U − U_static)/(U_oracle − U_static); "
-        "MI = I(category; action) in bits over the last quarter of training (argmax weight for methods without actions); "
-        "MI type = I(response type; action | category): how much the action follows the completion's own type beyond its prompt; "
+        "True utility at the end of training (mean ± std over seeds); "
+        "gap closure = (U − U_static)/(U_oracle − U_static); "
+        "MI = I(category; action) in bits over the last quarter of training "
+        "(argmax weight for methods without actions); "
+        "MI type = I(response type; action | category): "
+        "how much the action follows the completion's own type beyond its prompt; "
         "length in words and redundancy are the expected response-type features of the final policy.",
         "",
         "| method | U | " + " | ".join(cats) + " | gap closure | MI (bits) | MI type (bits) | length | redundancy |",
@@ -42,7 +57,8 @@ def results_markdown(summaries: dict[str, Summary], results: dict[str, list[RunR
     for name, s in summaries.items():
         per = " | ".join(_pm(s.per_category[c]) for c in cats)
         lines.append(
-            f"| {name} | {_pm(s.utility)} | {per} | {s.gap_closure:.2f} | {_pm(s.mi, 2)} | {_pm(s.type_mi, 2)} | {_pm(s.length, 0)} | {_pm(s.redundancy)} |"
+            f"| {name} | {_pm(s.utility)} | {per} | {s.gap_closure:.2f} | {_pm(s.mi, 2)} | {_pm(s.type_mi, 2)} | "
+            f"{_pm(s.length, 0)} | {_pm(s.redundancy)} |"
         )
     lines += ["", "Methods:", ""]
     notes = {n: m.note for n, m in {**METHODS, **CANDIDATES}.items()}
@@ -51,7 +67,11 @@ def results_markdown(summaries: dict[str, Summary], results: dict[str, list[RunR
     lines += ["| method | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
     for name, runs in results.items():
         w = mean_weights(runs)
-        lines.append(f"| {name} | " + " | ".join("(" + ", ".join(f"{x:.2f}" for x in w[i]) + ")" for i in range(len(cats))) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join("(" + ", ".join(f"{x:.2f}" for x in w[i]) + ")" for i in range(len(cats)))
+            + " |"
+        )
     lines += ["", "Final policy's most likely response type per category (share of seeds):", ""]
     lines += ["| method | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
     for name, runs in results.items():

@@ -14,10 +14,17 @@ class OracleWeights(Scalarizer):
     """Each completion is weighted with its category's true weights (zero on columns not in the truth)."""
 
     def __init__(
-        self, true_weights: dict[str, Sequence[float]], truth_components: Sequence[str], category_column: str = "category"
+        self,
+        true_weights: dict[str, Sequence[float]],
+        truth_components: Sequence[str],
+        category_column: str = "category",
     ) -> None:
         super().__init__()
-        self.true_weights, self.truth_components, self.category_column = true_weights, list(truth_components), category_column
+        self.true_weights, self.truth_components, self.category_column = (
+            true_weights,
+            list(truth_components),
+            category_column,
+        )
 
     def bind(self, component_names: Sequence[str], hidden_size: int) -> None:
         super().bind(component_names, hidden_size)
@@ -28,5 +35,7 @@ class OracleWeights(Scalarizer):
             row[index] = torch.tensor([float(x) for x in w])
             self.table[category] = row / row.sum()
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         return Scalarization(weights=torch.stack([self.table[c] for c in columns[self.category_column]]))

@@ -50,7 +50,8 @@ def _component_means(t: ResponseType) -> tuple[float, ...]:
     detail = min(1.0, depth + (0.1 if t.style == "padded" else 0.0))  # padding fools a shallow detail metric
     brevity = 1.0 - t.length / 160.0
     fmt = {"plain": 0.3, "structured": 0.9, "padded": 0.4}[t.style]
-    preference = 0.3 + 0.3 * t.length / 150.0 + (0.2 if t.style == "structured" else 0.0) - 0.5 * t.redundancy  # a length-biased RM
+    # a length-biased RM
+    preference = 0.3 + 0.3 * t.length / 150.0 + (0.2 if t.style == "structured" else 0.0) - 0.5 * t.redundancy
     return detail, brevity, fmt, preference
 
 

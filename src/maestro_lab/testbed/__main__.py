@@ -22,7 +22,16 @@ import torch
 
 from maestro_lab.testbed.report import write_report
 from maestro_lab.testbed.resolution import Resolution, resolution
-from maestro_lab.testbed.runner import EXTRA_METHODS, METHODS, TESTBEDS, V3_PRESETS, load_done, paths_for, run_dir, run_one_threaded
+from maestro_lab.testbed.runner import (
+    EXTRA_METHODS,
+    METHODS,
+    TESTBEDS,
+    V3_PRESETS,
+    load_done,
+    paths_for,
+    run_dir,
+    run_one_threaded,
+)
 from maestro_lab.testbed.truth import TrueUtility
 
 DEFAULT_STEPS, DEFAULT_EVAL_EVERY = 500, 50
@@ -39,19 +48,38 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="default: single static maestro oracle (v1, v2); every v3 method (v3)",
     )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1")
-    p.add_argument("--steps", type=int, default=None, help=f"policy steps per run (default {DEFAULT_STEPS}; v3: {V3_STEPS})")
     p.add_argument(
-        "--eval-every", type=int, default=None, help=f"held-out evaluation interval (default {DEFAULT_EVAL_EVERY}; v3: {V3_EVAL_EVERY})"
+        "--steps", type=int, default=None, help=f"policy steps per run (default {DEFAULT_STEPS}; v3: {V3_STEPS})"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help=f"held-out evaluation interval (default {DEFAULT_EVAL_EVERY}; v3: {V3_EVAL_EVERY})",
     )
     p.add_argument(
         "--testbed",
         default="v1",
         choices=sorted(TESTBEDS),
-        help="v1: assets/testbed (default); v2: assets/testbed_v2, conflicting categories; v3: assets/testbed_v3, a policy that can explore",
+        help=(
+            "v1: assets/testbed (default); v2: assets/testbed_v2, conflicting categories; "
+            "v3: assets/testbed_v3, a policy that can explore"
+        ),
     )
-    p.add_argument("--out", default=None, help="results folder (default results/testbed, or results/testbed_<v> for --testbed v2/v3)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run; 1 avoids thread thrashing on a shared machine")
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process (e.g. 2 on a 2-core machine)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results folder (default results/testbed, or results/testbed_<v> for --testbed v2/v3)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per run; 1 avoids thread thrashing on a shared machine",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time, each in its own process (e.g. 2 on a 2-core machine)"
+    )
     p.add_argument("--smoke", action="store_true", help="2 steps, 1 seed, 8 new tokens: checks the plumbing only")
     p.add_argument("--resume", action="store_true", help="reuse finished runs with the same step count")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs on disk")
@@ -68,7 +96,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_all(pairs: list[tuple[str, int]], args: argparse.Namespace, out: Path, done_before: Sequence[dict] = ()) -> list[dict]:
+def run_all(
+    pairs: list[tuple[str, int]], args: argparse.Namespace, out: Path, done_before: Sequence[dict] = ()
+) -> list[dict]:
     """Finished runs of (method, seed) pairs, ``args.jobs`` at a time; ``done_before`` (this invocation's resolution
     check) and, with --resume/--report-only, runs on disk are reused."""
     results: dict[tuple[str, int], dict] = {(r["method"], r["seed"]): r for r in done_before}
@@ -98,7 +128,8 @@ def run_all(pairs: list[tuple[str, int]], args: argparse.Namespace, out: Path, d
 
 def _report(done: dict) -> dict:
     print(
-        f"[testbed] {done['method']} seed {done['seed']}: true utility {done['final']['true_utility']:.3f} in {done['wall_s']:.0f} s",
+        f"[testbed] {done['method']} seed {done['seed']}: "
+        f"true utility {done['final']['true_utility']:.3f} in {done['wall_s']:.0f} s",
         flush=True,
     )
     return done
@@ -107,19 +138,22 @@ def _report(done: dict) -> dict:
 def check_resolution(args: argparse.Namespace, out: Path) -> tuple[Resolution, list[dict]]:
     """v3: oracle and static (equal) weights on every seed first; stop unless the oracle leads by ≥ 5 seed stds.
     Returns the check and its runs (the comparison reuses them)."""
-    runs = run_all([(m, s) for s in range(args.seeds) for m in ("oracle", "equal")], args, out)  # only v3 runs the check
+    # only v3 runs the check
+    runs = run_all([(m, s) for s in range(args.seeds) for m in ("oracle", "equal")], args, out)
     check = resolution(
         [r["final"]["true_utility"] for r in runs if r["method"] == "oracle"],
         [r["final"]["true_utility"] for r in runs if r["method"] == "equal"],
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "resolution.md").write_text(
-        f"# Resolution check ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {args.seeds} seeds)\n\n{check.describe()}\n"
+        f"# Resolution check ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {args.seeds} seeds)\n\n"
+        f"{check.describe()}\n"
     )
     print(f"[testbed] resolution: {check.describe()}", flush=True)
     if not check.passed and not args.smoke:
         raise SystemExit(
-            f"[testbed] resolution check failed ({out / 'resolution.md'}): the comparison would not resolve methods; not running it"
+            f"[testbed] resolution check failed ({out / 'resolution.md'}): "
+            "the comparison would not resolve methods; not running it"
         )
     return check, runs
 
@@ -135,27 +169,39 @@ def main(argv: list[str] | None = None) -> Path:
     wall = sum(r["wall_s"] for r in results)
     given = " ".join(argv if argv is not None else sys.argv[1:])
     effective = (
-        f"--methods {' '.join(args.methods)} --seeds {args.seeds} --steps {args.steps} --eval-every {args.eval_every} --out {args.out}"
+        f"--methods {' '.join(args.methods)} --seeds {args.seeds} --steps {args.steps} "
+        f"--eval-every {args.eval_every} --out {args.out}"
     )
     if args.testbed != "v1":
         effective = f"--testbed {args.testbed} " + effective
     weights_file = paths_for(args.testbed)["weights"]
     truth = TrueUtility(weights_file)
-    command = f"python -m maestro_lab.testbed {given}" + (f"` (effective: `{effective}`)" if given != effective else "`")
+    command = f"python -m maestro_lab.testbed {given}" + (
+        f"` (effective: `{effective}`)" if given != effective else "`"
+    )
     header = [
-        f"# Testbed{'' if args.testbed == 'v1' else ' ' + args.testbed} comparison: {' / '.join(args.methods)}", "",
+        f"# Testbed{'' if args.testbed == 'v1' else ' ' + args.testbed} comparison: {' / '.join(args.methods)}",
+        "",
         f"- command: `{command}",
-        f"- date: {datetime.date.today().isoformat()}; host: {platform.machine()} CPU, Python {platform.python_version()}",
+        f"- date: {datetime.date.today().isoformat()}; "
+        f"host: {platform.machine()} CPU, Python {platform.python_version()}",
         f"- {args.steps} policy steps per run, held-out evaluation every {args.eval_every} steps; "
-        f"{len(results)} runs, summed run wall time {wall / 60:.1f} min (this invocation: {(time.perf_counter() - started) / 60:.1f} min)",
-        f"- true weights (`assets/{weights_file.parent.name}/true_weights.json`): `{json.dumps(truth.spec['weights'])}`",
-    ]  # fmt: skip
+        f"{len(results)} runs, summed run wall time {wall / 60:.1f} min "
+        f"(this invocation: {(time.perf_counter() - started) / 60:.1f} min)",
+        f"- true weights (`assets/{weights_file.parent.name}/true_weights.json`): "
+        f"`{json.dumps(truth.spec['weights'])}`",
+    ]
     if check is not None:
         header.append(f"- resolution check (before the comparison, `resolution.md`): {check.describe()}")
     elif (out / "resolution.md").is_file():  # --report-only: the check that ran with the comparison
-        header.append(f"- resolution check (`resolution.md`): {(out / 'resolution.md').read_text().strip().splitlines()[-1]}")
+        header.append(
+            f"- resolution check (`resolution.md`): {(out / 'resolution.md').read_text().strip().splitlines()[-1]}"
+        )
     write_report(results, out, truth.categories, header)
-    print(f"[testbed] wrote {out / 'results.md'}, {out / 'results.png'}, {out / 'runs.csv'}, {out / 'curves.csv'}", flush=True)
+    print(
+        f"[testbed] wrote {out / 'results.md'}, {out / 'results.png'}, {out / 'runs.csv'}, {out / 'curves.csv'}",
+        flush=True,
+    )
     return out
 
 

@@ -80,7 +80,12 @@ WRITERS = {"short": short_answer, "long": long_answer, "formatted": formatted_an
 def warmup_pairs(rows: Sequence[dict], copies: int = 2, seed: int = 0) -> list[tuple[str, str]]:
     """(prompt, response) pairs: each row answered ``copies`` times in every style, category ignored."""
     rng = random.Random(seed)
-    return [(row["prompt"], WRITERS[style](row["reference"], rng)) for row in rows for style in STYLES for _ in range(copies)]
+    return [
+        (row["prompt"], WRITERS[style](row["reference"], rng))
+        for row in rows
+        for style in STYLES
+        for _ in range(copies)
+    ]
 
 
 def style_of(completion: str) -> str:

@@ -2,8 +2,8 @@
 
 Runs ``pl_module.evaluate_prompts`` (greedy, so it consumes no random numbers and leaves the
 training trajectory unchanged) at the start, every ``every_n_steps`` training steps
-(``pl_module.rollouts_done``) and at the end of fit. Numbers go to the logger (``testbed/...``) and to ``testbed_eval.json`` /
-``testbed_curve.csv`` in the run's log dir, which the comparison runner aggregates.
+(``pl_module.rollouts_done``) and at the end of fit. Numbers go to the logger (``testbed/...``) and to
+``testbed_eval.json`` / ``testbed_curve.csv`` in the run's log dir, which the comparison runner aggregates.
 
 It also checks, on every training step, whether the training signal points at the truth:
 the correlation between the method's advantages and the true-utility advantages of the same
@@ -30,8 +30,15 @@ from maestro_lit.data.prompts import iter_rows
 class TestbedEvaluation(Callback):
     """Evaluate on the held-out prompts with the true utility; record the training-signal diagnostics."""
 
-    def __init__(self, heldout_path: str | None = None, weights_path: str | None = None, every_n_steps: int = 50,
-                 max_new_tokens: int | None = None, output_dir: str | None = None, styles: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        heldout_path: str | None = None,
+        weights_path: str | None = None,
+        every_n_steps: int = 50,
+        max_new_tokens: int | None = None,
+        output_dir: str | None = None,
+        styles: bool = False,
+    ) -> None:
         """``styles``: also record which warm-up style (``testbed.behaviours``) each held-out answer took (v3)."""
         self.heldout_path, self.every_n_steps, self.max_new_tokens = heldout_path, every_n_steps, max_new_tokens
         self.styles = styles
@@ -65,7 +72,8 @@ class TestbedEvaluation(Callback):
         self.final["signal"] = {k: (sum(v) / len(v) if v else float("nan")) for k, v in self.signal.items()}
         if self.meta_by_action:
             self.final["meta_reward_by_action"] = {
-                c: {a: [total / max(n, 1), n] for a, (total, n) in cells.items()} for c, cells in self.meta_by_action.items()
+                c: {a: [total / max(n, 1), n] for a, (total, n) in cells.items()}
+                for c, cells in self.meta_by_action.items()
             }
         self._write(trainer)
 
@@ -104,9 +112,16 @@ class TestbedEvaluation(Callback):
         onehot = torch.nn.functional.one_hot(choice.actions.cpu(), len(names)).float()
         hard = tm.joint_from_probs(onehot, categories, self.order)
         soft = tm.joint_from_probs(choice.log_probs.detach().exp().cpu(), categories, self.order)
-        table = lambda joint: {c: dict(zip(names, map(float, row))) for c, row in zip(self.order, tm.conditional(joint))}  # noqa: E731
-        return {"action_names": names, "actions": table(hard), "action_probs": table(soft),
-                "mi_bits": tm.mutual_information_bits(hard), "mi_bits_soft": tm.mutual_information_bits(soft)}  # fmt: skip
+        table = lambda joint: {  # noqa: E731
+            c: dict(zip(names, map(float, row))) for c, row in zip(self.order, tm.conditional(joint))
+        }
+        return {
+            "action_names": names,
+            "actions": table(hard),
+            "action_probs": table(soft),
+            "mi_bits": tm.mutual_information_bits(hard),
+            "mi_bits_soft": tm.mutual_information_bits(soft),
+        }
 
     def _weight_analysis(self, names, weights: torch.Tensor, categories) -> dict[str, Any]:
         """Mean evaluation weight per category and component, and I(category; the component weighted most)."""
@@ -116,7 +131,10 @@ class TestbedEvaluation(Callback):
             c: dict(zip(names, map(float, row)))
             for c, row in zip(self.order, tm.conditional(tm.joint_from_probs(weights, categories, self.order)))
         }
-        return {"weights": means, "mi_weights_bits": tm.mutual_information_bits(tm.joint_from_probs(dominant, categories, self.order))}
+        return {
+            "weights": means,
+            "mi_weights_bits": tm.mutual_information_bits(tm.joint_from_probs(dominant, categories, self.order)),
+        }
 
     def _figure(self, trainer, step: int) -> None:
         experiment = getattr(trainer.logger, "experiment", None)

@@ -26,14 +26,19 @@ def action_figure(probs: dict[str, dict[str, float]], argmax: dict[str, dict[str
     ax.set_xticks(x + width * (len(actions) - 1) / 2, categories)
     ax.set_ylim(0, 1)
     ax.set_ylabel("share")
-    ax.set_title(f"Conductor actions on held-out prompts (bars: mean prob, hatched: argmax); MI={mi_bits:.3f} bits", fontsize=8)
+    ax.set_title(
+        f"Conductor actions on held-out prompts (bars: mean prob, hatched: argmax); MI={mi_bits:.3f} bits", fontsize=8
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
 def learning_curves(
-    curves: dict[str, list[dict[str, float]]], keys: Sequence[str], path: str, weights: dict[str, dict[str, dict[str, float]]] | None = None
+    curves: dict[str, list[dict[str, float]]],
+    keys: Sequence[str],
+    path: str,
+    weights: dict[str, dict[str, dict[str, float]]] | None = None,
 ) -> None:
     """One panel per key; per method the mean over seeds with a ±1 std band. ``curves``: method -> rows
     with ``seed``, ``step`` and the keys. ``weights`` (method -> category -> component -> mean final

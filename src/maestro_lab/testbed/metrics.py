@@ -64,8 +64,11 @@ def nearest_action(table: torch.Tensor, target: torch.Tensor) -> int:
     return int((table.float() - target.float()).abs().sum(-1).argmin())
 
 
-def style_shares(completions: Sequence[str], categories: Sequence[str], order: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per category, the share of answers in each warm-up style (``behaviours.style_of``): what the policy learned to do."""
+def style_shares(
+    completions: Sequence[str], categories: Sequence[str], order: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Per category, the share of answers in each warm-up style (``behaviours.style_of``): what the policy
+    learned to do."""
     from maestro_lab.testbed.behaviours import STYLES, style_of
 
     names = [*STYLES, "other"]

@@ -20,7 +20,10 @@ class CategoryWeights(Scalarizer):
     """Per-category weight vectors: from ``weights`` ({category: {component: w}}) or the true-weights file."""
 
     def __init__(
-        self, weights: dict[str, dict[str, float]] | None = None, weights_path: str | None = None, category_column: str = "category"
+        self,
+        weights: dict[str, dict[str, float]] | None = None,
+        weights_path: str | None = None,
+        category_column: str = "category",
     ) -> None:
         super().__init__()
         self.requested, self.weights_path, self.category_column = weights, weights_path, category_column
@@ -33,7 +36,9 @@ class CategoryWeights(Scalarizer):
         table = weight_table(spec, component_names)
         self.table = {c: w / w.sum() for c, w in table.items()}
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         categories = columns.get(self.category_column)
         if categories is None:
             raise KeyError(f"CategoryWeights needs the {self.category_column!r} column on every prompt")

@@ -47,8 +47,10 @@ class Resolution:
     def describe(self) -> str:
         (om, os_), (sm, ss) = self.oracle, self.static
         verdict = "passes" if self.passed else "FAILS"
-        return (f"oracle {om:.3f} ± {os_:.3f} vs static {sm:.3f} ± {ss:.3f}: lead {self.margin:+.3f} = "
-                f"{self.sigmas:.1f} seed std (required ≥ {self.required:g}) — {verdict}")  # fmt: skip
+        return (
+            f"oracle {om:.3f} ± {os_:.3f} vs static {sm:.3f} ± {ss:.3f}: lead {self.margin:+.3f} = "
+            f"{self.sigmas:.1f} seed std (required ≥ {self.required:g}) — {verdict}"
+        )
 
 
 def resolution(oracle: Sequence[float], static: Sequence[float], required: float = 5.0) -> Resolution:

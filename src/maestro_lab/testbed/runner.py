@@ -28,12 +28,20 @@ from maestro_lit.paths import project_configs
 METHODS = ("single", "static", "maestro", "oracle")
 EXTRA_METHODS = ("maestro_trusted",)  # the alternative meta-reward; v2 only
 CONFIG_DIR = TESTBED_CONFIGS
-TESTBEDS = {"v1": ASSETS, "v2": TESTBED_ASSETS["v2"], "v3": TESTBED_ASSETS["v3"]}  # design -> train/heldout.jsonl, true_weights.json
+# design -> train/heldout.jsonl, true_weights.json
+TESTBEDS = {"v1": ASSETS, "v2": TESTBED_ASSETS["v2"], "v3": TESTBED_ASSETS["v3"]}
 V3_PRESETS = {
-    "single": "single", "equal": "equal", "random": "random", "maestro": "maestro", "maestro_fast": "maestro",
-    "maestro_joint": "maestro_joint", "trusted": "trusted", "oracle": None,
-}  # fmt: skip
-"""v3 method -> the project's ``configs/methods/<preset>.yaml`` it runs (then ``testbed/<method>_v3.yaml``, if any, on top)."""
+    "single": "single",
+    "equal": "equal",
+    "random": "random",
+    "maestro": "maestro",
+    "maestro_fast": "maestro",
+    "maestro_joint": "maestro_joint",
+    "trusted": "trusted",
+    "oracle": None,
+}
+"""v3 method -> the project's ``configs/methods/<preset>.yaml`` it runs (then ``testbed/<method>_v3.yaml``, if any,
+on top)."""
 
 
 def paths_for(testbed: str = "v1") -> dict[str, Path]:
@@ -41,8 +49,15 @@ def paths_for(testbed: str = "v1") -> dict[str, Path]:
     if testbed not in TESTBEDS:
         raise ValueError(f"unknown testbed {testbed!r}; known: {sorted(TESTBEDS)}")
     assets = TESTBEDS[testbed]
-    train, heldout = (TRAIN_PROMPTS, HELDOUT_PROMPTS) if testbed == "v1" else (assets / "train.jsonl", assets / "heldout.jsonl")
-    return {"design": CONFIG_DIR / f"{testbed}.yaml", "train": train, "heldout": heldout, "weights": assets / "true_weights.json"}
+    train, heldout = (
+        (TRAIN_PROMPTS, HELDOUT_PROMPTS) if testbed == "v1" else (assets / "train.jsonl", assets / "heldout.jsonl")
+    )
+    return {
+        "design": CONFIG_DIR / f"{testbed}.yaml",
+        "train": train,
+        "heldout": heldout,
+        "weights": assets / "true_weights.json",
+    }
 
 
 def method_files(method: str, testbed: str = "v1") -> list[Path]:
@@ -105,9 +120,12 @@ def build_config(
     if testbed != "v1" and scalarizer.get("class_path", "").endswith("CategoryWeights"):
         scalarizer.setdefault("init_args", {})["weights_path"] = str(paths["weights"])
     if testbed == "v3" and scalarizer.get("class_path", "").endswith("TrustedConductor"):
-        trusted = scalarizer.get("init_args", {}).get("trusted_component", "trusted")  # the labels: truth on 25 % of prompts
-        config["model"]["rewards"] = [*config["model"]["rewards"], {"class_path": "maestro_lab.testbed.trusted.TrustedUtility",
-                                      "init_args": {"share": 0.25, "name": trusted}}]  # fmt: skip
+        # the labels: truth on 25 % of prompts
+        trusted = scalarizer.get("init_args", {}).get("trusted_component", "trusted")
+        config["model"]["rewards"] = [
+            *config["model"]["rewards"],
+            {"class_path": "maestro_lab.testbed.trusted.TrustedUtility", "init_args": {"share": 0.25, "name": trusted}},
+        ]
     for reward in config["model"].get("rewards") or []:
         if reward.get("class_path", "").endswith("TrustedUtility"):  # the trusted signal reads this testbed's truth
             reward.setdefault("init_args", {})["weights_path"] = str(paths["weights"])
@@ -122,7 +140,9 @@ def build_config(
     return config
 
 
-def run_one(method: str, seed: int, steps: int, eval_every: int, out: Path, smoke: bool = False, testbed: str = "v1") -> dict[str, Any]:
+def run_one(
+    method: str, seed: int, steps: int, eval_every: int, out: Path, smoke: bool = False, testbed: str = "v1"
+) -> dict[str, Any]:
     """Fit one run and return its ``testbed_eval.json`` content plus the wall time in seconds."""
     from maestro_lit.cli import cli_main
 

@@ -77,7 +77,9 @@ def analyse(truth, raw, cats, step=0.05, tol=0.01):
 
     oracle = per_cat(true_u.max(-1).values)
     n = round(1 / step)
-    grid = torch.tensor([[k / n for k in c] + [(n - sum(c)) / n] for c in itertools.product(range(n + 1), repeat=K - 1) if sum(c) <= n])
+    grid = torch.tensor(
+        [[k / n for k in c] + [(n - sum(c)) / n] for c in itertools.product(range(n + 1), repeat=K - 1) if sum(c) <= n]
+    )
     choice = torch.einsum("plm,gm->gpl", raw, grid).argmax(-1)  # [G, P] length picked by each static w
     got = torch.gather(true_u.expand(len(grid), -1, -1), 2, choice[..., None]).squeeze(-1)  # [G, P]
     static = torch.stack([per_cat(g) for g in got])  # [G, C]
@@ -95,21 +97,29 @@ def report(spec, per_category, split, static_weights=None):
         all_ok = (gap > -0.01).all(-1)
         worst = gap.min(-1).values
         lines.append(f"[{family}] categories {order}; components {truth.names}")
-        lines.append(f"  oracle true utility per category: {[round(float(x), 3) for x in oracle]} (mean {float(oracle.mean()):.3f})")
+        lines.append(
+            f"  oracle true utility per category: {[round(float(x), 3) for x in oracle]} "
+            f"(mean {float(oracle.mean()):.3f})"
+        )
         opt_len = [int((true_u[cat_idx == i].argmax(-1) + 1).float().median()) for i in range(len(order))]
         lines.append(f"  oracle's median chosen length (words) per category: {opt_len}")
         lines.append(
-            f"  best static w {[round(float(x), 2) for x in grid[best]]}: per category {[round(float(x), 3) for x in static[best]]} (mean {float(static[best].mean()):.3f}, gap {float(static[best].mean() - oracle.mean()):+.3f})"
+            f"  best static w {[round(float(x), 2) for x in grid[best]]}: "
+            f"per category {[round(float(x), 3) for x in static[best]]} "
+            f"(mean {float(static[best].mean()):.3f}, gap {float(static[best].mean() - oracle.mean()):+.3f})"
         )
         if static_weights is not None:
             w = torch.tensor(static_weights, dtype=torch.float32)
             w = w / w.sum()
             k = int((grid - w).abs().sum(-1).argmin())
             lines.append(
-                f"  static baseline w {[round(float(x), 2) for x in grid[k]]}: per category {[round(float(x), 3) for x in static[k]]} (mean {float(static[k].mean()):.3f}, gap {float(static[k].mean() - oracle.mean()):+.3f})"
+                f"  static baseline w {[round(float(x), 2) for x in grid[k]]}: "
+                f"per category {[round(float(x), 3) for x in static[k]]} "
+                f"(mean {float(static[k].mean()):.3f}, gap {float(static[k].mean() - oracle.mean()):+.3f})"
             )
         lines.append(
-            f"  static w within 0.01 of the oracle in EVERY category: {int(all_ok.sum())} of {len(grid)}; smallest worst-category gap over all w: {float(worst.max()):+.3f}"
+            f"  static w within 0.01 of the oracle in EVERY category: {int(all_ok.sum())} of {len(grid)}; "
+            f"smallest worst-category gap over all w: {float(worst.max()):+.3f}"
         )
         for i, c in enumerate(order):
             ok = gap[:, i] > -0.01

@@ -46,7 +46,9 @@ def build_component(entry: dict[str, Any]) -> RewardComponent:
 def weight_table(spec: dict[str, Any], component_names: Sequence[str]) -> dict[str, torch.Tensor]:
     """Category -> weight vector ordered like ``component_names`` (which must be the spec's names)."""
     if set(component_names) != set(spec["components"]):
-        raise ValueError(f"components {list(component_names)} do not match the true-utility components {list(spec['components'])}")
+        raise ValueError(
+            f"components {list(component_names)} do not match the true-utility components {list(spec['components'])}"
+        )
     return {c: torch.tensor([float(row[n]) for n in component_names]) for c, row in spec["weights"].items()}
 
 
@@ -71,7 +73,9 @@ class TrueUtility:
     def categories(self) -> list[str]:
         return list(self.table)
 
-    def components_matrix(self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list]) -> torch.Tensor:
+    def components_matrix(
+        self, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list]
+    ) -> torch.Tensor:
         """Raw component scores [N, K] in spec order."""
         return torch.stack(
             [

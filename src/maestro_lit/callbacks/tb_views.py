@@ -75,7 +75,13 @@ def completion_table(record: StepRecord, limit: int = 8) -> str:
     for i in range(min(limit, len(record.completions))):
         action = names[int(actions[i])] if actions is not None else "static"
         scores = [f"{float(v):.3f}" for v in record.raw_rewards[i]]
-        cells = [_cell(record.prompts[i]), _cell(record.completions[i]), *scores, f"{float(record.scalar_rewards[i]):.3f}", action]
+        cells = [
+            _cell(record.prompts[i]),
+            _cell(record.completions[i]),
+            *scores,
+            f"{float(record.scalar_rewards[i]):.3f}",
+            action,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -83,12 +89,16 @@ def completion_table(record: StepRecord, limit: int = 8) -> str:
 class TensorBoardViews(Callback):
     """Histograms, the per-category action figure and richer hparams for TensorBoard."""
 
-    def __init__(self, every_n_steps: int = 10, hp_metric: Optional[str] = None, log_completions_every_n_steps: int = 10) -> None:
+    def __init__(
+        self, every_n_steps: int = 10, hp_metric: Optional[str] = None, log_completions_every_n_steps: int = 10
+    ) -> None:
         """``log_completions_every_n_steps``: 0 turns the completion table off."""
         if every_n_steps < 1:
             raise ValueError(f"TensorBoardViews.every_n_steps must be >= 1, got {every_n_steps}")
         if log_completions_every_n_steps < 0:
-            raise ValueError(f"TensorBoardViews.log_completions_every_n_steps must be >= 0, got {log_completions_every_n_steps}")
+            raise ValueError(
+                f"TensorBoardViews.log_completions_every_n_steps must be >= 0, got {log_completions_every_n_steps}"
+            )
         self.every_n_steps, self.hp_metric = every_n_steps, hp_metric
         self.log_completions_every_n_steps = log_completions_every_n_steps
         self.batches = 0  # the last step seen (``pl_module.rollouts_done``)
@@ -113,7 +123,9 @@ class TensorBoardViews(Callback):
         summary.setdefault("optim", {f"{n}_lr": opt.param_groups[0]["lr"] for n, opt in zip(names, trainer.optimizers)})
         scalarizer = getattr(pl_module, "scalarizer", None)
         fields = {
-            f: getattr(scalarizer, f) for f in _SCALARIZER_FIELDS if isinstance(getattr(scalarizer, f, None), (bool, int, float, str))
+            f: getattr(scalarizer, f)
+            for f in _SCALARIZER_FIELDS
+            if isinstance(getattr(scalarizer, f, None), (bool, int, float, str))
         }
         if fields:
             summary.setdefault("scalarizer_args", fields)

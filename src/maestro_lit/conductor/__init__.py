@@ -1,1 +1,2 @@
-"""Scalarisers: the Conductor and the fixed-weight baselines, its outer loop (meta-reward and updates), the trusted and joint variants, and their metrics."""
+"""Scalarisers: the Conductor and the fixed-weight baselines, its outer loop (meta-reward and updates), the trusted
+and joint variants, and their metrics."""

@@ -68,7 +68,9 @@ class Scalarizer(nn.Module):
     def use_reward_normalization(self, order: str, normalizations: Sequence[str] | None) -> None:
         self.reward_normalization = (order, None if normalizations is None else list(normalizations))
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         """Weights for each of the N completions; ``group_size`` = G lets a scalariser act per prompt."""
         raise NotImplementedError
 
@@ -105,14 +107,17 @@ class StaticWeights(Scalarizer):
         weights = self.requested if self.requested is not None else [1.0] * m
         if len(weights) != m:
             raise ValueError(
-                f"StaticWeights.weights has {len(weights)} entries but there are {m} reward components {list(component_names)}"
+                f"StaticWeights.weights has {len(weights)} entries "
+                f"but there are {m} reward components {list(component_names)}"
             )
         self.register_buffer("weights", self._row(weights), persistent=False)
 
     def _row(self, weights: Sequence[float]) -> torch.Tensor:
         return _simplex_row(weights, "StaticWeights.weights")
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         return Scalarization(weights=self.weights.to(hidden.device).expand(hidden.shape[0], -1))
 
 
@@ -132,7 +137,9 @@ class SingleReward(StaticWeights):
 
     def bind(self, component_names: Sequence[str], hidden_size: int) -> None:
         if self.component not in component_names:
-            raise ValueError(f"SingleReward.component {self.component!r} is not one of the reward components {list(component_names)}")
+            raise ValueError(
+                f"SingleReward.component {self.component!r} is not one of the reward components {list(component_names)}"
+            )
         self.requested = [1.0 if name == self.component else 0.0 for name in component_names]
         super().bind(component_names, hidden_size)
 
@@ -148,7 +155,9 @@ class RandomWeights(Scalarizer):
     choice returns the distribution's mean, the uniform vector, and draws nothing.
     """
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         n, k = hidden.shape[0], len(self.component_names)
         if greedy:
             return Scalarization(weights=torch.full((n, k), 1.0 / k, device=hidden.device))
@@ -182,7 +191,8 @@ def policy_entropy(log_probs: torch.Tensor) -> torch.Tensor:
 
 
 class Conductor(Scalarizer):
-    """MAESTRO's meta-policy π_φ(a | h) = softmax((W h + b)/τ), floored; a linear head over the detached hidden state."""
+    """MAESTRO's meta-policy π_φ(a | h) = softmax((W h + b)/τ), floored; a linear head over the detached
+    hidden state."""
 
     learnable = True
 
@@ -239,8 +249,12 @@ class Conductor(Scalarizer):
         if self.requested_actions is not None:
             for k, row in enumerate(self.requested_actions):
                 if len(row) != m:
-                    raise ValueError(f"Conductor.actions[{k}] has {len(row)} weights but there are {m} reward components {names}")
-            table = torch.stack([_simplex_row(row, f"Conductor.actions[{k}]") for k, row in enumerate(self.requested_actions)])
+                    raise ValueError(
+                        f"Conductor.actions[{k}] has {len(row)} weights but there are {m} reward components {names}"
+                    )
+            table = torch.stack(
+                [_simplex_row(row, f"Conductor.actions[{k}]") for k, row in enumerate(self.requested_actions)]
+            )
             labels = self.requested_names or [f"a{k}" for k in range(table.shape[0])]
         elif self.table_kind == "one_hot":
             table, labels = torch.eye(m), [f"only_{name}" for name in names]
@@ -285,7 +299,9 @@ class Conductor(Scalarizer):
             return actions, log_probs.exp() @ self.action_table
         return actions, self.action_table[actions]
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         log_probs = self.policy_log_probs(hidden, group_size)
         actions, weights = self.pick(log_probs, greedy)
         return Scalarization(weights=weights, actions=actions, log_probs=log_probs)

@@ -49,7 +49,9 @@ class JointConductor(Conductor):
             update_every=1,
         )
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         log_probs = self.policy_log_probs(hidden, group_size)
         weights = log_probs.exp() @ self.action_table  # with grad into φ (hidden is detached in logits)
         return Scalarization(weights=weights, actions=log_probs.detach().argmax(dim=-1), log_probs=log_probs)

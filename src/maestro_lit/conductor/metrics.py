@@ -22,7 +22,9 @@ def weight_metrics(
     """
     weights = choice.weights.detach().float()
     if weights.shape[-1] != len(component_names):
-        raise ValueError(f"weights have {weights.shape[-1]} columns but there are {len(component_names)} reward components")
+        raise ValueError(
+            f"weights have {weights.shape[-1]} columns but there are {len(component_names)} reward components"
+        )
     metrics = {f"{prefix}/weight/{name}": value for name, value in zip(component_names, weights.mean(dim=0))}
     if categories is None:
         return metrics

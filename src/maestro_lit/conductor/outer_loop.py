@@ -35,7 +35,8 @@ def _plain_backward(loss: torch.Tensor) -> None:
 
 @dataclass(frozen=True)
 class BufferedChoices:
-    """One training step's Conductor choices: detached hidden states [N, H], actions [N], meta-rewards [N] (or [N, A]: every action's credit)."""
+    """One training step's Conductor choices: detached hidden states [N, H], actions [N], meta-rewards [N]
+    (or [N, A]: every action's credit)."""
 
     hidden: torch.Tensor
     actions: torch.Tensor
@@ -61,7 +62,8 @@ class OuterLoop:
         self._policy_leaf: torch.Tensor | None = None
 
     def policy_advantages(self, advantages: torch.Tensor) -> torch.Tensor:
-        """The advantages the inner loop's policy loss uses: detached, or a grad-collecting leaf for a joint scalariser."""
+        """The advantages the inner loop's policy loss uses: detached, or a grad-collecting leaf for a joint
+        scalariser."""
         if not self.scalarizer.learns_through_policy_loss:
             return advantages.detach()
         self._policy_leaf = advantages.detach().requires_grad_(True)
@@ -87,7 +89,9 @@ class OuterLoop:
             metrics.update(self._joint_step(choice, advantages, optimizer, backward))
         else:
             meta_reward = self.scalarizer.outer_credit(advantages.detach(), raw_rewards, group_size)
-            self.buffer.append(BufferedChoices(hidden.detach(), choice.actions.detach(), meta_reward.detach(), group_size))
+            self.buffer.append(
+                BufferedChoices(hidden.detach(), choice.actions.detach(), meta_reward.detach(), group_size)
+            )
             if len(self.buffer) >= self.update_every:
                 metrics["conductor/loss"] = self.update(optimizer, backward)
         metrics["conductor/updates"] = torch.tensor(float(self.updates))
@@ -99,12 +103,16 @@ class OuterLoop:
     def buffered_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The REINFORCE loss over every buffered completion, log π recomputed under the current φ."""
         device = next(self.scalarizer.parameters()).device
-        log_probs = torch.cat([self.scalarizer.policy_log_probs(b.hidden.to(device), b.group_size) for b in self.buffer])
+        log_probs = torch.cat(
+            [self.scalarizer.policy_log_probs(b.hidden.to(device), b.group_size) for b in self.buffer]
+        )
         actions = torch.cat([b.actions for b in self.buffer]).to(device)
         meta_reward = torch.cat([b.meta_reward for b in self.buffer]).to(device)
         return self.scalarizer.reinforce_loss(log_probs, actions, meta_reward)
 
-    def update(self, optimizer: torch.optim.Optimizer, backward: Callable[[torch.Tensor], Any] = _plain_backward) -> torch.Tensor:
+    def update(
+        self, optimizer: torch.optim.Optimizer, backward: Callable[[torch.Tensor], Any] = _plain_backward
+    ) -> torch.Tensor:
         """One optimiser step on the whole buffer, then clear it; returns the detached loss."""
         loss, _ = self.buffered_loss()
         optimizer.zero_grad()
@@ -114,7 +122,9 @@ class OuterLoop:
         self.updates += 1
         return loss.detach()
 
-    def _joint_step(self, choice: Scalarization, advantages: torch.Tensor, optimizer, backward) -> dict[str, torch.Tensor]:
+    def _joint_step(
+        self, choice: Scalarization, advantages: torch.Tensor, optimizer, backward
+    ) -> dict[str, torch.Tensor]:
         leaf, self._policy_leaf = self._policy_leaf, None
         if leaf is None or leaf.grad is None or not torch.isfinite(leaf.grad).all():
             return {}  # no (finite) policy backward this step: nothing to pass on
@@ -131,7 +141,12 @@ class OuterLoop:
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict[str, Any]:
         buffer = [
-            {"hidden": b.hidden.cpu(), "actions": b.actions.cpu(), "meta_reward": b.meta_reward.cpu(), "group_size": b.group_size}
+            {
+                "hidden": b.hidden.cpu(),
+                "actions": b.actions.cpu(),
+                "meta_reward": b.meta_reward.cpu(),
+                "group_size": b.group_size,
+            }
             for b in self.buffer
         ]
         return {"updates": self.updates, "buffer": buffer}
@@ -139,6 +154,11 @@ class OuterLoop:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         try:
             self.updates = int(state["updates"])
-            self.buffer = [BufferedChoices(b["hidden"], b["actions"], b["meta_reward"], int(b["group_size"])) for b in state["buffer"]]
+            self.buffer = [
+                BufferedChoices(b["hidden"], b["actions"], b["meta_reward"], int(b["group_size"]))
+                for b in state["buffer"]
+            ]
         except (KeyError, TypeError) as err:
-            raise KeyError(f"checkpoint's Conductor outer-loop state is malformed (expected 'updates' and 'buffer'): {err!r}") from err
+            raise KeyError(
+                f"checkpoint's Conductor outer-loop state is malformed (expected 'updates' and 'buffer'): {err!r}"
+            ) from err

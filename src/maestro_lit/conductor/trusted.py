@@ -12,12 +12,13 @@ well — and the Conductor collapsed onto one action for every prompt (README, R
 - the meta-reward of that action is how well the group's advantages under its weights
   agree (Pearson correlation) with the advantages of a trusted reward component — e.g. a
   strong reward model or human labels on a small share of prompts. Groups without a
-  trusted score (NaN) give no credit. ``credit`` says how: ``batch`` centres the chosen action's agreement on the batch's mean agreement; ``actions`` subtracts
-  the mean agreement every action *would* have had on the same group (the scores are known, so
-  each action's advantages can be recomputed) — a per-group baseline, so a batch with one
-  labelled group still teaches something; ``all_actions`` credits every action with its own
-  centred agreement and takes the expected-credit gradient −Σ_a π(a|h)·credit_a, so one
-  labelled group teaches the Conductor about all actions at once, not only the sampled one.
+  trusted score (NaN) give no credit. ``credit`` says how: ``batch`` centres the chosen action's
+  agreement on the batch's mean agreement; ``actions`` subtracts the mean agreement every action
+  *would* have had on the same group (the scores are known, so each action's advantages can be
+  recomputed) — a per-group baseline, so a batch with one labelled group still teaches something;
+  ``all_actions`` credits every action with its own centred agreement and takes the expected-credit
+  gradient −Σ_a π(a|h)·credit_a, so one labelled group teaches the Conductor about all actions at
+  once, not only the sampled one.
 
 The trusted component gets weight 0 in every action row: it teaches the Conductor which
 trade-off to pick, it is never optimised by the policy directly.
@@ -70,7 +71,10 @@ class TrustedConductor(Conductor):
     def bind(self, component_names: Sequence[str], hidden_size: int) -> None:
         names = list(component_names)
         if self.trusted_component not in names:
-            raise ValueError(f"TrustedConductor.trusted_component {self.trusted_component!r} is not one of the reward components {names}")
+            raise ValueError(
+                f"TrustedConductor.trusted_component {self.trusted_component!r} "
+                f"is not one of the reward components {names}"
+            )
         self.trusted_index = names.index(self.trusted_component)
         others = [n for n in names if n != self.trusted_component]
         super().bind(others, hidden_size)  # the table and the action names are built over the optimised components only
@@ -108,7 +112,9 @@ class TrustedConductor(Conductor):
         prompt_hidden = hidden.reshape(-1, group_size, hidden.shape[-1]).mean(dim=1)
         return self.log_policy(prompt_hidden).repeat_interleave(group_size, dim=0)
 
-    def choose(self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1) -> Scalarization:
+    def choose(
+        self, hidden: torch.Tensor, columns: dict[str, Any], greedy: bool = False, group_size: int = 1
+    ) -> Scalarization:
         if self.standardize_hidden and not greedy:  # training steps only: evaluation leaves the statistics alone
             self.observe(hidden.reshape(-1, group_size, hidden.shape[-1]).mean(dim=1))
         log_probs = self.policy_log_probs(hidden, group_size)
@@ -132,7 +138,9 @@ class TrustedConductor(Conductor):
         trusted = raw_rewards[:, self.trusted_index]
         columns = []
         for row in self.action_table.to(raw_rewards.device, raw_rewards.dtype):
-            scalar = grpo.scalarize(raw_rewards, row.expand(raw_rewards.shape[0], -1), group_size, order, normalizations)
+            scalar = grpo.scalarize(
+                raw_rewards, row.expand(raw_rewards.shape[0], -1), group_size, order, normalizations
+            )
             columns.append(group_agreement(group_advantages(scalar, group_size), trusted, group_size))
         return torch.stack(columns, dim=1)
 
@@ -141,7 +149,8 @@ class TrustedConductor(Conductor):
         if self.credit != "all_actions":
             return self.meta_reward(advantages, raw_rewards, group_size)
         table = self.action_agreements(raw_rewards, group_size)
-        centred = torch.nan_to_num(table - table.nanmean(dim=1, keepdim=True), nan=0.0)  # unlabelled groups: 0 for every action
+        # unlabelled groups: 0 for every action
+        centred = torch.nan_to_num(table - table.nanmean(dim=1, keepdim=True), nan=0.0)
         return centred.repeat_interleave(group_size, dim=0)
 
     def reinforce_loss(
@@ -151,5 +160,7 @@ class TrustedConductor(Conductor):
         if meta_reward.dim() == 1:
             return super().reinforce_loss(log_probs, actions, meta_reward)
         entropy = policy_entropy(log_probs)
-        loss = -(log_probs.exp() * meta_reward.detach().to(log_probs.dtype)).sum(-1).mean() - self.entropy_coef * entropy
+        loss = (
+            -(log_probs.exp() * meta_reward.detach().to(log_probs.dtype)).sum(-1).mean() - self.entropy_coef * entropy
+        )
         return loss, entropy.detach()

@@ -1,1 +1,2 @@
-"""Training data: the prompt DataModule, the paper tasks' prepared (NOVER) format, prompt templates and the converters."""
+"""Training data: the prompt DataModule, the paper tasks' prepared (NOVER) format, prompt templates and
+the converters."""

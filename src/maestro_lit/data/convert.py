@@ -38,10 +38,23 @@ from maestro_lit.data.templates import LETTERS, format_instruction, lettered, qu
 
 Converter = Callable[[Row, str, argparse.Namespace], "Row | None"]
 LANGUAGES = {
-    "ca": "Catalan", "de": "German", "el": "Greek", "en": "English", "eo": "Esperanto", "es": "Spanish", "fi": "Finnish",
-    "fr": "French", "hu": "Hungarian", "it": "Italian", "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "pt": "Portuguese",
-    "ru": "Russian", "sv": "Swedish",
-}  # fmt: skip
+    "ca": "Catalan",
+    "de": "German",
+    "el": "Greek",
+    "en": "English",
+    "eo": "Esperanto",
+    "es": "Spanish",
+    "fi": "Finnish",
+    "fr": "French",
+    "hu": "Hungarian",
+    "it": "Italian",
+    "nl": "Dutch",
+    "no": "Norwegian",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "sv": "Swedish",
+}
 
 
 def _text(row: Row, name: str, where: str) -> str:
@@ -71,7 +84,8 @@ def emobench(row: Row, where: str, args: argparse.Namespace) -> Row:
         e = _label_index(emotions, _text(row, "emotion_label", where), "emotion_label", where)
         c = _label_index(causes, _text(row, "cause_label", where), "cause_label", where)
         question = (
-            f"{scenario}\n What emotion is {subject} feeling, and why? First select an emotion, then choose its cause.\n\n"
+            f"{scenario}\n What emotion is {subject} feeling, and why? "
+            "First select an emotion, then choose its cause.\n\n"
             "Emotion Options:\n" + "\n".join(lettered(emotions)) + "\n\nCause Options:\n" + "\n".join(lettered(causes))
         )
         hint = "Emotion: [option letter]: [option text]\nCause: [option letter]: [option text]"
@@ -85,7 +99,11 @@ def emobench(row: Row, where: str, args: argparse.Namespace) -> Row:
             "Please select the most appropriate option below.\n\nAction Options:\n" + "\n".join(lettered(choices))
         )
         hint, reference, kind = "[option letter]: [option text]", f"{LETTERS[a]}: {choices[a]}", "emobench_ea"
-    return {"prompt": question_prompt(question, hint, "Your reasoning process."), "reference": reference, "category": kind}
+    return {
+        "prompt": question_prompt(question, hint, "Your reasoning process."),
+        "reference": reference,
+        "category": kind,
+    }
 
 
 _TOM_FIELDS = {
@@ -103,17 +121,28 @@ def tombench(row: Row, where: str, args: argparse.Namespace) -> Row:
     answer = str(row.get(answer_key) or "").strip().upper()[:1]
     if answer not in LETTERS[: len(options)]:
         raise TaskDataError(f"{where}: answer letter {answer!r} does not name one of {len(options)} options")
-    question = f"{_text(row, story_key, where)}\n\n{_text(row, question_key, where)}\n\nOptions:\n" + "\n".join(lettered(options, ". "))
+    question = f"{_text(row, story_key, where)}\n\n{_text(row, question_key, where)}\n\nOptions:\n" + "\n".join(
+        lettered(options, ". ")
+    )
     ability = next((str(v) for k, v in row.items() if "ABILITY" in k), "")
     reference = f"{answer}. {options[LETTERS.index(answer)]}"
-    return {"prompt": question_prompt(question), "reference": reference, "category": ability.split(":")[0].strip() or "tombench"}
+    return {
+        "prompt": question_prompt(question),
+        "reference": reference,
+        "category": ability.split(":")[0].strip() or "tombench",
+    }
 
 
 def ss_gen(row: Row, where: str, args: argparse.Namespace) -> Row:
-    title, chapter, explanation = _text(row, "title", where), _text(row, "chapter", where), _text(row, "explanation", where)
+    title, chapter, explanation = (
+        _text(row, "title", where),
+        _text(row, "chapter", where),
+        _text(row, "explanation", where),
+    )
     question = (
         f"Write a social story for a child with autism spectrum disorder.\nTitle: {title}\nTheme: {chapter} "
-        f"(this theme {explanation.rstrip('.')}).\nUse simple, positive, first-person sentences that describe the situation, "
+        f"(this theme {explanation.rstrip('.')}).\n"
+        "Use simple, positive, first-person sentences that describe the situation, "
         "what others may think or feel, and what the child can do."
     )
     return {"prompt": question_prompt(question), "reference": _text(row, "story_content", where), "category": chapter}
@@ -139,10 +168,14 @@ def _first(row: Row, names: Sequence[str]) -> Any:
 
 
 def question_answer(row: Row, where: str, args: argparse.Namespace) -> Row | None:
-    question = _first(row, [args.question_field] if args.question_field else ["question", "prompt", "problem", "instruction"])
+    question = _first(
+        row, [args.question_field] if args.question_field else ["question", "prompt", "problem", "instruction"]
+    )
     if not isinstance(question, str) or not question.strip():
         raise TaskDataError(f"{where}: no question field (fields: {sorted(row)}); name it with --question-field")
-    answer = _first(row, [args.answer_field] if args.answer_field else ["reference_answer", "answer", "final_answer", "reference"])
+    answer = _first(
+        row, [args.answer_field] if args.answer_field else ["reference_answer", "answer", "final_answer", "reference"]
+    )
     if isinstance(answer, list):
         answer = answer[0] if answer else None
     if answer is None or not str(answer).strip():
@@ -179,8 +212,15 @@ def convert_rows(task: str, source: str, args: argparse.Namespace) -> tuple[list
         if converted is None:
             skipped += 1
             continue
-        out.append({"prompt": converted["prompt"], "reference": converted["reference"], "split": split, "task": task,
-                    "category": converted.get("category") or task})  # fmt: skip
+        out.append(
+            {
+                "prompt": converted["prompt"],
+                "reference": converted["reference"],
+                "split": split,
+                "task": task,
+                "category": converted.get("category") or task,
+            }
+        )
     return out, skipped
 
 

@@ -96,8 +96,11 @@ def tag_task(row: Row, task: str | None) -> Row:
     return row
 
 
-def iter_prepared(source: str, split: str | None = None, task: str | None = None, config: str | None = None) -> Iterator[tuple[str, Row]]:
-    """Rows of ``split`` (all rows when ``None``) with ``prompt``/``reference`` checked and ``task``/``category`` set."""
+def iter_prepared(
+    source: str, split: str | None = None, task: str | None = None, config: str | None = None
+) -> Iterator[tuple[str, Row]]:
+    """Rows of ``split`` (all rows when ``None``) with ``prompt``/``reference`` checked and
+    ``task``/``category`` set."""
     for number, row in raw_rows(source, split or "train", config):
         location = f"{source}:{number}"
         if not in_split(row, split):
@@ -111,7 +114,9 @@ def iter_prepared(source: str, split: str | None = None, task: str | None = None
         yield location, tag_task(row, task)
 
 
-def read_prepared(source: str, split: str | None = None, task: str | None = None, config: str | None = None) -> list[tuple[str, Row]]:
+def read_prepared(
+    source: str, split: str | None = None, task: str | None = None, config: str | None = None
+) -> list[tuple[str, Row]]:
     """All rows of ``split``; fails naming the source when the split is empty."""
     rows = list(iter_prepared(source, split, task, config))
     if not rows:

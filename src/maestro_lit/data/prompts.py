@@ -53,7 +53,9 @@ def iter_rows(source: str, split: str = "train", task: str | None = None) -> Ite
 class PromptStream(IterableDataset):
     """Streams rows of one source; shards by (rank, worker); shuffles within a buffer per epoch."""
 
-    def __init__(self, source: str, split: str = "train", shuffle: bool = False, buffer_size: int = 1024, seed: int = 0) -> None:
+    def __init__(
+        self, source: str, split: str = "train", shuffle: bool = False, buffer_size: int = 1024, seed: int = 0
+    ) -> None:
         self.source, self.split, self.shuffle, self.buffer_size, self.seed = source, split, shuffle, buffer_size, seed
         self.epoch = 0
         self.task: str | None = None  # tags rows with task/category (set by the DataModule)
@@ -153,7 +155,9 @@ class PromptDataModule(L.LightningDataModule):
         # Fail at start-up, naming the file and line, rather than mid-run.
         for source, split in ((self.train_path, self.train_split), (self.val_path, self.val_split)):
             next(iter_rows(source, split))
-        self.train_stream = PromptStream(self.train_path, self.train_split, shuffle=True, buffer_size=self.shuffle_buffer, seed=self.seed)
+        self.train_stream = PromptStream(
+            self.train_path, self.train_split, shuffle=True, buffer_size=self.shuffle_buffer, seed=self.seed
+        )
         self.val_stream = PromptStream(self.val_path, self.val_split)
         for stream in (self.train_stream, self.val_stream):
             stream.task, stream.prompt_template = self.task, self.prompt_template
@@ -176,7 +180,9 @@ class PromptDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             if self.num_workers:
-                raise ValueError("exact data resume needs data.num_workers=0 (worker processes keep their own stream state)")
+                raise ValueError(
+                    "exact data resume needs data.num_workers=0 (worker processes keep their own stream state)"
+                )
             self.position = (int(state["epoch"]), int(state["rows"]))
             self.train_stream.resume_at(*self.position)
 
@@ -184,7 +190,9 @@ class PromptDataModule(L.LightningDataModule):
         # A private generator: creating a DataLoader iterator draws a seed, and drawing it from
         # the global RNG would shift the sampling stream of a resumed run by one draw.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(stream, batch_size=batch_size, collate_fn=collate_columns, num_workers=self.num_workers, generator=generator)
+        return DataLoader(
+            stream, batch_size=batch_size, collate_fn=collate_columns, num_workers=self.num_workers, generator=generator
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_stream, self.batch_size)

@@ -12,7 +12,10 @@ LETTERS = "ABCDEFGHIJ"
 
 
 def format_instruction(answer_hint: str = "...", think_hint: str = "...") -> str:
-    return f"\n\nAnswer the question and return in the following format:\n\n<think>\n{think_hint}\n</think>\n\n<answer>\n{answer_hint}\n</answer>\n"
+    return (
+        "\n\nAnswer the question and return in the following format:\n\n"
+        f"<think>\n{think_hint}\n</think>\n\n<answer>\n{answer_hint}\n</answer>\n"
+    )
 
 
 def question_prompt(question: str, answer_hint: str = "...", think_hint: str = "...") -> str:

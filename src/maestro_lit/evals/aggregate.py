@@ -48,10 +48,16 @@ def mean_or_nan(values: Sequence[Optional[float]]) -> float:
 
 
 def length_controlled_win_rate(
-    outcomes: Sequence[Outcome], model_lengths: Sequence[int], reference_lengths: Sequence[int], l2: float = 1e-2, steps: int = 50
+    outcomes: Sequence[Outcome],
+    model_lengths: Sequence[int],
+    reference_lengths: Sequence[int],
+    l2: float = 1e-2,
+    steps: int = 50,
 ) -> float:
     """Win rate (percent) predicted at zero length difference; see module docstring."""
-    rows = [(o, m - r) for o, m, r in zip(outcomes, model_lengths, reference_lengths) if o is not None and not math.isnan(o)]
+    rows = [
+        (o, m - r) for o, m, r in zip(outcomes, model_lengths, reference_lengths) if o is not None and not math.isnan(o)
+    ]
     if not rows:
         return float("nan")
     y = torch.tensor([o for o, _ in rows], dtype=torch.float64)

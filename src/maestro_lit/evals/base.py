@@ -105,7 +105,9 @@ class Benchmark(ABC):
 
     # -- scoring -----------------------------------------------------------------------
     @abstractmethod
-    def score(self, items: Sequence[Any], generate: GenerateFn, max_new_tokens: int) -> tuple[dict[str, float], int, list[dict[str, Any]]]:
+    def score(
+        self, items: Sequence[Any], generate: GenerateFn, max_new_tokens: int
+    ) -> tuple[dict[str, float], int, list[dict[str, Any]]]:
         """Generate and score: (metrics, number of failed items, per-item records)."""
 
     def to(self, device: Any) -> Benchmark:

@@ -63,7 +63,9 @@ class BenchmarkCallback(Callback):
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         # MaestroModule's step counter when there is one (it survives resume); else count here
-        self.train_batches = int(pl_module.rollouts_done) if hasattr(pl_module, "rollouts_done") else self.train_batches + 1
+        self.train_batches = (
+            int(pl_module.rollouts_done) if hasattr(pl_module, "rollouts_done") else self.train_batches + 1
+        )
         if self.every_n_train_steps and self.train_batches % self.every_n_train_steps == 0:
             self.run(trainer, pl_module, "train_step")
             self._last_run_batch = self.train_batches
@@ -111,7 +113,10 @@ class BenchmarkCallback(Callback):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         progress = Progress(
-            TextColumn("[bold]bench[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn()
+            TextColumn("[bold]bench[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
         )
         try:
             progress.start()
@@ -154,8 +159,12 @@ class BenchmarkCallback(Callback):
             trainer.strategy.barrier()
             return []
         results = self.evaluate(pl_module)
-        metrics = {f"bench/{r.name}/{k}": float(v) for r in results for k, v in {**r.metrics, "seconds": r.seconds}.items()}
-        step = int(pl_module.rollouts_done if hasattr(pl_module, "rollouts_done") else getattr(trainer, "global_step", 0))
+        metrics = {
+            f"bench/{r.name}/{k}": float(v) for r in results for k, v in {**r.metrics, "seconds": r.seconds}.items()
+        }
+        step = int(
+            pl_module.rollouts_done if hasattr(pl_module, "rollouts_done") else getattr(trainer, "global_step", 0)
+        )
         if use_log_dict:
             pl_module.log_dict(metrics, rank_zero_only=True)
         else:

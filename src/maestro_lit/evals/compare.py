@@ -57,7 +57,9 @@ def read_benchmarks(path: Path) -> dict[str, dict[str, float]]:
             try:
                 step, value = int(row["step"]), float(row["value"])
             except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{path}:{order + 2}: expected step,trigger,benchmark,metric,value columns ({err})") from None
+                raise ValueError(
+                    f"{path}:{order + 2}: expected step,trigger,benchmark,metric,value columns ({err})"
+                ) from None
             rows.append((step, order, row["benchmark"], row["metric"], value))
             if row["benchmark"] in TASKS:
                 key = (step, order)
@@ -77,7 +79,9 @@ def collect(folders: Sequence[str], labels: Sequence[str] = ()) -> list[MethodRe
             raise ValueError(f"{folder}: not a run folder")
         bench = _latest(folder, CSV_NAME)
         if bench is None:
-            raise ValueError(f"{folder}: no {CSV_NAME} (run `validate` or `fit` with the task config's BenchmarkCallback)")
+            raise ValueError(
+                f"{folder}: no {CSV_NAME} (run `validate` or `fit` with the task config's BenchmarkCallback)"
+            )
         info_path = _latest(folder, INFO_NAME)
         info = json.loads(info_path.read_text(encoding="utf-8")) if info_path else {}
         label = labels[index] if index < len(labels) else str(info.get("method") or folder.name)
@@ -120,7 +124,8 @@ def table1(methods: list[MethodResults]) -> tuple[str, list[list[str]]]:
             for metric, value in sorted(m.tasks.get(task, {}).items()):
                 rows.append([task, m.name, metric, repr(value)])
     notes = (
-        "\n\nCells: preference % (judge, 3-vote majority) then deterministic metrics. † offline proxy judge, not the paper's protocol.\n"
+        "\n\nCells: preference % (judge, 3-vote majority) then deterministic metrics. "
+        "† offline proxy judge, not the paper's protocol.\n"
     )
     return "\n".join(lines) + notes, rows
 
@@ -133,7 +138,9 @@ def _mean(values: list[float]) -> float:
 def table2(methods: list[MethodResults]) -> tuple[str, list[list[str]]]:
     base = sum(methods[0].train_seconds) if methods else math.nan
     lines = [
-        "| method | runs | training time (s) | vs " + (methods[0].name if methods else "") + " | mean completion (words) |",
+        "| method | runs | training time (s) | vs "
+        + (methods[0].name if methods else "")
+        + " | mean completion (words) |",
         "|---|---|---|---|---|",
     ]
     rows = []
@@ -156,9 +163,15 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maestro_lit compare", description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", help="run folders (each holds benchmarks.csv and run_info.json at any depth)")
-    parser.add_argument("--label", action="append", default=[], help="method name for the run folder at the same position")
-    parser.add_argument("--output", default="compare", help="folder for table1/table2 .md and .csv (default: ./compare)")
+    parser.add_argument(
+        "runs", nargs="+", help="run folders (each holds benchmarks.csv and run_info.json at any depth)"
+    )
+    parser.add_argument(
+        "--label", action="append", default=[], help="method name for the run folder at the same position"
+    )
+    parser.add_argument(
+        "--output", default="compare", help="folder for table1/table2 .md and .csv (default: ./compare)"
+    )
     args = parser.parse_args(argv)
     methods = collect(args.runs, args.label)
     out = Path(args.output)

@@ -103,7 +103,8 @@ def load_hub(hub_id: str, config: str | None = None, split: str = "test") -> lis
         import datasets
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise BenchmarkDataError(
-            f"loading benchmark '{hub_id}' from the hub needs `pip install datasets` (or maestro_lit[hub]); pass a local `path` instead"
+            f"loading benchmark '{hub_id}' from the hub needs `pip install datasets` (or maestro_lit[hub]); "
+            "pass a local `path` instead"
         ) from err
     dataset = datasets.load_dataset(hub_id, config, split=split)  # pragma: no cover - network
     return [(f"{hub_id}[{split}][{i}]", dict(row)) for i, row in enumerate(dataset)]  # pragma: no cover

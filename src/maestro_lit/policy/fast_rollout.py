@@ -63,7 +63,9 @@ def cache_argument_name(model) -> str:
     for name in ("cache", "past_key_values"):
         if name in parameters:
             return name
-    raise TypeError(f"{type(model).__name__}.forward takes neither `cache` nor `past_key_values`; the fast rollout needs a KV cache")
+    raise TypeError(
+        f"{type(model).__name__}.forward takes neither `cache` nor `past_key_values`; the fast rollout needs a KV cache"
+    )
 
 
 class _Decoder:
@@ -75,7 +77,11 @@ class _Decoder:
         self.model, self.settings = model, settings
         self.key = _decoder_key(model, batch, total_len, settings)
         config = model.config
-        self.cache = StaticCache(config=config, max_cache_len=total_len) if settings.static_cache else DynamicCache(config=config)
+        self.cache = (
+            StaticCache(config=config, max_cache_len=total_len)
+            if settings.static_cache
+            else DynamicCache(config=config)
+        )
         self.cache_kwarg = cache_argument_name(model)
         step = self._step
         if settings.compile:
@@ -84,7 +90,9 @@ class _Decoder:
 
     def _step(self, tokens: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         cache = {self.cache_kwarg: self.cache}
-        out = self.model(input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **cache)
+        out = self.model(
+            input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **cache
+        )
         return out.logits[:, -1]
 
     def prefill(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -133,8 +141,18 @@ def fast_generate(
     was_training = model.training
     model.eval()
     try:
-        completion_ids = decode_loop(model, prompt_ids, prompt_mask, num_generations, sampling, greedy, policy.eos_token_ids(),
-                                     policy.tokenizer.pad_token_id, settings, generator)  # fmt: skip
+        completion_ids = decode_loop(
+            model,
+            prompt_ids,
+            prompt_mask,
+            num_generations,
+            sampling,
+            greedy,
+            policy.eos_token_ids(),
+            policy.tokenizer.pad_token_id,
+            settings,
+            generator,
+        )
     finally:
         model.train(was_training)
     return finish_rollout(policy, prompt_ids, prompt_mask, num_generations, completion_ids)
@@ -142,7 +160,16 @@ def fast_generate(
 
 @torch.no_grad()
 def decode_loop(
-    model, prompt_ids, prompt_mask, num_generations, sampling, greedy, eos_token_ids, pad_token_id, settings, generator=None
+    model,
+    prompt_ids,
+    prompt_mask,
+    num_generations,
+    sampling,
+    greedy,
+    eos_token_ids,
+    pad_token_id,
+    settings,
+    generator=None,
 ) -> torch.Tensor:
     """Completion token ids [N, T≤max_new_tokens] for a plain HF causal LM; pad after a row's EOS."""
     ids = prompt_ids.repeat_interleave(num_generations, dim=0)

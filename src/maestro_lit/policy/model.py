@@ -50,7 +50,9 @@ def _quantization_config(dtype: torch.dtype):
         )
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+    )
 
 
 def _keep_4bit_trainable_on_cpu(model: nn.Module) -> None:
@@ -97,7 +99,8 @@ class Policy(nn.Module):
             )
         if settings.lora is None and settings.load_in_4bit:
             raise ValueError(
-                "model.policy.lora=null (full fine-tuning) cannot train 4-bit weights: set model.policy.load_in_4bit=false or give LoRA settings"
+                "model.policy.lora=null (full fine-tuning) cannot train 4-bit weights: "
+                "set model.policy.load_in_4bit=false or give LoRA settings"
             )
         dtype = getattr(torch, settings.dtype)
         kwargs = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code}
@@ -111,7 +114,9 @@ class Policy(nn.Module):
 
             _keep_4bit_trainable_on_cpu(base)
             base = prepare_model_for_kbit_training(
-                base, use_gradient_checkpointing=settings.gradient_checkpointing, gradient_checkpointing_kwargs=checkpointing
+                base,
+                use_gradient_checkpointing=settings.gradient_checkpointing,
+                gradient_checkpointing_kwargs=checkpointing,
             )
         elif settings.gradient_checkpointing:
             if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
@@ -129,10 +134,15 @@ class Policy(nn.Module):
 
             lora = settings.lora
             config = LoraConfig(
-                r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                task_type="CAUSAL_LM",
             )
             if settings.gradient_checkpointing:
-                base.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad-carrying input
+                # frozen embeddings: checkpointed blocks still need a grad-carrying input
+                base.enable_input_require_grads()
             self._reference = []
             self.model = get_peft_model(base, config)
         self.model.train()  # from_pretrained returns eval mode; Lightning leaves modes as found
@@ -197,7 +207,16 @@ class Policy(nn.Module):
         Inside ``reference()`` this scores with the reference weights.
         """
         target = self._scoring_target if self._scoring_target is not None else self.causal_lm
-        return scoring_pass(target, input_ids, attention_mask, completion_start, temperature, hidden_layer, with_entropy, hidden_position)
+        return scoring_pass(
+            target,
+            input_ids,
+            attention_mask,
+            completion_start,
+            temperature,
+            hidden_layer,
+            with_entropy,
+            hidden_position,
+        )
 
     @contextmanager
     def reference(self):
@@ -249,7 +268,12 @@ class Policy(nn.Module):
                 base = layer.get_base_layer()
                 weight = base.weight.data
                 merged = self._merged_buffers.get(id(layer))
-                if merged is None or merged.shape != weight.shape or merged.dtype != weight.dtype or merged.device != weight.device:
+                if (
+                    merged is None
+                    or merged.shape != weight.shape
+                    or merged.dtype != weight.dtype
+                    or merged.device != weight.device
+                ):
                     merged = self._merged_buffers[id(layer)] = torch.empty_like(weight)
                 with torch.no_grad():
                     self._write_merged(layer, weight, merged)
@@ -282,5 +306,6 @@ class Policy(nn.Module):
         return self._lora_layer_list
 
     def save_adapter(self, directory: str | Path) -> None:
-        """peft-format adapter (safetensors) that ``PeftModel.from_pretrained`` can load; full weights in full fine-tuning."""
+        """peft-format adapter (safetensors) that ``PeftModel.from_pretrained`` can load; full weights in full
+        fine-tuning."""
         self.model.save_pretrained(str(directory), safe_serialization=True)

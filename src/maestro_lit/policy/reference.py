@@ -51,7 +51,9 @@ class ReferenceWeights:
         if settings.sync_every == 0:
             return
         if policy.full_finetuning:
-            raise ValueError("model.reference.sync_every > 0 needs LoRA (a second adapter); with model.policy.lora=null set it to 0")
+            raise ValueError(
+                "model.reference.sync_every > 0 needs LoRA (a second adapter); with model.policy.lora=null set it to 0"
+            )
         from peft.tuners.lora import LoraLayer
 
         model = policy.model

@@ -87,15 +87,26 @@ def tokenize_prompts(
     texts = [render_prompt(tokenizer, c) for c in conversations]
     full = tokenizer(texts, add_special_tokens=False)["input_ids"]
     truncated = sum(len(ids) > max_prompt_tokens for ids in full)
-    batch = tokenizer(texts, add_special_tokens=False, padding=True, truncation=True, max_length=max_prompt_tokens, return_tensors="pt")
+    batch = tokenizer(
+        texts,
+        add_special_tokens=False,
+        padding=True,
+        truncation=True,
+        max_length=max_prompt_tokens,
+        return_tensors="pt",
+    )
     return batch["input_ids"], batch["attention_mask"], truncated
 
 
-def completion_mask_from_ids(completion_ids: torch.Tensor, eos_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def completion_mask_from_ids(
+    completion_ids: torch.Tensor, eos_token_ids: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask [N, T] covering tokens up to and including the first EOS; and a truncated flag [N]."""
     is_eos = torch.isin(completion_ids, torch.tensor(eos_token_ids, device=completion_ids.device))
     has_eos = is_eos.any(dim=1)
-    first_eos = torch.where(has_eos, is_eos.int().argmax(dim=1), torch.full_like(has_eos, completion_ids.shape[1], dtype=torch.long))
+    first_eos = torch.where(
+        has_eos, is_eos.int().argmax(dim=1), torch.full_like(has_eos, completion_ids.shape[1], dtype=torch.long)
+    )
     positions = torch.arange(completion_ids.shape[1], device=completion_ids.device)
     mask = (positions.unsqueeze(0) <= first_eos.unsqueeze(1)).long()
     return mask, ~has_eos
@@ -103,7 +114,12 @@ def completion_mask_from_ids(completion_ids: torch.Tensor, eos_token_ids: list[i
 
 @torch.no_grad()
 def generate(
-    policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, num_generations: int, sampling: SamplingSettings, greedy: bool = False
+    policy,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    num_generations: int,
+    sampling: SamplingSettings,
+    greedy: bool = False,
 ) -> Rollout:
     """Sample ``num_generations`` completions per prompt with the policy in eval mode."""
     model = policy.model
@@ -119,7 +135,9 @@ def generate(
     if greedy:
         kwargs.update(do_sample=False, top_p=None, top_k=None, temperature=None)
     else:
-        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
+        kwargs.update(
+            do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None
+        )
     try:
         sequences = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
     finally:

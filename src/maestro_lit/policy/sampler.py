@@ -38,27 +38,43 @@ class Sampler:
         self.policy, self.sampling, self.fast_rollout = policy, sampling, fast_rollout
 
     def conversations(
-        self, conversations: list[Conversation], num_generations: int, sampling: SamplingSettings, greedy: bool, device: torch.device
+        self,
+        conversations: list[Conversation],
+        num_generations: int,
+        sampling: SamplingSettings,
+        greedy: bool,
+        device: torch.device,
     ) -> tuple[Rollout, int]:
         """The rollout, and how many prompts were cut to ``max_prompt_tokens``."""
-        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(self.policy.tokenizer, conversations, sampling.max_prompt_tokens)
+        prompt_ids, prompt_mask, n_truncated = tokenize_prompts(
+            self.policy.tokenizer, conversations, sampling.max_prompt_tokens
+        )
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         with self.policy.merged_adapters(self.sampling.merge_adapters_for_rollout):
             if self.fast_rollout is None:
                 rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
             else:
-                rollout = fast_generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout)
+                rollout = fast_generate(
+                    self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout
+                )
         return rollout, n_truncated
 
     def prompts(
-        self, prompts: Sequence[str], num_generations: int, greedy: bool, device: torch.device, max_new_tokens: int | None = None
+        self,
+        prompts: Sequence[str],
+        num_generations: int,
+        greedy: bool,
+        device: torch.device,
+        max_new_tokens: int | None = None,
     ) -> tuple[Rollout, int]:
         """G completions per plain-text prompt (a single user turn), sampled or greedy."""
         sampling = self.sampling if max_new_tokens is None else replace(self.sampling, max_new_tokens=max_new_tokens)
         return self.conversations([user_turn(p) for p in prompts], num_generations, sampling, greedy, device)
 
     @torch.no_grad()
-    def chat(self, conversations: list[Conversation], max_new_tokens: int, batch_size: int, device: torch.device) -> list[str]:
+    def chat(
+        self, conversations: list[Conversation], max_new_tokens: int, batch_size: int, device: torch.device
+    ) -> list[str]:
         """Greedy answers to chat conversations, ``batch_size`` at a time, in order."""
         settings = SamplingSettings(max_new_tokens=max_new_tokens, max_prompt_tokens=self.sampling.max_prompt_tokens)
         answers: list[str] = []

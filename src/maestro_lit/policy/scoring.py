@@ -91,7 +91,9 @@ def decoder_layers(causal_lm: nn.Module) -> nn.ModuleList:
     for module in backbone_of(causal_lm).modules():
         if isinstance(module, nn.ModuleList) and len(module) == count:
             return module
-    raise ValueError(f"cannot find the {count} decoder layers of {type(causal_lm).__name__} for hidden_layer='middle'/'first'")
+    raise ValueError(
+        f"cannot find the {count} decoder layers of {type(causal_lm).__name__} for hidden_layer='middle'/'first'"
+    )
 
 
 def hidden_source(causal_lm: nn.Module, hidden_layer: HiddenLayer) -> nn.Module:
@@ -147,7 +149,11 @@ def scoring_pass(
 
     def capture(_module, _inputs, output):
         states = _first_tensor(output)
-        at = states[:, completion_start - 1] if hidden_position == "prompt_end" else terminal_hidden_state(states, attention_mask)
+        at = (
+            states[:, completion_start - 1]
+            if hidden_position == "prompt_end"
+            else terminal_hidden_state(states, attention_mask)
+        )
         captured.append(at.detach())
 
     completion_len = input_ids.shape[1] - completion_start
@@ -164,7 +170,8 @@ def scoring_pass(
         handle.remove()
     if len(captured) != 1:
         raise RuntimeError(
-            f"hidden_layer={hidden_layer!r}: its module ran {len(captured)} times in one forward of {type(causal_lm).__name__}"
+            f"hidden_layer={hidden_layer!r}: its module ran {len(captured)} times "
+            f"in one forward of {type(causal_lm).__name__}"
         )
     logits = logits[:, -(completion_len + 1) : -1] if keeps_logits else logits[:, completion_start - 1 : -1]
     logits = logits / temperature

@@ -90,7 +90,9 @@ class RewardInputs:
     def __post_init__(self) -> None:
         n = len(self.completions)
         if len(self.prompts) != n or len(self.completion_ids) != n:
-            raise ValueError(f"RewardInputs: {len(self.prompts)} prompts, {n} completions, {len(self.completion_ids)} completion_ids")
+            raise ValueError(
+                f"RewardInputs: {len(self.prompts)} prompts, {n} completions, {len(self.completion_ids)} completion_ids"
+            )
         for key, values in self.columns.items():
             if key in ("prompts", "completions", "completion_ids", "trainer_state"):
                 raise ValueError(f"dataset column '{key}' clashes with a reward-function keyword of the same name")
@@ -120,7 +122,9 @@ def component_kwargs(component: RewardComponent, batch: RewardInputs) -> dict[st
         "ref_logprobs": component.needs_reference_logprobs,
         "logprobs": component.needs_logprobs,
         "token_entropy": component.needs_token_entropy,
-        "completion_mask": component.needs_reference_logprobs or component.needs_logprobs or component.needs_token_entropy,
+        "completion_mask": component.needs_reference_logprobs
+        or component.needs_logprobs
+        or component.needs_token_entropy,
         "tokenizer": component.needs_policy,
         "prompt_ids": component.needs_policy,
         "prompt_mask": component.needs_policy,
@@ -168,9 +172,14 @@ def check_component_order(components: Sequence[RewardComponent]) -> None:
             raise ValueError(f"reward component names must be unique; '{component.name}' appears twice")
         late = [name for name in component.needs_scores_of if name not in seen]
         if late:
-            raise ValueError(f"reward component '{component.name}' reads the scores of {late}: list them before it in model.rewards")
+            raise ValueError(
+                f"reward component '{component.name}' reads the scores of {late}: list them before it in model.rewards"
+            )
         if component.normalization not in NORMALIZATIONS:
-            raise ValueError(f"reward component '{component.name}': normalization {component.normalization!r} not in {NORMALIZATIONS}")
+            raise ValueError(
+                f"reward component '{component.name}': "
+                f"normalization {component.normalization!r} not in {NORMALIZATIONS}"
+            )
         seen.append(component.name)
 
 
@@ -194,7 +203,9 @@ def score_components(
     if async_ones:
 
         async def gather() -> list[Any]:
-            return await asyncio.gather(*(c.acall(**component_kwargs(c, batch)) for c in async_ones), return_exceptions=True)
+            return await asyncio.gather(
+                *(c.acall(**component_kwargs(c, batch)) for c in async_ones), return_exceptions=True
+            )
 
         for component, output in zip(async_ones, run_coroutine(gather())):
             if isinstance(output, BaseException):
@@ -228,17 +239,24 @@ def as_score_tensor(component_name: str, scores: Any, expected: int) -> torch.Te
         values = scores.detach().to("cpu", torch.float32).flatten()
         if scores.dim() != 1:
             raise RewardError(
-                f"reward component '{component_name}' returned a tensor of shape {tuple(scores.shape)}; expected ({expected},)"
+                f"reward component '{component_name}' returned a tensor of shape {tuple(scores.shape)}; "
+                f"expected ({expected},)"
             )
     elif isinstance(scores, (list, tuple)):
         try:
             values = torch.tensor([float("nan") if s is None else float(s) for s in scores], dtype=torch.float32)
         except (TypeError, ValueError) as err:
-            raise RewardError(f"reward component '{component_name}' returned non-numeric scores: {list(scores)[:5]!r}") from err
+            raise RewardError(
+                f"reward component '{component_name}' returned non-numeric scores: {list(scores)[:5]!r}"
+            ) from err
     elif hasattr(scores, "tolist") and not isinstance(scores, Mapping):  # numpy arrays and the like
         return as_score_tensor(component_name, scores.tolist(), expected)
     else:
-        raise RewardError(f"reward component '{component_name}' returned {type(scores).__name__}; expected a Tensor or list of floats")
+        raise RewardError(
+            f"reward component '{component_name}' returned {type(scores).__name__}; expected a Tensor or list of floats"
+        )
     if values.numel() != expected:
-        raise RewardError(f"reward component '{component_name}' returned {values.numel()} scores for {expected} completions")
+        raise RewardError(
+            f"reward component '{component_name}' returned {values.numel()} scores for {expected} completions"
+        )
     return values

@@ -64,7 +64,8 @@ class _EntropyReward(RewardComponent):
     def _check(self, values: torch.Tensor, mask: torch.Tensor, n: int, what: str) -> None:
         if values.shape != mask.shape or values.shape[0] != n:
             raise ValueError(
-                f"reward component '{self.name}': {what} {tuple(values.shape)} and completion_mask {tuple(mask.shape)} must be [{n}, T]"
+                f"reward component '{self.name}': {what} {tuple(values.shape)} "
+                f"and completion_mask {tuple(mask.shape)} must be [{n}, T]"
             )
 
 
@@ -74,7 +75,12 @@ class SequenceEntropy(_EntropyReward):
     needs_logprobs = True
 
     def __call__(
-        self, prompts: Sequence[str], completions: Sequence[str], logprobs: torch.Tensor, completion_mask: torch.Tensor, **kwargs: Any
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        logprobs: torch.Tensor,
+        completion_mask: torch.Tensor,
+        **kwargs: Any,
     ) -> torch.Tensor:
         self._check(logprobs, completion_mask, len(completions), "logprobs")
         return self._signed(-masked_mean(logprobs, completion_mask), completions)

@@ -34,11 +34,13 @@ class Fluency(RewardComponent):
     ) -> torch.Tensor:
         if ref_logprobs is None or completion_mask is None:
             raise ValueError(
-                f"reward component '{self.name}' needs the trainer's ref_logprobs and completion_mask columns (needs_reference_logprobs=True)"
+                f"reward component '{self.name}' needs the trainer's ref_logprobs and completion_mask columns "
+                "(needs_reference_logprobs=True)"
             )
         if ref_logprobs.shape != completion_mask.shape or ref_logprobs.shape[0] != len(completions):
             raise ValueError(
-                f"reward component '{self.name}': ref_logprobs {tuple(ref_logprobs.shape)} and completion_mask {tuple(completion_mask.shape)} must both be [{len(completions)}, T]"
+                f"reward component '{self.name}': ref_logprobs {tuple(ref_logprobs.shape)} "
+                f"and completion_mask {tuple(completion_mask.shape)} must both be [{len(completions)}, T]"
             )
         mask = completion_mask.detach() > 0
         # where(), not a product: padded positions may hold -inf/NaN, and NaN * 0 is NaN.

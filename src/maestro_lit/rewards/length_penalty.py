@@ -34,7 +34,8 @@ def efficiency_within_groups(lengths: torch.Tensor, ppl_scores: torch.Tensor, gr
     """
     if lengths.shape != ppl_scores.shape or lengths.numel() % group_size:
         raise ValueError(
-            f"lengths {tuple(lengths.shape)} and ppl scores {tuple(ppl_scores.shape)} must be [N] with N divisible by {group_size}"
+            f"lengths {tuple(lengths.shape)} and ppl scores {tuple(ppl_scores.shape)} "
+            f"must be [N] with N divisible by {group_size}"
         )
     length = lengths.float().reshape(-1, group_size)
     score = ppl_scores.float().reshape(-1, group_size)
@@ -65,13 +66,17 @@ class NoverEfficiency(RewardComponent):
         earlier_scores: Mapping[str, torch.Tensor],
         **kwargs: Any,
     ) -> torch.Tensor:
-        return efficiency_within_groups(token_lengths(completion_ids), earlier_scores[self.ppl_component].float().cpu(), group_size)
+        return efficiency_within_groups(
+            token_lengths(completion_ids), earlier_scores[self.ppl_component].float().cpu(), group_size
+        )
 
 
 class TokenBudget(RewardComponent):
     """1 within ``budget`` completion tokens, linearly down to 0 at ``budget + falloff``."""
 
-    def __init__(self, budget: int = 512, falloff: int | None = None, normalization: Normalization = "zscore", name: str = "len") -> None:
+    def __init__(
+        self, budget: int = 512, falloff: int | None = None, normalization: Normalization = "zscore", name: str = "len"
+    ) -> None:
         if budget < 0:
             raise ValueError(f"TokenBudget.budget must be >= 0, got {budget}")
         falloff = budget if falloff is None else falloff

@@ -62,9 +62,15 @@ class ReferenceNLL:
         self.calls = 0
 
     @torch.no_grad()
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, target_mask: torch.Tensor
+    ) -> torch.Tensor:
         device = next(self.lm_head.parameters()).device
-        input_ids, attention_mask, target_mask = input_ids.to(device), attention_mask.to(device), target_mask.to(device).bool()
+        input_ids, attention_mask, target_mask = (
+            input_ids.to(device),
+            attention_mask.to(device),
+            target_mask.to(device).bool(),
+        )
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         self.calls += 1
         with self.context():
@@ -76,7 +82,9 @@ class ReferenceNLL:
             nll = torch.cat(
                 [
                     F.cross_entropy(
-                        self.lm_head(states[s : s + self.chunk_rows]).float(), targets[s : s + self.chunk_rows], reduction="none"
+                        self.lm_head(states[s : s + self.chunk_rows]).float(),
+                        targets[s : s + self.chunk_rows],
+                        reduction="none",
                     )
                     for s in range(0, states.shape[0], self.chunk_rows)
                 ]
@@ -134,7 +142,9 @@ class ReasoningPerplexity(RewardComponent):
             reasoning = self._encode(tokenizer, parsed.think_block)
             key = str(reference)
             if key not in answer_cache:
-                answer_cache[key] = self._encode(tokenizer, ANSWER_TEMPLATE.format(tag=self.format.answer_tag, reference=key))
+                answer_cache[key] = self._encode(
+                    tokenizer, ANSWER_TEMPLATE.format(tag=self.format.answer_tag, reference=key)
+                )
             answer = answer_cache[key]
             rows.append(i)
             sequences.append(prompt + reasoning + answer)
@@ -163,9 +173,13 @@ class ReasoningPerplexity(RewardComponent):
     ) -> torch.Tensor:
         n = len(completions)
         if prompt_ids.shape[0] != n or prompt_mask.shape != prompt_ids.shape:
-            raise ValueError(f"reward component '{self.name}': prompt_ids {tuple(prompt_ids.shape)} / prompt_mask must be [{n}, P]")
+            raise ValueError(
+                f"reward component '{self.name}': prompt_ids {tuple(prompt_ids.shape)} / prompt_mask must be [{n}, P]"
+            )
         if self.reference_column not in kwargs:
-            raise ValueError(f"reward component '{self.name}' needs the dataset column '{self.reference_column}' (reference_column)")
+            raise ValueError(
+                f"reward component '{self.name}' needs the dataset column '{self.reference_column}' (reference_column)"
+            )
         references = column(kwargs, self.reference_column, n)
         rows, input_ids, attention_mask, target_mask, reasoning_counts = self.build_batch(
             completions, references, tokenizer, prompt_ids.cpu(), prompt_mask.cpu()

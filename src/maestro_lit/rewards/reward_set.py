@@ -20,7 +20,13 @@ from typing import Any
 
 import torch
 
-from maestro_lit.rewards.base import RewardComponent, RewardInputs, check_component_order, normalizations, score_components
+from maestro_lit.rewards.base import (
+    RewardComponent,
+    RewardInputs,
+    check_component_order,
+    normalizations,
+    score_components,
+)
 from maestro_lit.rewards.perplexity import ReferenceNLL
 from maestro_lit.settings import OnRewardError
 
@@ -83,7 +89,9 @@ class RewardSet:
             if hasattr(component, "to"):
                 component.to(device)
 
-    def compute(self, batch: RewardInputs, device: torch.device | str = "cpu", timer: Timer | None = None) -> torch.Tensor:
+    def compute(
+        self, batch: RewardInputs, device: torch.device | str = "cpu", timer: Timer | None = None
+    ) -> torch.Tensor:
         """R [N, K] on ``device``; non-finite scores become NaN (missing). ``timer`` charges the
         reference forward to ``REFERENCE_NLL_PHASE``."""
         if timer is not None and batch.reference_nll is not None:

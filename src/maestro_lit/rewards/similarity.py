@@ -38,7 +38,10 @@ class SemanticSimilarity(RewardComponent):
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **columns: Any) -> torch.Tensor:
         references = column(columns, self.reference_column, len(completions))
-        targets = [str(r) if not is_missing(r) else (p if self.fallback_to_prompt else None) for p, r in zip(prompts, references)]
+        targets = [
+            str(r) if not is_missing(r) else (p if self.fallback_to_prompt else None)
+            for p, r in zip(prompts, references)
+        ]
         # G completions share one reference: embed each distinct text once.
         unique = list(dict.fromkeys([*completions, *(t for t in targets if t is not None)]))
         index = {text: i for i, text in enumerate(unique)}

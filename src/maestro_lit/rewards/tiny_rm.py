@@ -12,11 +12,16 @@ from pathlib import Path
 TINY_RM_ID = "maestro-lit/tiny-rm"
 TINY_RM_VERSION = "v1"  # bump when the recipe below changes, so stale caches are rebuilt
 
-WORDS = "the a an is are was of to and in on for with that this it you i not what how why write explain answer question good bad cat dog sat mat".split()
+WORDS = (
+    "the a an is are was of to and in on for with that this it you i not what how why write explain answer question "
+    "good bad cat dog sat mat"
+).split()
 CHAT_TEMPLATE = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
 
 
-def build_tiny_reward_model(path: str | os.PathLike, seed: int = 0, chat_template: bool = True, num_labels: int = 1) -> str:
+def build_tiny_reward_model(
+    path: str | os.PathLike, seed: int = 0, chat_template: bool = True, num_labels: int = 1
+) -> str:
     """Write a tiny ``LlamaForSequenceClassification`` + tokenizer under ``path``; returns the path."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -25,7 +30,9 @@ def build_tiny_reward_model(path: str | os.PathLike, seed: int = 0, chat_templat
     vocab = {tok: i for i, tok in enumerate(["<pad>", "<unk>", "<s>", "</s>", "user", "assistant", ":", *WORDS])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    )
     if chat_template:
         tokenizer.chat_template = CHAT_TEMPLATE
     config = LlamaConfig(

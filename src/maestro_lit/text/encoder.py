@@ -53,7 +53,11 @@ class SentenceEncoder:
     """Batched, L2-normalised sentence embeddings; a plain object (not an nn.Module)."""
 
     def __init__(
-        self, name_or_path: str | None = None, batch_size: int = 32, max_length: int = 256, device: str | torch.device | None = None
+        self,
+        name_or_path: str | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        device: str | torch.device | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"SentenceEncoder.batch_size must be >= 1, got {batch_size}")
@@ -96,10 +100,16 @@ class SentenceEncoder:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 batch = self._tokenizer(
-                    [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
                 ).to(self.device)
                 hidden = self._model(**batch).last_hidden_state
-                out[torch.tensor(idx, device=self.device)] = F.normalize(self._pool(hidden, batch["attention_mask"]).float(), dim=-1)
+                out[torch.tensor(idx, device=self.device)] = F.normalize(
+                    self._pool(hidden, batch["attention_mask"]).float(), dim=-1
+                )
         return out
 
     def cosine(self, a_texts: Sequence[str], b_texts: Sequence[str]) -> torch.Tensor:

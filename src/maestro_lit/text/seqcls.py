@@ -17,7 +17,12 @@ class SequenceClassifierScorer:
     """Lazy, batched reward-model scorer; a plain object so it never joins a state_dict."""
 
     def __init__(
-        self, name_or_path: str, batch_size: int = 8, max_length: int = 1024, torch_dtype: str = "auto", trust_remote_code: bool = False
+        self,
+        name_or_path: str,
+        batch_size: int = 8,
+        max_length: int = 1024,
+        torch_dtype: str = "auto",
+        trust_remote_code: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"SequenceClassifierScorer.batch_size must be >= 1, got {batch_size}")
@@ -63,7 +68,9 @@ class SequenceClassifierScorer:
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
         """One float32 CPU score per pair, in input order."""
         if len(prompts) != len(completions):
-            raise ValueError(f"score needs equal-length lists, got {len(prompts)} prompts and {len(completions)} completions")
+            raise ValueError(
+                f"score needs equal-length lists, got {len(prompts)} prompts and {len(completions)} completions"
+            )
         if self._model is None:
             self._load()
         templated = bool(getattr(self._tokenizer, "chat_template", None))

@@ -45,7 +45,13 @@ from maestro_lit.settings import (
 from maestro_lit.train.module_state import load_module_state, save_module_state
 from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
 from maestro_lit.train.records import EvaluationResult, StepRecord, TrainerState
-from maestro_lit.train.step_metrics import evaluation_metrics, keep_for_this_step, logger_writes_this_step, reduce_over_ranks, step_metrics
+from maestro_lit.train.step_metrics import (
+    evaluation_metrics,
+    keep_for_this_step,
+    logger_writes_this_step,
+    reduce_over_ranks,
+    step_metrics,
+)
 from maestro_lit.train.timing import PhaseTimer
 
 __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: configs and tests import them here
@@ -80,7 +86,9 @@ class MaestroModule(L.LightningModule):
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints hold only trainable state; checked in on_load_checkpoint
         if not rewards:
-            raise ValueError("model.rewards is empty: list the reward components in the config (see configs/quickstart.yaml)")
+            raise ValueError(
+                "model.rewards is empty: list the reward components in the config (see configs/quickstart.yaml)"
+            )
         check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
         self.model_settings, self.sampling, self.grpo_settings, self.scoring = policy, sampling, grpo_settings, scoring
         self.reward_set = RewardSet(rewards, on_reward_error)
@@ -88,8 +96,11 @@ class MaestroModule(L.LightningModule):
         self.policy = Policy(policy)
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
         self.scalarizer.bind(self.component_names, self.policy.hidden_size)
-        self.scalarizer.use_reward_normalization(self.grpo_settings.reward_normalization, self.reward_set.normalizations)
-        self.outer = OuterLoop(self.scalarizer)  # the Conductor's buffer and update schedule (every M steps); checkpointed
+        self.scalarizer.use_reward_normalization(
+            self.grpo_settings.reward_normalization, self.reward_set.normalizations
+        )
+        # the Conductor's buffer and update schedule (every M steps); checkpointed
+        self.outer = OuterLoop(self.scalarizer)
         self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
         reference_nll = reference_nll_for(self.policy, self.reference.context) if self.reward_set.needs_policy else None
         self.reward_set.bind(self.policy.tokenizer, reference_nll)  # ppl's reference forward, built once
@@ -102,9 +113,18 @@ class MaestroModule(L.LightningModule):
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
-        settings = {"policy": policy, "sampling": sampling, "grpo": grpo_settings, "scoring": scoring, "reference": reference}
-        self.run_summary = {**{key: asdict(value) for key, value in settings.items()},
-                            "rewards": ",".join(self.component_names), "scalarizer": type(self.scalarizer).__name__}  # fmt: skip
+        settings = {
+            "policy": policy,
+            "sampling": sampling,
+            "grpo": grpo_settings,
+            "scoring": scoring,
+            "reference": reference,
+        }
+        self.run_summary = {
+            **{key: asdict(value) for key, value in settings.items()},
+            "rewards": ",".join(self.component_names),
+            "scalarizer": type(self.scalarizer).__name__,
+        }
 
     @property
     def rollouts_done(self) -> int:  # training steps completed, resumed ones included (class docstring)
@@ -135,11 +155,23 @@ class MaestroModule(L.LightningModule):
         return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
 
     def _scoring_pass(self, rollout: Rollout, rows: slice = slice(None), step: bool = False) -> ScoringPass:
-        """One forward over rows of the rollout; ``step``: the step's scoring pass (Conductor layer, token entropy if read)."""
-        extras = {"hidden_layer": self.scoring.hidden_layer, "hidden_position": self.scoring.hidden_position,
-                  "with_entropy": self.reward_set.needs_token_entropy} if step else {}  # fmt: skip
+        """One forward over rows of the rollout; ``step``: the step's scoring pass (Conductor layer, token entropy
+        if read)."""
+        extras = (
+            {
+                "hidden_layer": self.scoring.hidden_layer,
+                "hidden_position": self.scoring.hidden_position,
+                "with_entropy": self.reward_set.needs_token_entropy,
+            }
+            if step
+            else {}
+        )
         return self.policy.scoring_pass(
-            rollout.input_ids[rows], rollout.attention_mask[rows], rollout.completion_start, self.sampling.temperature, **extras
+            rollout.input_ids[rows],
+            rollout.attention_mask[rows],
+            rollout.completion_start,
+            self.sampling.temperature,
+            **extras,
         )
 
     def _reference_logprobs(self, rollout: Rollout, for_kl: bool) -> torch.Tensor | None:
@@ -148,13 +180,27 @@ class MaestroModule(L.LightningModule):
         with torch.no_grad(), self.reference.context():
             return self._scoring_pass(rollout).logprobs
 
-    def _rewards(self, rollout, prompts, columns, group_size, scored: ScoringPass, ref_logprobs, timer=None) -> torch.Tensor:
-        state = TrainerState(self.trainer.global_step, self._rollouts_done, self.trainer.max_steps) if self._trainer else None
+    def _rewards(
+        self, rollout, prompts, columns, group_size, scored: ScoringPass, ref_logprobs, timer=None
+    ) -> torch.Tensor:
+        state = (
+            TrainerState(self.trainer.global_step, self._rollouts_done, self.trainer.max_steps)
+            if self._trainer
+            else None
+        )
         reward_set = self.reward_set
         batch = reward_inputs(
-            rollout, prompts, columns, group_size, tokenizer=reward_set.tokenizer, reference_nll=reward_set.reference_nll,
-            logprobs=scored.logprobs.detach(), ref_logprobs=ref_logprobs, token_entropy=scored.token_entropy, trainer_state=state,
-        )  # fmt: skip
+            rollout,
+            prompts,
+            columns,
+            group_size,
+            tokenizer=reward_set.tokenizer,
+            reference_nll=reward_set.reference_nll,
+            logprobs=scored.logprobs.detach(),
+            ref_logprobs=ref_logprobs,
+            token_entropy=scored.token_entropy,
+            trainer_state=state,
+        )
         return reward_set.compute(batch, self.device, timer)
 
     @torch.no_grad()
@@ -171,7 +217,8 @@ class MaestroModule(L.LightningModule):
         with timer("rollout"):
             rollout, prompts_truncated = self.sampler.prompts(batch["prompt"], G, False, self.device)
 
-        # 2. Scoring pass: log-probs, the Conductor's hidden state (and token entropies) from one forward; reference log-probs.
+        # 2. Scoring pass: log-probs, the Conductor's hidden state (and token entropies) from one forward;
+        # reference log-probs.
         with timer("scoring"), torch.set_grad_enabled(fused):
             scored = self._scoring_pass(rollout, step=True)
             old_logprobs, ref_logprobs = scored.logprobs.detach(), self._reference_logprobs(rollout, for_kl=True)
@@ -180,46 +227,71 @@ class MaestroModule(L.LightningModule):
         with timer("rewards"):
             raw = self._rewards(rollout, prompts, columns, G, scored, ref_logprobs, timer)
 
-        # 4–5. Scalarise (Conductor / static / single / random) per component's normalisation; group-relative advantages.
+        # 4–5. Scalarise (Conductor / static / single / random) per component's normalisation;
+        # group-relative advantages.
         with timer("outer"):
             choice = self.scalarizer.choose(scored.hidden, columns, greedy=False, group_size=G)
             norms = self.reward_set.normalizations
-            scalar = grpo.scalarize(raw, choice.weights, G, self.grpo_settings.reward_normalization, normalizations=norms)
+            scalar = grpo.scalarize(
+                raw, choice.weights, G, self.grpo_settings.reward_normalization, normalizations=norms
+            )
             advantages = grpo.group_advantages(scalar, G).masked_fill(grpo.unscored_rows(raw), 0.0)
 
         # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy (a joint Conductor collects ∂L/∂A here).
         with timer("inner"):
             policy_advantages = self.outer.policy_advantages(advantages)
-            inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, policy_advantages, scored.logprobs if fused else None)
+            inner = self._policy_updates(
+                rollout, old_logprobs, ref_logprobs, policy_advantages, scored.logprobs if fused else None
+            )
 
         # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
         with timer("outer"):
-            optimizer = self.optimizers()[1].optimizer if self.scalarizer.learnable else None  # raw: global_step = policy updates
+            # raw: global_step = policy updates
+            optimizer = self.optimizers()[1].optimizer if self.scalarizer.learnable else None
             outer = self.outer.step(choice, scored.hidden, advantages, raw, G, optimizer, self.manual_backward)
 
         # 8. Record and log.
         self._rollouts_done += 1
         self.reference.after_step(self._rollouts_done)  # option: every N steps ref ← α·ref + (1−α)·policy
         self.last_step = StepRecord(
-            step=self._rollouts_done, group_size=G, prompts=prompts, completions=rollout.completions, completion_lengths=rollout.lengths,
-            raw_rewards=raw, scalar_rewards=scalar.detach(), advantages=advantages.detach(), choice=choice,
-            component_names=self.component_names, action_names=self.scalarizer.action_names,
-            categories=columns.get("category"), phase_seconds=dict(timer.seconds),
-        )  # fmt: skip
+            step=self._rollouts_done,
+            group_size=G,
+            prompts=prompts,
+            completions=rollout.completions,
+            completion_lengths=rollout.lengths,
+            raw_rewards=raw,
+            scalar_rewards=scalar.detach(),
+            advantages=advantages.detach(),
+            choice=choice,
+            component_names=self.component_names,
+            action_names=self.scalarizer.action_names,
+            categories=columns.get("category"),
+            phase_seconds=dict(timer.seconds),
+        )
         metrics = step_metrics(self.last_step, rollout, old_logprobs, prompts_truncated, {**inner, **outer})
         metrics = keep_for_this_step(metrics, logger_writes_this_step(self.trainer))
         metrics = reduce_over_ranks(metrics, self.device, self.trainer.strategy, self.trainer.world_size)
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
 
-    def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused_logprobs) -> dict[str, torch.Tensor]:
+    def _policy_updates(
+        self, rollout, old_logprobs, ref_logprobs, advantages, fused_logprobs
+    ) -> dict[str, torch.Tensor]:
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
         score = lambda rows: self._scoring_pass(rollout, rows).logprobs  # noqa: E731
         metrics = self.updater.run(
-            optimizer, self._trainable, score, old_logprobs, ref_logprobs, advantages, rollout.completion_mask, fused_logprobs,
-            backward=self.manual_backward, reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
+            optimizer,
+            self._trainable,
+            score,
+            old_logprobs,
+            ref_logprobs,
+            advantages,
+            rollout.completion_mask,
+            fused_logprobs,
+            backward=self.manual_backward,
+            reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
             last_checkpoint=last_checkpoint_path(self.trainer),
-        )  # fmt: skip
+        )
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
@@ -227,7 +299,9 @@ class MaestroModule(L.LightningModule):
         return metrics
 
     @torch.no_grad()
-    def evaluate_prompts(self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None) -> EvaluationResult:
+    def evaluate_prompts(
+        self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None
+    ) -> EvaluationResult:
         """Greedy answers, their reward components and the scalariser's evaluation choice per prompt (the
         Conductor's continuous π_φ(·|h) or argmax, per its ``eval_weights``): held-out evaluation computed one
         way for validation and evaluation callbacks (the testbed)."""
@@ -235,13 +309,18 @@ class MaestroModule(L.LightningModule):
         scored = self._scoring_pass(rollout, step=True)
         raw = self._rewards(rollout, prompts, columns, 1, scored, self._reference_logprobs(rollout, for_kl=False))
         choice = self.scalarizer.choose(scored.hidden, columns, greedy=True)
-        return EvaluationResult(completions=rollout.completions, lengths=rollout.lengths, raw_rewards=raw, choice=choice)
+        return EvaluationResult(
+            completions=rollout.completions, lengths=rollout.lengths, raw_rewards=raw, choice=choice
+        )
 
     def validation_step(self, batch: dict[str, list], batch_idx: int) -> None:
-        """Greedy answers to held-out prompts; the mean of each reward component and the evaluation weights per category."""
+        """Greedy answers to held-out prompts; the mean of each reward component and the evaluation weights per
+        category."""
         columns = {k: v for k, v in batch.items() if k != "prompt"}
         result = self.evaluate_prompts(batch["prompt"], columns)
-        metrics = evaluation_metrics(result, self.component_names, self.scalarizer.action_names, columns.get("category"))
+        metrics = evaluation_metrics(
+            result, self.component_names, self.scalarizer.action_names, columns.get("category")
+        )
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(batch["prompt"]))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

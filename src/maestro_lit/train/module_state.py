@@ -32,10 +32,14 @@ def save_module_state(module, checkpoint: dict[str, Any]) -> None:
 
 
 def load_module_state(module, checkpoint: dict[str, Any]) -> None:
-    """Check the checkpoint has every trainable tensor of this config, then restore counters, RNG and the Conductor's buffer."""
+    """Check the checkpoint has every trainable tensor of this config, then restore counters, RNG and the
+    Conductor's buffer."""
     missing = sorted(trainable_state_keys(module) - set(checkpoint.get("state_dict", {})))
     if missing:
-        raise KeyError(f"checkpoint does not match this model/config: {len(missing)} trainable tensors are missing, e.g. {missing[:3]}")
+        raise KeyError(
+            "checkpoint does not match this model/config: "
+            f"{len(missing)} trainable tensors are missing, e.g. {missing[:3]}"
+        )
     state = checkpoint.get("maestro", {})
     module.updater.skipped_updates = int(state.get("skipped_updates", 0))
     module._rollouts_done = int(state.get("rollouts_done", 0))

@@ -98,9 +98,18 @@ class PolicyUpdater:
                 if tokens is not None and reduce_tokens is not None:
                     tokens = reduce_tokens(tokens)
                 loss, stats = grpo.clipped_policy_loss(
-                    logprobs, old_logprobs[rows], advantages[rows], completion_mask[rows], s.epsilon_low, s.epsilon_high, s.beta,
-                    None if ref_logprobs is None else ref_logprobs[rows], s.loss_type, self.max_new_tokens, tokens,
-                )  # fmt: skip
+                    logprobs,
+                    old_logprobs[rows],
+                    advantages[rows],
+                    completion_mask[rows],
+                    s.epsilon_low,
+                    s.epsilon_high,
+                    s.beta,
+                    None if ref_logprobs is None else ref_logprobs[rows],
+                    s.loss_type,
+                    self.max_new_tokens,
+                    tokens,
+                )
                 sums["policy_loss"] += float(loss.detach())
                 if s.accumulate_minibatches and s.loss_type != "dapo":
                     loss = loss * (rows.stop - rows.start) / n
@@ -122,9 +131,15 @@ class PolicyUpdater:
         metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
         return metrics
 
-    def _step(self, optimizer, parameters: list[torch.nn.Parameter], finite: bool, sums: dict[str, float], last_checkpoint) -> int:
+    def _step(
+        self, optimizer, parameters: list[torch.nn.Parameter], finite: bool, sums: dict[str, float], last_checkpoint
+    ) -> int:
         """Clip and apply the accumulated gradient unless it is non-finite; returns 1 if applied."""
-        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.settings.max_grad_norm) if finite else torch.tensor(float("nan"))
+        grad_norm = (
+            torch.nn.utils.clip_grad_norm_(parameters, self.settings.max_grad_norm)
+            if finite
+            else torch.tensor(float("nan"))
+        )
         if not torch.isfinite(grad_norm):
             self._skip(optimizer, last_checkpoint)
             return 0

@@ -1,4 +1,5 @@
-"""Turn one step's tensors into the scalar tags of docs/design.md §1 step 8 (the completion table is in ``tb_views``)."""
+"""Turn one step's tensors into the scalar tags of docs/design.md §1 step 8 (the completion table is in
+``tb_views``)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ def scalarizer_metrics(
     """Share of each Conductor action, overall and per prompt category (nothing for static weights)."""
     if choice.actions is None:
         return {}
-    metrics = {f"{prefix}/action/{name}": frac for name, frac in zip(action_names, action_fractions(choice.actions, action_names))}
+    metrics = {
+        f"{prefix}/action/{name}": frac
+        for name, frac in zip(action_names, action_fractions(choice.actions, action_names))
+    }
     if categories is not None:
         for category in sorted({c for c in categories if c is not None}):
             rows = torch.tensor([c == category for c in categories], device=choice.actions.device)
@@ -103,8 +107,11 @@ def keep_for_this_step(metrics: dict[str, Any], logger_writes: bool) -> dict[str
     return {k: v for k, v in metrics.items() if k.startswith(EVERY_STEP_METRICS)}
 
 
-def reduce_over_ranks(metrics: dict[str, Any], device: torch.device, strategy, world_size: int) -> dict[str, torch.Tensor]:
-    """Float tensors on ``device``, averaged over ranks in one collective (counts are summed), so rank 0 logs global values.
+def reduce_over_ranks(
+    metrics: dict[str, Any], device: torch.device, strategy, world_size: int
+) -> dict[str, torch.Tensor]:
+    """Float tensors on ``device``, averaged over ranks in one collective (counts are summed), so rank 0 logs
+    global values.
 
     Per-category Conductor metrics exist only on ranks that saw that category; they stay
     per-rank rather than forcing every rank to agree on the set of keys.

@@ -43,7 +43,8 @@ class AlpacaEval(Benchmark):
     def score(self, items: Sequence[AlpacaItem], generate: GenerateFn, max_new_tokens: int):
         answers = run_generate(generate, [user(it.instruction) for it in items], max_new_tokens)
         requests = [
-            PairRequest(it.instruction, a, it.reference, self.model_first, {"question": it.instruction}) for it, a in zip(items, answers)
+            PairRequest(it.instruction, a, it.reference, self.model_first, {"question": it.instruction})
+            for it, a in zip(items, answers)
         ]
         outcomes = self.judge.compare(requests, ALPACA_EVAL)
         rate, failed = win_rate(outcomes)
@@ -53,5 +54,7 @@ class AlpacaEval(Benchmark):
             self.judge.metric("lc_win_rate"): lc,
             "avg_length": sum(map(len, answers)) / max(1, len(answers)),
         }
-        records = [{"instruction": it.instruction, "answer": a, "outcome": o} for it, a, o in zip(items, answers, outcomes)]
+        records = [
+            {"instruction": it.instruction, "answer": a, "outcome": o} for it, a, o in zip(items, answers, outcomes)
+        ]
         return metrics, failed, records

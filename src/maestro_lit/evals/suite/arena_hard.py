@@ -61,7 +61,13 @@ class ArenaHard(Benchmark):
     default_name = "arena_hard"
     sample = ("arena_hard", "question.jsonl")
 
-    def __init__(self, baseline_path: Optional[str] = None, judge: Optional[Judge] = None, both_orders: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        baseline_path: Optional[str] = None,
+        judge: Optional[Judge] = None,
+        both_orders: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.baseline_path = baseline_path
         self.judge = judge or ProxyJudge()
@@ -88,12 +94,16 @@ class ArenaHard(Benchmark):
         # Game 1 puts the baseline in slot A, as Arena-Hard does; game 2 swaps.
         orders = [False, True] if self.both_orders else [False]
         requests = [
-            PairRequest(it.question, a, it.baseline, first, {"question": it.question}) for first in orders for it, a in zip(items, answers)
+            PairRequest(it.question, a, it.baseline, first, {"question": it.question})
+            for first in orders
+            for it, a in zip(items, answers)
         ]
         outcomes = self.judge.compare(requests, ARENA_HARD)
         n = len(items)
         per_item = [[outcomes[g * n + i] for g in range(len(orders))] for i in range(n)]
         rate, _ = win_rate(outcomes)
         failed = sum(1 for games in per_item if any(o is None for o in games))
-        records = [{"question_id": it.question_id, "answer": a, "outcomes": g} for it, a, g in zip(items, answers, per_item)]
+        records = [
+            {"question_id": it.question_id, "answer": a, "outcomes": g} for it, a, g in zip(items, answers, per_item)
+        ]
         return {self.judge.metric("win_rate"): rate}, failed, records

@@ -67,7 +67,9 @@ class CreativeWriting(Benchmark):
             for criterion in it.criteria:
                 text = criterion_text(criterion)
                 anchor = f"{it.query}\n{criterion['name']}: {criterion['criteria_description']}"
-                requests.append(GradeRequest(anchor, answer, None, {"question": it.query, "answer": answer, "criteria": text}))
+                requests.append(
+                    GradeRequest(anchor, answer, None, {"question": it.query, "answer": answer, "criteria": text})
+                )
                 owner.append(i)
         grades = self.judge.grade(requests, WRITING_BENCH)
         per_item: list[list[Optional[float]]] = [[] for _ in items]

@@ -107,5 +107,7 @@ class EQBench(Benchmark):
         scores = [fullscale_score(it.reference, parse_answer(a)) for it, a in zip(items, answers)]
         failed = sum(1 for s in scores if s is None)
         metrics = {"score": 10.0 * mean_or_nan(scores), "parsed_fraction": 1.0 - failed / max(1, len(items))}
-        records = [{"question_id": it.question_id, "answer": a, "item_score": s} for it, a, s in zip(items, answers, scores)]
+        records = [
+            {"question_id": it.question_id, "answer": a, "item_score": s} for it, a, s in zip(items, answers, scores)
+        ]
         return metrics, failed, records

@@ -16,7 +16,12 @@ from typing import Any
 from maestro_lit.evals.aggregate import mean_or_nan
 from maestro_lit.evals.base import Benchmark, GenerateFn, run_generate, user
 from maestro_lit.evals.io import BenchmarkDataError, Record, field
-from maestro_lit.text.instructions import SUPPORTED_INSTRUCTIONS, check_instruction, check_instruction_loose, unsupported
+from maestro_lit.text.instructions import (
+    SUPPORTED_INSTRUCTIONS,
+    check_instruction,
+    check_instruction_loose,
+    unsupported,
+)
 
 
 @dataclass
@@ -47,7 +52,9 @@ class IFEval(Benchmark):
             ids = field(row, "instruction_id_list", where, list)
             kwargs = field(row, "kwargs", where, list)
             if len(kwargs) != len(ids) or not all(isinstance(k, dict) for k in kwargs):
-                raise BenchmarkDataError(f"{where}: field 'kwargs' must hold one object per instruction id ({len(ids)})")
+                raise BenchmarkDataError(
+                    f"{where}: field 'kwargs' must hold one object per instruction id ({len(ids)})"
+                )
             missing.update(unsupported(ids))
             for instruction_id, kw in zip(ids, kwargs):
                 if instruction_id in SUPPORTED_INSTRUCTIONS:

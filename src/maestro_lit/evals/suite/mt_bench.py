@@ -82,8 +82,12 @@ class MTBench(Benchmark):
             if use_ref:
                 fields.update(ref_answer_1=refs[0], ref_answer_2=refs[1])
             flat = f"User: {it.turns[0]}\nAssistant: {a1}\nUser: {it.turns[1]}"
-            requests.append((GradeRequest(it.turns[0], a1, refs[0], fields), MT_BENCH_SINGLE_REF if use_ref else MT_BENCH_SINGLE))
-            requests.append((GradeRequest(flat, a2, refs[1], fields), MT_BENCH_MULTI_REF if use_ref else MT_BENCH_MULTI))
+            requests.append(
+                (GradeRequest(it.turns[0], a1, refs[0], fields), MT_BENCH_SINGLE_REF if use_ref else MT_BENCH_SINGLE)
+            )
+            requests.append(
+                (GradeRequest(flat, a2, refs[1], fields), MT_BENCH_MULTI_REF if use_ref else MT_BENCH_MULTI)
+            )
         grades = self._grade(requests)
         turn1, turn2 = grades[0::2], grades[1::2]
         failed = sum(1 for g1, g2 in zip(turn1, turn2) if g1 is None or g2 is None)

@@ -110,7 +110,9 @@ class TruthfulQA(Benchmark):
 
     def score(self, items: Sequence[TruthItem], generate: GenerateFn, max_new_tokens: int):
         answers = run_generate(generate, [user(it.question) for it in items], max_new_tokens)
-        rouge = [similarity_diff(self.rouge_l(a, it.correct), self.rouge_l(a, it.incorrect)) for it, a in zip(items, answers)]
+        rouge = [
+            similarity_diff(self.rouge_l(a, it.correct), self.rouge_l(a, it.incorrect)) for it, a in zip(items, answers)
+        ]
         metrics = {"rougeL_diff": mean_or_nan(rouge), "rougeL_acc": mean_or_nan([float(d > 0) for d in rouge])}
         embed: list[float] = []
         if self.use_embedding and items:
