@@ -135,7 +135,12 @@ def test_missing_file_named(tmp_path):
 
 
 MALFORMED = [
-    (IFEval, "bad.jsonl", '{"prompt": "a", "instruction_id_list": [], "kwargs": []}\n{"prompt": \n', r"bad.jsonl:2: malformed JSON"),
+    (
+        IFEval,
+        "bad.jsonl",
+        '{"prompt": "a", "instruction_id_list": [], "kwargs": []}\n{"prompt": \n',
+        r"bad.jsonl:2: malformed JSON",
+    ),
     (IFEval, "bad.jsonl", '{"instruction_id_list": [], "kwargs": []}\n', r"bad.jsonl:1: missing field 'prompt'"),
     (
         IFEval,
@@ -151,7 +156,12 @@ MALFORMED = [
     ),
     (MTBench, "q.jsonl", '{"question_id": 1, "turns": ["only one"]}\n', r"q.jsonl:1: field 'turns'"),
     (MTBench, "q.jsonl", '{"question_id": 1}\n', r"q.jsonl:1: missing field 'turns'"),
-    (AlpacaEval, "a.json", '[{"instruction": "hi", "output": "hello"}, {"instruction": "x"}]', r"a.json\[1\]: missing field 'output'"),
+    (
+        AlpacaEval,
+        "a.json",
+        '[{"instruction": "hi", "output": "hello"}, {"instruction": "x"}]',
+        r"a.json\[1\]: missing field 'output'",
+    ),
     (AlpacaEval, "a.json", '[{"instruction": "hi",\n "output": }]', r"a.json:2: malformed JSON"),
     (
         ArenaHard,
@@ -172,8 +182,18 @@ MALFORMED = [
         json.dumps({"1": {"prompt": "p", "reference_answer_fullscale": {"emotion1": "a", "emotion1_score": 1}}}),
         r"e.json\['1'\]: missing field 'reference_answer_fullscale.emotion2'",
     ),
-    (TruthfulQA, "t.csv", "Question,Best Answer,Correct Answers\nIs it?,Yes,Yes\n", r"t.csv:2: missing field 'Incorrect Answers'"),
-    (TruthfulQA, "t.jsonl", '{"question": "q", "correct_answers": ["a"]}\n', r"t.jsonl:1: missing field 'incorrect_answers'"),
+    (
+        TruthfulQA,
+        "t.csv",
+        "Question,Best Answer,Correct Answers\nIs it?,Yes,Yes\n",
+        r"t.csv:2: missing field 'Incorrect Answers'",
+    ),
+    (
+        TruthfulQA,
+        "t.jsonl",
+        '{"question": "q", "correct_answers": ["a"]}\n',
+        r"t.jsonl:1: missing field 'incorrect_answers'",
+    ),
 ]
 
 
@@ -190,5 +210,8 @@ def test_arena_hard_bad_baseline_file(tmp_path):
 
 
 def test_all_shipped_samples_load():
-    sizes = {cls.__name__: len(cls().items()) for cls in (AlpacaEval, ArenaHard, MTBench, CreativeWriting, EQBench, TruthfulQA, IFEval)}
+    sizes = {
+        cls.__name__: len(cls().items())
+        for cls in (AlpacaEval, ArenaHard, MTBench, CreativeWriting, EQBench, TruthfulQA, IFEval)
+    }
     assert all(5 <= n <= 30 for n in sizes.values()), sizes

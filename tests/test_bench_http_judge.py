@@ -39,7 +39,9 @@ def serve():
 
 
 def grade_request():
-    return GradeRequest("Why is the sky blue?", "Scattering.", None, {"question_1": "Why is the sky blue?", "answer_1": "Scattering."})
+    return GradeRequest(
+        "Why is the sky blue?", "Scattering.", None, {"question_1": "Why is the sky blue?", "answer_1": "Scattering."}
+    )
 
 
 def test_grades_parsed_and_published_prompt_sent(serve, monkeypatch, caplog):

@@ -49,7 +49,11 @@ def test_reward_model_judge_tiny_model(tmp_path):
     same = judge.compare([PairRequest("what is a cat", "a cat is good", "a cat is good")], None)
     assert same == [0.5]  # identical answers tie
     other = judge.compare(
-        [PairRequest("what is a cat", "a cat is good", "the dog sat"), PairRequest("what is a cat", "the dog sat", "a cat is good")], None
+        [
+            PairRequest("what is a cat", "a cat is good", "the dog sat"),
+            PairRequest("what is a cat", "the dog sat", "a cat is good"),
+        ],
+        None,
     )
     assert sorted(other) == [0.0, 1.0]  # swapping the pair swaps the outcome
     assert judge.metric("win_rate") == "win_rate_rm"
@@ -61,7 +65,9 @@ def test_proxy_judge_prefers_relevant_answer():
     q = "How do I keep cut flowers fresh?"
     out = judge.compare(
         [
-            PairRequest(q, "Change the vase water daily and trim the flower stems.", "The stock market closed higher today."),
+            PairRequest(
+                q, "Change the vase water daily and trim the flower stems.", "The stock market closed higher today."
+            ),
             PairRequest(q, "Trim the stems.", "Trim the stems."),
         ]
     )
@@ -81,7 +87,8 @@ def test_yaml_class_paths_and_all_seven_on_samples(tmp_path):
     from types import SimpleNamespace
 
     module = SimpleNamespace(
-        device="cpu", generate_chat=lambda convs, n: ["A short everyday answer: " + c[-1]["content"][:60].lower() for c in convs]
+        device="cpu",
+        generate_chat=lambda convs, n: ["A short everyday answer: " + c[-1]["content"][:60].lower() for c in convs],
     )
     results = cb.evaluate(module)
     metrics = {f"{r.name}/{k}" for r in results for k in r.metrics}

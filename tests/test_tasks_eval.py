@@ -1,4 +1,4 @@
-"""PaperTask on the shipped samples: deterministic metrics, the proxy judge, and `validate` on the tiny model for all seven."""
+"""PaperTask on the shipped samples: deterministic metrics, the proxy judge, `validate` on the tiny model for all."""
 
 import csv
 import math
@@ -21,7 +21,9 @@ def answering(task, good):
         out = []
         for conversation in conversations:
             reference = references[conversation[0]["content"]]
-            answer = reference if good else ("Emotion: D: x, Cause: D: y" if "Emotion" in reference else "Z. nothing at all")
+            answer = (
+                reference if good else ("Emotion: D: x, Cause: D: y" if "Emotion" in reference else "Z. nothing at all")
+            )
             out.append(f"<think>\nthinking here\n</think>\n<answer>\n{answer}\n</answer>")
         return out
 
@@ -42,7 +44,10 @@ def test_metrics_per_task_with_right_and_wrong_answers(task):
     assert good["n_items"] == 4 and good["format_rate"] == 100.0 and good["unparsed_share_proxy"] == 0.0
     assert good["preference_proxy"] == 100.0 and bad["preference_proxy"] == 0.0
     assert good["completion_words"] == pytest.approx(
-        sum(len(f"<think>\nthinking here\n</think>\n<answer>\n{r['reference']}\n</answer>".split()) for r in _rows(task)) / 4
+        sum(
+            len(f"<think>\nthinking here\n</think>\n<answer>\n{r['reference']}\n</answer>".split()) for r in _rows(task)
+        )
+        / 4
     )
     assert good["undecided"] == 0
     if "letter" in spec.metrics and good["n_multiple_choice"]:
@@ -62,15 +67,30 @@ def test_answer_extraction_and_letters():
     assert reference_letters("(B) down", prompt) == ("B",) and reference_letters("b", prompt) == ("B",)
     assert reference_letters("Because of gravity", prompt) is None  # free text starting with a letter-word
     assert reference_letters("C. sideways", prompt) is None  # not an offered option
-    assert answer_letters("The answer is (b)", ("B",)) == ("B",) and answer_letters("Emotion: A: x\nCause: C: y", ("A", "C")) == ("A", "C")
+    assert answer_letters("The answer is (b)", ("B",)) == ("B",) and answer_letters(
+        "Emotion: A: x\nCause: C: y", ("A", "C")
+    ) == ("A", "C")
     assert answer_letters("Emotion: A only", ("A", "C")) is None
-    assert judge_question("\nQuestion: hi\n\nAnswer the question and return in the following format:\n...") == "Question: hi"
+    assert (
+        judge_question("\nQuestion: hi\n\nAnswer the question and return in the following format:\n...")
+        == "Question: hi"
+    )
 
 
 def test_validate_on_the_tiny_model_logs_all_seven(tmp_path, tiny_model_path):
-    benchmarks = [{"class_path": "maestro_lit.evals.paper.benchmark.PaperTask", "init_args": {"task": t, "limit": 1}} for t in TASKS]
-    callback = {"class_path": "maestro_lit.evals.callback.BenchmarkCallback",
-                "init_args": {"benchmarks": benchmarks, "max_new_tokens": 4, "progress_bar": False, "output_dir": str(tmp_path)}}  # fmt: skip
+    benchmarks = [
+        {"class_path": "maestro_lit.evals.paper.benchmark.PaperTask", "init_args": {"task": t, "limit": 1}}
+        for t in TASKS
+    ]
+    callback = {
+        "class_path": "maestro_lit.evals.callback.BenchmarkCallback",
+        "init_args": {
+            "benchmarks": benchmarks,
+            "max_new_tokens": 4,
+            "progress_bar": False,
+            "output_dir": str(tmp_path),
+        },
+    }
     config = small_fit_config(tmp_path, 1, [callback], limit_val_batches=1)
     config["model"]["policy"]["name_or_path"] = tiny_model_path
     cli = cli_main({"validate": config})

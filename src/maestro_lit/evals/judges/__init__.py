@@ -1,1 +1,1 @@
-"""Judges: the ``Judge`` contract, OpenAI-compatible HTTP, offline proxy and reward-model judges, and the vote protocol."""
+"""Judges: the ``Judge`` contract, OpenAI-compatible HTTP, offline proxy and reward-model judges, the vote protocol."""

@@ -4,6 +4,9 @@ Why requests carry both ``prompt`` and ``fields``: model-based judges (reward mo
 proxy) read a flat (prompt, answer) pair, while an LLM judge fills the benchmark's published
 prompt template, which for MT-Bench turn 2 shows the whole conversation. Each adapter builds
 both once and any judge picks what it needs. Judges return ``None`` for a failed item.
+
+The paper's seven tasks judge by votes instead (``votes.VoteJudge``); both kinds share
+``Tagged``, so a metric name says which kind of judge produced it the same way everywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 ParseKind = Literal["score", "verdict"]
+Messages = list[dict[str, str]]  # an OpenAI-style chat: [{"role": ..., "content": ...}, ...]
+PROXY = "proxy"  # the tag of every offline stand-in, so no one reads its number as the official judge's
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,26 @@ class PairRequest:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-class Judge(ABC):
-    """Scores answers. ``tag`` is appended to metric names ("proxy", "rm"; "" for an LLM judge)."""
+class Tagged:
+    """What every judge shares: a metric tag and a device move.
+
+    ``tag`` is appended to metric names and says what kind of judge scored them: ``""`` an LLM
+    judge, ``PROXY`` an offline stand-in (embedding or lexical; the metric's base name says which
+    benchmark family), ``"rm"`` a reward model. ``evals.compare`` marks ``*_proxy`` numbers by it.
+    """
 
     tag: str = ""
+
+    def metric(self, base: str) -> str:
+        """``base`` with this judge's tag, e.g. ``win_rate_proxy``."""
+        return f"{base}_{self.tag}" if self.tag else base
+
+    def to(self, device: Any) -> Tagged:
+        return self
+
+
+class Judge(Tagged, ABC):
+    """Scores answers one by one (a grade) or against a baseline (a pairwise outcome)."""
 
     @abstractmethod
     def grade(self, requests: Sequence[GradeRequest], prompt: JudgePrompt) -> list[Optional[float]]:
@@ -59,10 +80,3 @@ class Judge(ABC):
     @abstractmethod
     def compare(self, requests: Sequence[PairRequest], prompt: JudgePrompt) -> list[Optional[float]]:
         """Model-side outcome per request: 1 win, 0.5 tie, 0 loss, ``None`` failed."""
-
-    def metric(self, base: str) -> str:
-        """``base`` with this judge's tag, e.g. ``win_rate_proxy``."""
-        return f"{base}_{self.tag}" if self.tag else base
-
-    def to(self, device: Any) -> Judge:
-        return self

@@ -5,6 +5,9 @@ benchmark's published judge prompt to ``{base_url}/chat/completions`` at tempera
 retries 5xx/429 and network errors with exponential backoff, gives each call ``timeout_s``,
 and turns a reply without a grade into a failed item (``None``), never an exception.
 The API key is read from the environment variable named by ``api_key_env`` and never logged.
+
+``replies`` is the one way many chats are sent (``max_workers`` at once); the benchmark suite's
+grades and verdicts and the seven tasks' votes (``votes.HttpVoteJudge``) all go through it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
-from maestro_lit.evals.judges.base import GradeRequest, Judge, JudgePrompt, PairRequest
+from maestro_lit.evals.judges.base import GradeRequest, Judge, JudgePrompt, Messages, PairRequest
 from maestro_lit.evals.judges.parse import parse_score, parse_verdict
 
 log = logging.getLogger(__name__)
@@ -56,11 +59,11 @@ class HttpJudge(Judge):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def chat(self, system: str, user: str) -> Optional[str]:
+    def reply(self, messages: Messages) -> Optional[str]:
         """The judge's reply text, or ``None`` after retries/timeouts/bad responses."""
         body = {
             "model": self.model,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "messages": messages,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
@@ -76,13 +79,23 @@ class HttpJudge(Judge):
                 return str(payload["choices"][0]["message"]["content"])
             except urllib.error.HTTPError as err:
                 if err.code >= 500 or err.code == 429:
-                    log.warning("judge %s answered HTTP %d (attempt %d/%d)", self.url, err.code, attempt + 1, self.max_retries + 1)
+                    log.warning(
+                        "judge %s answered HTTP %d (attempt %d/%d)",
+                        self.url,
+                        err.code,
+                        attempt + 1,
+                        self.max_retries + 1,
+                    )
                     continue
                 log.warning("judge %s answered HTTP %d; not retrying", self.url, err.code)
                 return None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
                 log.warning(
-                    "judge %s unreachable or timed out (%s), attempt %d/%d", self.url, type(err).__name__, attempt + 1, self.max_retries + 1
+                    "judge %s unreachable or timed out (%s), attempt %d/%d",
+                    self.url,
+                    type(err).__name__,
+                    attempt + 1,
+                    self.max_retries + 1,
                 )
                 continue
             except (ValueError, KeyError, IndexError, TypeError):
@@ -90,11 +103,25 @@ class HttpJudge(Judge):
                 return None
         return None
 
-    def _ask_all(self, prompt: JudgePrompt, fields: list[dict[str, str]]) -> list[Optional[str]]:
-        users = [prompt.user.format(**f) for f in fields]
-        self._headers()  # fail fast on a missing key before any thread starts
+    def replies(self, conversations: Sequence[Messages]) -> list[Optional[str]]:
+        """One reply per conversation, ``max_workers`` requests at once, ``None`` where one failed.
+
+        A missing API key raises here, before any request: it is a setup error, not a failed item.
+        """
+        self._headers()
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            return list(pool.map(lambda u: self.chat(prompt.system, u), users))
+            return list(pool.map(self._reply_or_none, conversations))
+
+    def _reply_or_none(self, messages: Messages) -> Optional[str]:
+        try:
+            return self.reply(messages)
+        except Exception as err:  # noqa: BLE001 - one broken request is one failed item, never a crashed evaluation
+            log.warning("judge %s request failed: %s", self.url, err)
+            return None
+
+    def _ask_all(self, prompt: JudgePrompt, fields: list[dict[str, str]]) -> list[Optional[str]]:
+        system = {"role": "system", "content": prompt.system}
+        return self.replies([[system, {"role": "user", "content": prompt.user.format(**f)}] for f in fields])
 
     def grade(self, requests: Sequence[GradeRequest], prompt: JudgePrompt) -> list[Optional[float]]:
         replies = self._ask_all(prompt, [r.fields for r in requests])

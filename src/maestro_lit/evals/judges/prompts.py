@@ -40,21 +40,22 @@ MT_BENCH_SINGLE = JudgePrompt(
 MT_BENCH_SINGLE_REF = JudgePrompt(
     "single-math-v1",
     _MT_SYSTEM,
-    "[Instruction]\n"
-    + _MT_REF_RULES
-    + "\n\n[Question]\n{question_1}\n\n[The Start of Reference Answer]\n{ref_answer_1}\n[The End of Reference Answer]\n\n"
+    "[Instruction]\n" + _MT_REF_RULES + "\n\n[Question]\n{question_1}\n\n"
+    "[The Start of Reference Answer]\n{ref_answer_1}\n[The End of Reference Answer]\n\n"
     "[The Start of Assistant's Answer]\n{answer_1}\n[The End of Assistant's Answer]",
     "score",
 )
 _MT_CONVERSATION = (
-    "<|The Start of Assistant A's Conversation with User|>\n\n### User:\n{question_1}\n\n### Assistant A:\n{answer_1}\n\n"
+    "<|The Start of Assistant A's Conversation with User|>\n\n"
+    "### User:\n{question_1}\n\n### Assistant A:\n{answer_1}\n\n"
     "### User:\n{question_2}\n\n### Assistant A:\n{answer_2}\n\n<|The End of Assistant A's Conversation with User|>"
 )
 MT_BENCH_MULTI = JudgePrompt("single-v1-multi-turn", _MT_RULES + _MT_TURN2, _MT_CONVERSATION, "score")
 MT_BENCH_MULTI_REF = JudgePrompt(
     "single-math-v1-multi-turn",
     _MT_REF_RULES + _MT_TURN2,
-    "<|The Start of Reference Answer|>\n\n### User:\n{question_1}\n\n### Reference answer:\n{ref_answer_1}\n\n### User:\n{question_2}\n\n"
+    "<|The Start of Reference Answer|>\n\n### User:\n{question_1}\n\n"
+    "### Reference answer:\n{ref_answer_1}\n\n### User:\n{question_2}\n\n"
     "### Reference answer:\n{ref_answer_2}\n\n<|The End of Reference Answer|>\n\n\n" + _MT_CONVERSATION,
     "score",
 )
@@ -63,8 +64,9 @@ ARENA_HARD = JudgePrompt(
     "arena-hard-v0.1",
     "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to the "
     "user prompt displayed below. You will be given assistant A's answer and assistant B's answer. Your job is to "
-    "evaluate which assistant's answer is better.\n\nBegin your evaluation by generating your own answer to the prompt. "
-    "You must provide your answers before judging any answers.\n\nWhen evaluating the assistants' answers, compare both "
+    "evaluate which assistant's answer is better.\n\nBegin your evaluation by generating your own answer to the "
+    "prompt. You must provide your answers before judging any answers.\n\nWhen evaluating the assistants' answers, "
+    "compare both "
     "assistants' answers with your answer. You must identify and correct any mistakes or inaccurate information.\n\n"
     "Then consider if the assistant's answers are helpful, relevant, and concise. Then consider the creativity and "
     "novelty of the assistant's answers when needed. Finally, identify any missing important information in the "
@@ -73,7 +75,8 @@ ARENA_HARD = JudgePrompt(
     "1. Assistant A is significantly better: [[A>>B]]\n2. Assistant A is slightly better: [[A>B]]\n"
     "3. Tie, relatively the same: [[A=B]]\n4. Assistant B is slightly better: [[B>A]]\n"
     '5. Assistant B is significantly better: [[B>>A]]\n\nExample output: "My final verdict is tie: [[A=B]]".',
-    "<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n{answer_a}\n<|The End of Assistant A's Answer|>\n\n"
+    "<|User Prompt|>\n{question}\n\n"
+    "<|The Start of Assistant A's Answer|>\n{answer_a}\n<|The End of Assistant A's Answer|>\n\n"
     "<|The Start of Assistant B's Answer|>\n{answer_b}\n<|The End of Assistant B's Answer|>",
     "verdict",
 )

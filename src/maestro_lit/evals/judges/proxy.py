@@ -9,6 +9,11 @@ a cheap, deterministic signal that moves with answer quality on everyday prompts
   it reads on the MT-Bench scale.
 - compare: both answers are scored against the prompt; the closer one wins, and a gap
   within ``tie_margin`` is a tie.
+
+The seven tasks' stand-in is ``votes.ProxyVoteJudge``: lexical votes against a reference, which
+every task item has. Both carry the ``PROXY`` tag because the tag says "offline stand-in, not the
+official judge"; they never meet on one metric, as this one scores the suite's grades and win
+rates and that one the tasks' preference.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from maestro_lit.evals.aggregate import outcome_from_scores
-from maestro_lit.evals.judges.base import GradeRequest, Judge, JudgePrompt, PairRequest
+from maestro_lit.evals.judges.base import PROXY, GradeRequest, Judge, JudgePrompt, PairRequest
 
 _ENCODERS: dict[Optional[str], Any] = {}
 
@@ -32,7 +37,7 @@ def shared_encoder(name_or_path: Optional[str] = None):
 
 
 class ProxyJudge(Judge):
-    tag = "proxy"
+    tag = PROXY
 
     def __init__(self, encoder: Optional[str] = None, tie_margin: float = 0.02) -> None:
         self.encoder_name, self.tie_margin = encoder, tie_margin

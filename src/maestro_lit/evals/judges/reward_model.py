@@ -52,9 +52,13 @@ class RewardModelJudge(Judge):
             return []
         n = len(requests)
         scores = self._clean(
-            self.scorer.score([r.prompt for r in requests] * 2, [r.answer for r in requests] + [r.baseline for r in requests])
+            self.scorer.score(
+                [r.prompt for r in requests] * 2, [r.answer for r in requests] + [r.baseline for r in requests]
+            )
         )
         return [
-            None if scores[i] is None or scores[n + i] is None else outcome_from_scores(scores[i], scores[n + i], self.tie_margin)
+            None
+            if scores[i] is None or scores[n + i] is None
+            else outcome_from_scores(scores[i], scores[n + i], self.tie_margin)
             for i in range(n)
         ]

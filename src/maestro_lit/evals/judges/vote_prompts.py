@@ -1,6 +1,6 @@
 """The judge prompts for the seven tasks: three variants per judging kind, one vote each.
 
-The paper's judge prompt is not published (PAPER.md §3), so these are ours. Why three prompt
+The paper's judge prompt is not published (docs/paper.md#evaluation), so these are ours. Why three prompt
 *variants* rather than three samples of one prompt: at temperature 0 a local or hosted judge is
 reproducible, and varying the presentation (order of reference and answer, A/B slots, a
 criteria-first wording) cancels a judge's position bias, which three samples of one prompt keep.
@@ -35,8 +35,12 @@ _CONSISTENT = (
 _YES_NO = "Give a one-sentence justification, then end with exactly [[YES]] if consistent or [[NO]] if not."
 
 REFERENCE_VARIANTS = (
-    _CONSISTENT + "\n\n[Question]\n{question}\n\n[Reference answer]\n{reference}\n\n[Candidate answer]\n{answer}\n\n" + _YES_NO,
-    _CONSISTENT + "\n\n[Question]\n{question}\n\n[Candidate answer]\n{answer}\n\n[Reference answer]\n{reference}\n\n" + _YES_NO,
+    _CONSISTENT
+    + "\n\n[Question]\n{question}\n\n[Reference answer]\n{reference}\n\n[Candidate answer]\n{answer}\n\n"
+    + _YES_NO,
+    _CONSISTENT
+    + "\n\n[Question]\n{question}\n\n[Candidate answer]\n{answer}\n\n[Reference answer]\n{reference}\n\n"
+    + _YES_NO,
     "First state in a few words the final answer the candidate commits to. Then compare it with the reference "
     "answer and decide whether they agree.\n\n[Question]\n{question}\n\n[Reference answer]\n{reference}\n\n"
     "[Candidate answer]\n{answer}\n\nEnd with exactly [[YES]] if they agree or [[NO]] if they do not.",
@@ -47,15 +51,21 @@ CRITERIA = {
         "a social story for a child with autism: accurate and reassuring, simple concrete sentences, describes the "
         "situation, others' perspectives and helpful actions, on the requested topic"
     ),
-    "multilingual": "a translation: faithful to the source meaning, complete, fluent and natural in the target language",
+    "multilingual": (
+        "a translation: faithful to the source meaning, complete, fluent and natural in the target language"
+    ),
 }
-_PICK = "Give a short justification, then end with exactly [[A]] if Response A is better or [[B]] if Response B is better."
+_PICK = (
+    "Give a short justification, then end with exactly [[A]] if Response A is better or [[B]] if Response B is better."
+)
 _PAIR = "[Task]\n{question}\n\n[Response A]\n{first}\n\n[Response B]\n{second}\n\n"
 
 PAIRWISE_VARIANTS = (
     "Compare two responses to the same task, judged as {criteria}.\n\n" + _PAIR + _PICK,
     "Compare two responses to the same task, judged as {criteria}.\n\n" + _PAIR + _PICK,
-    "Criteria: {criteria}. Check each response against every criterion, then decide which one is better overall.\n\n" + _PAIR + _PICK,
+    "Criteria: {criteria}. Check each response against every criterion, then decide which one is better overall.\n\n"
+    + _PAIR
+    + _PICK,
 )
 MODEL_FIRST = (True, False, True)  # slot A holds the model's response in variants 1 and 3
 

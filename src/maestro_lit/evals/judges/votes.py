@@ -5,6 +5,11 @@ prompt sampled three times with ``vote_mode="samples"``). The item is favourable
 favourable votes outnumber unfavourable ones among the parsed votes; a 1–1 split (one vote
 unparsed) is not favourable; an item with no parsed vote is *undecided* and left out of the
 preference, which is ``100 × favourable / decided``. Unparsed replies are counted, never raised.
+
+The prompted judges add only the protocol to parts the project has once: the HTTP judge sends
+through ``HttpJudge.replies`` (its retries, timeouts and thread pool), and the local judge loads
+its tokenizer and renders chats as the policy does (``policy.model.load_tokenizer``,
+``policy.rollout.render_prompt``), so every model in a run sees prompts in one format.
 """
 
 from __future__ import annotations
@@ -12,16 +17,15 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from maestro_lit.evals.judges.base import PROXY, Messages, Tagged
 from maestro_lit.evals.judges.http import HttpJudge
 from maestro_lit.evals.judges.vote_prompts import JudgeItem, parse_vote, vote_messages
 
 log = logging.getLogger(__name__)
 VOTES = 3
-Messages = list[dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -52,19 +56,11 @@ def summarise(verdicts: Sequence[Verdict]) -> JudgeSummary:
     return JudgeSummary(preference, unparsed, len(verdicts) - len(decided))
 
 
-class VoteJudge(ABC):
-    """Judges items by ``VOTES`` votes each. ``tag`` suffixes metric names ("proxy"; "" for real judges)."""
-
-    tag: str = ""
+class VoteJudge(Tagged, ABC):
+    """Judges items by ``VOTES`` votes each; ``tag`` as for every judge (``base.Tagged``)."""
 
     @abstractmethod
     def verdicts(self, items: Sequence[JudgeItem]) -> list[Verdict]: ...
-
-    def metric(self, base: str) -> str:
-        return f"{base}_{self.tag}" if self.tag else base
-
-    def to(self, device: Any) -> VoteJudge:
-        return self
 
 
 class PromptedJudge(VoteJudge):
@@ -89,35 +85,30 @@ class PromptedJudge(VoteJudge):
 
 
 class HttpVoteJudge(PromptedJudge):
-    """OpenAI-compatible server (vLLM, SGLang, hosted APIs): ``HttpJudge``'s retries and timeouts, ``max_workers`` requests at once."""
+    """The votes from an OpenAI-compatible server (vLLM, SGLang, hosted APIs) through ``HttpJudge``.
+
+    ``client`` takes any other ``HttpJudge`` argument by name (``api_key_env``, ``timeout_s``,
+    ``max_retries``, ``backoff_s``); the defaults here differ from ``HttpJudge``'s because a vote
+    reply is short and a task sends three per item.
+    """
 
     def __init__(
         self,
         base_url: str,
         model: str,
-        api_key_env: Optional[str] = None,
-        timeout_s: float = 120.0,
-        max_retries: int = 3,
-        backoff_s: float = 1.0,
         max_tokens: int = 512,
         max_workers: int = 16,
         vote_mode: str = "variants",
         temperature: float = 0.0,
+        **client: Any,
     ) -> None:
         super().__init__(vote_mode, temperature)
-        self.client = HttpJudge(base_url, model, api_key_env, timeout_s, max_retries, backoff_s, max_tokens, temperature, max_workers)
+        self.client = HttpJudge(
+            base_url, model, max_tokens=max_tokens, max_workers=max_workers, temperature=temperature, **client
+        )
 
     def replies(self, conversations: Sequence[Messages]) -> list[Optional[str]]:
-        self.client._headers()  # a missing API key fails here, before any thread starts
-        with ThreadPoolExecutor(max_workers=self.client.max_workers) as pool:
-            return list(pool.map(lambda m: self._safe_chat(m), conversations))
-
-    def _safe_chat(self, messages: Messages) -> Optional[str]:
-        try:
-            return self.client.chat(messages[0]["content"], messages[1]["content"])
-        except Exception as err:  # noqa: BLE001 - a judge failure is an unparsed vote, never a crash
-            log.warning("judge request failed: %s", err)
-            return None
+        return self.client.replies(conversations)
 
 
 _LOCAL: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -148,15 +139,13 @@ class LocalVoteJudge(PromptedJudge):
         key = (self.name_or_path, self.dtype)
         if key not in _LOCAL:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
+            from maestro_lit.policy.model import load_tokenizer
             from maestro_lit.tiny import resolve_model_path
 
             path = resolve_model_path(self.name_or_path)
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            tokenizer.padding_side = "left"
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
+            tokenizer = load_tokenizer(path)
             dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
             _LOCAL[key] = (model, tokenizer)
@@ -165,19 +154,16 @@ class LocalVoteJudge(PromptedJudge):
             model.to(self._device)
         return model, tokenizer
 
-    def _render(self, tokenizer: Any, messages: Messages) -> str:
-        if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
-
     def replies(self, conversations: Sequence[Messages]) -> list[Optional[str]]:
         import torch
+
+        from maestro_lit.policy.rollout import render_prompt
 
         model, tokenizer = self.load()
         out: list[Optional[str]] = []
         sample = self.temperature > 0
         for start in range(0, len(conversations), self.batch_size):
-            texts = [self._render(tokenizer, m) for m in conversations[start : start + self.batch_size]]
+            texts = [render_prompt(tokenizer, m) for m in conversations[start : start + self.batch_size]]
             batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             try:
                 with torch.no_grad():
@@ -204,10 +190,12 @@ class ProxyVoteJudge(VoteJudge):
     Votes: ROUGE-L F ≥ ``threshold``, token F1 ≥ ``threshold``, chrF/100 ≥ ``threshold``; on
     multiple-choice items all three are "same option letter(s) as the reference". It measures
     agreement with the reference, not quality, and a pairwise task's "preference" becomes
-    "close to the reference story/translation": a smoke signal, not the paper's number.
+    "close to the reference story/translation": a smoke signal, not the paper's number. It shares
+    the ``PROXY`` tag with the suite's embedding ``proxy.ProxyJudge`` because the tag marks any
+    offline number; the two never score the same metric.
     """
 
-    tag = "proxy"
+    tag = PROXY
 
     def __init__(self, threshold: float = 0.5) -> None:
         if not 0 < threshold <= 1:

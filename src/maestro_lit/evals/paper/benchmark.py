@@ -7,7 +7,7 @@ the run folder, which is what ``compare`` reads. This class adds the task data (
 prepared format, one split), the answer extraction, the deterministic metrics and the 3-vote
 judge. Metrics (shares in percent unless said otherwise):
 
-- ``preference`` (``preference_proxy`` with the stand-in): ``judging.summarise``;
+- ``preference`` (``preference_proxy`` with the stand-in): ``votes.summarise``;
 - ``unparsed_share`` (fraction of judge votes without a verdict), ``undecided`` (items);
 - ``letter_accuracy`` over the multiple-choice items (``n_multiple_choice`` of them);
 - ``rouge_l`` (×100) or ``chrf``/``bleu`` (0–100), per the task's spec;
@@ -93,7 +93,8 @@ class PaperTask(Benchmark):
         completions = run_generate(generate, [user(item.prompt) for item in items], max_new_tokens)
         answers = [M.answer_text(c) for c in completions]
         judged = [
-            JudgeItem(judge_question(i.prompt), i.reference, a, self.spec.judging, self.spec.category) for i, a in zip(items, answers)
+            JudgeItem(judge_question(i.prompt), i.reference, a, self.spec.judging, self.spec.category)
+            for i, a in zip(items, answers)
         ]
         verdicts = self.judge.verdicts(judged)
         summary = summarise(verdicts)

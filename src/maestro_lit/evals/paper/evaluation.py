@@ -42,7 +42,9 @@ class PaperTaskEvaluation(BenchmarkCallback):
         output_dir: Optional[str] = None,
         progress_bar: bool = True,
     ) -> None:
-        benchmark = PaperTask(task, path=path, split=split, judge=judge, hub_id=hub_id, hub_config=hub_config, limit=limit)
+        benchmark = PaperTask(
+            task, path=path, split=split, judge=judge, hub_id=hub_id, hub_config=hub_config, limit=limit
+        )
         super().__init__(
             [benchmark],
             every_n_train_steps=every_n_train_steps,

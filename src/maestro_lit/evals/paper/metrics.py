@@ -22,7 +22,9 @@ from typing import Optional
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 _LABELLED = re.compile(r"\b(Emotion|Cause)\s*:\s*\(?([A-J])\b")
-_LEAD = re.compile(r"^\s*(?:the\s+(?:correct\s+)?answer\s+is\s*:?\s*)?(?:option\s+)?\(?([A-Ja-j])\s*(?:[\).:]|$|\s)", re.IGNORECASE)
+_LEAD = re.compile(
+    r"^\s*(?:the\s+(?:correct\s+)?answer\s+is\s*:?\s*)?(?:option\s+)?\(?([A-Ja-j])\s*(?:[\).:]|$|\s)", re.IGNORECASE
+)
 
 
 def extract_answer(completion: str) -> Optional[str]:
@@ -59,7 +61,11 @@ def reference_letters(reference: str, prompt: str) -> Optional[tuple[str, ...]]:
     if labelled:
         return labelled
     letter = _lead_letter(reference)
-    if letter and _offers(prompt, letter) and (len(reference.strip()) == 1 or re.match(r"^\s*\(?[A-Ja-j][\).:]", reference)):
+    if (
+        letter
+        and _offers(prompt, letter)
+        and (len(reference.strip()) == 1 or re.match(r"^\s*\(?[A-Ja-j][\).:]", reference))
+    ):
         return (letter,)
     return None
 
