@@ -50,7 +50,7 @@ def test_oracle_beats_static_by_a_clear_margin():
     static = [run(METHODS["equal"], s, WORLD).utility for s in seeds]
     oracle = [run(METHODS["oracle"], s, WORLD).utility for s in seeds]
     spread = max(statistics.stdev(static), statistics.stdev(oracle))
-    assert statistics.fmean(oracle) - statistics.fmean(static) >= 3 * spread  # 20 seeds: see README, Simulator
+    assert statistics.fmean(oracle) - statistics.fmean(static) >= 3 * spread  # 20 seeds: see docs/results.md, Simulator
     assert min(oracle) > max(static)
 
 
@@ -190,7 +190,8 @@ def test_the_old_name_static_still_selects_equal_weights(tmp_path):
 
 def test_label_free_methods_are_blind_to_which_category_wants_what():
     """Permuting the true weights among categories leaves a label-free run bit-identical, so averaged over
-    relabelings its utility is mean_c w̄·m(p_c) ≤ max_t w̄·m_t (README, Simulator); the trusted labels do see it."""
+    relabelings its utility is mean_c w̄·m(p_c) ≤ max_t w̄·m_t (docs/results.md, Simulator); the trusted labels do
+    see it."""
     relabelled = dataclasses.replace(WORLD, true_weights=WORLD.true_weights[[1, 2, 3, 0]])
     config = SimConfig(steps=12, eval_every=6)
     for name in ("maestro", "consensus", "reference_credit", "trusted"):

@@ -9,7 +9,7 @@ scalarisation* (equal weights on the z-scored components).
 - ``ConsensusConductor``: ``TrustedConductor``'s per-prompt action and agreement credit, with the
   reference scalar in place of the trusted column, so it needs no labels.
 
-Why they cannot beat the best static weighting here (README, Simulator): the observable
+Why they cannot beat the best static weighting here (docs/results.md, Simulator): the observable
 components of a response type do not depend on the category, so nothing a label-free
 signal sees says which category wants which trade-off. They are kept in the sim, not the
 package, as the recorded negative result.

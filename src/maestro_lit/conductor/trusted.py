@@ -3,7 +3,7 @@
 Why it exists: MAESTRO's meta-reward (docs/design.md §1 step 7) credits each completion's action
 with that completion's own group-relative advantage. On the project's testbed that credit
 is self-serving — an action scores well when it emphasises what the completion already does
-well — and the Conductor collapsed onto one action for every prompt (README, Results).
+well — and the Conductor collapsed onto one action for every prompt (docs/results.md).
 
 ``TrustedConductor`` changes two things, and nothing else in the training step:
 

@@ -15,7 +15,8 @@ does. An empty completion scores NaN (missing).
 ``valid_format_only`` (off by default; the paper is silent) scores only well-formed
 ``<think>…</think><answer>…</answer>`` responses and leaves the rest missing (rank 0), as NOVER
 does for ``ppl``: with ``prefer="high"`` an ungated entropy bonus pays any policy for writing
-noise, which on the tiny model overtook every other reward within ~100 steps (README, Quick start).
+noise, which on the tiny model overtook every other reward within ~100 steps (docs/results.md, Quick start
+on the tiny model).
 """
 
 from __future__ import annotations
