@@ -117,3 +117,60 @@ def test_unknown_loss_type_and_minibatches():
 def test_unscored_rows():
     raw = torch.tensor([[float("nan"), float("nan")], [1.0, float("nan")]])
     assert grpo.unscored_rows(raw).tolist() == [True, False]
+
+
+def test_an_unscored_completion_stays_out_of_its_groups_statistics():
+    # [1, 2, 4] with one unscored completion: mean 7/3 and std of (1, 2, 4) alone; the unscored row gets 0.
+    expected = torch.tensor([1.0 - 7 / 3, 2.0 - 7 / 3, 4.0 - 7 / 3]) / (math.sqrt(7 / 3) + 1e-4)
+    for rewards, valid in (
+        (torch.tensor([1.0, 2.0, 4.0, float("nan")]), None),  # NaN reward: out of the statistics by default
+        (torch.tensor([1.0, 2.0, 4.0, 0.0]), torch.tensor([True, True, True, False])),  # scalarised 0, marked unscored
+    ):
+        adv = grpo.group_advantages(rewards, 4, valid=valid)
+        torch.testing.assert_close(adv[:3], expected)
+        assert adv[3] == 0
+    assert adv.tolist() == pytest.approx([-0.873, -0.218, 1.091, 0.0], abs=1e-3)  # TRL's numbers
+    # A group left with one scored completion has no spread: all 0, never NaN.
+    lone = grpo.group_advantages(torch.tensor([5.0, 0.0, 0.0]), 3, valid=torch.tensor([True, False, False]))
+    assert lone.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_scale_rewards_group_batch_none_hand_computed():
+    rewards = torch.tensor([1.0, 2.0, 3.0, 5.0, 5.0, 9.0])
+    centred = torch.tensor([-1.0, 0.0, 1.0, -4 / 3, -4 / 3, 8 / 3])
+    group_std = torch.tensor([1.0, 1.0, 1.0, math.sqrt(16 / 3), math.sqrt(16 / 3), math.sqrt(16 / 3)])
+    torch.testing.assert_close(grpo.group_advantages(rewards, 3, scale="group"), centred / (group_std + 1e-4))
+    torch.testing.assert_close(grpo.group_advantages(rewards, 3, scale="batch"), centred / (rewards.std() + 1e-4))
+    torch.testing.assert_close(grpo.group_advantages(rewards, 3, scale="none"), centred)
+    assert grpo.group_advantages(torch.tensor([2.0, 2.0, 1.0, 3.0]), 2, scale="none")[:2].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="unknown scale_rewards"):
+        grpo.group_advantages(rewards, 3, scale="std")
+
+
+def test_sequence_level_ratio_is_one_clipped_ratio_per_completion():
+    logprobs, old, _, mask = _loss_inputs()
+    adv = torch.tensor([1.0, -2.0])
+    # row 0: log-ratios (log 2, 0) over its 2 tokens → ρ = √2, clipped to 1 + 0.2 (A > 0);
+    # row 1: (0, log .5, 0) → ρ = .5^(1/3) ≈ .794, inside [1 − 0.25, 1.2]: −ρ·A on each of its 3 tokens.
+    loss, stats = grpo.clipped_policy_loss(
+        logprobs, old, adv, mask, epsilon_low=0.25, importance_sampling_level="sequence", loss_type="bnpo"
+    )
+    torch.testing.assert_close(loss, torch.tensor((2 * -1.2 + 3 * 2 * 0.5 ** (1 / 3)) / 5))
+    torch.testing.assert_close(stats.clip_fraction, torch.tensor(2 / 5))  # row 0's two tokens
+    with pytest.raises(ValueError, match="unknown importance_sampling_level"):
+        grpo.clipped_policy_loss(logprobs, old, adv, mask, importance_sampling_level="tokens")
+
+
+def test_top_entropy_quantile_keeps_the_surrogate_on_high_entropy_tokens_only():
+    logprobs, old, adv, mask = _loss_inputs()
+    entropy = torch.tensor([[0.1, 0.9, 5.0], [0.5, 0.3, 0.7]])  # the masked token (5.0) never counts
+    per_token = torch.tensor([[-1.2, -1.0, -1.0], [1.0, 0.8, 1.0]])
+    kept = grpo.high_entropy_mask(entropy, mask, 0.6)  # the 0.6 quantile of (.1, .9, .5, .3, .7) is .58
+    assert kept.tolist() == [[False, True, False], [False, False, True]]
+    masked = {"loss_type": "bnpo", "token_entropy": entropy, "top_entropy_quantile": 0.4}
+    loss, _ = grpo.clipped_policy_loss(logprobs, old, adv, mask, **masked)
+    torch.testing.assert_close(loss, (per_token * kept).sum() / 5)
+    with_kl, _ = grpo.clipped_policy_loss(logprobs, old, adv, mask, beta=0.5, ref_logprobs=logprobs - 0.1, **masked)
+    torch.testing.assert_close(with_kl - loss, torch.tensor(0.5 * (math.exp(-0.1) + 0.1 - 1)))  # KL on every token
+    with pytest.raises(ValueError, match="needs token_entropy"):
+        grpo.clipped_policy_loss(logprobs, old, adv, mask, top_entropy_quantile=0.4)

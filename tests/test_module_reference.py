@@ -71,11 +71,34 @@ def test_synced_adapter_is_frozen_starts_at_the_base_and_mixes_every_n_steps(mak
     mixed = _adapters(module, "reference")
     assert module.reference.syncs == 1
     for key in initial:
-        torch.testing.assert_close(mixed[key], 0.25 * initial[key] + 0.75 * policy[key])
+        torch.testing.assert_close(mixed[key], 0.75 * initial[key] + 0.25 * policy[key])  # α: the policy's share
     moved = _reference_logprobs(module, ids, mask)
     assert not torch.allclose(moved, base)  # the KL / ppl reference is now the mixed adapter, not the base
     with torch.no_grad():
         assert not torch.allclose(moved, module.policy.scoring_pass(ids, mask, 4).logprobs)
+
+
+def trl_sync_target_model(policy_params, reference_params, alpha):
+    """TRL's ``SyncRefModelCallback._sync_target_model`` (trl/trainer/callbacks.py), which NOVER's
+    ``sync_ref_model`` / ``ref_model_mixup_alpha`` configure: π_ref ← α·π_θ + (1 − α)·π_ref."""
+    for reference, policy in zip(reference_params, policy_params):
+        reference.mul_(1.0 - alpha).add_(policy, alpha=alpha)
+
+
+@pytest.mark.parametrize("alpha", [0.6, 0.25])
+def test_the_mix_is_trls_sync_ref_model(make_module, alpha):
+    module = make_module(reference=ReferenceSettings(sync_every=3, mix_alpha=alpha))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for _, reference, policy in module.reference.pairs:  # a reference and a policy that differ
+            reference.normal_()
+            policy.normal_()
+    expected = [reference.detach().clone() for _, reference, _ in module.reference.pairs]
+    trl_sync_target_model([policy.detach() for _, _, policy in module.reference.pairs], expected, alpha)
+    assert not module.reference.after_step(2)  # not a multiple of sync_every
+    assert module.reference.after_step(3)
+    for (_, reference, _), trl in zip(module.reference.pairs, expected):
+        torch.testing.assert_close(reference, trl, atol=1e-6, rtol=0)
 
 
 def test_ppl_scores_with_the_synced_reference(make_module):

@@ -135,3 +135,61 @@ def test_backward_and_token_reducer_are_injected():
     model, *rest = _problem()
     _, optimizer, _ = _run(GRPOSettings(loss_type="dapo"), model, *rest, backward=backward, reduce_tokens=reduce_tokens)
     assert calls == ["reduce", "backward"] and optimizer.steps == 1
+
+
+def _minibatch_losses(settings, truncated=None):
+    """The loss each update backpropagates, on the same problem, the weights held still (lr 0)."""
+    model, inputs, mask, advantages = _problem()
+    losses = []
+
+    def backward(loss):
+        losses.append(float(loss.detach()))
+        loss.backward()
+
+    def score(rows):
+        return -F.softplus(model(inputs[rows]))
+
+    with torch.no_grad():
+        old = score(slice(None))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    extra = {} if truncated is None else {"truncated": truncated}
+    PolicyUpdater(settings, max_new_tokens=T).run(
+        optimizer, list(model.parameters()), score, old, None, advantages, mask, backward=backward, **extra
+    )
+    return losses, old, advantages, mask
+
+
+def test_dapo_divides_each_minibatch_by_the_whole_rollouts_tokens_without_accumulation_too():
+    losses, old, advantages, mask = _minibatch_losses(GRPOSettings(loss_type="dapo", num_minibatches=2))
+    per_token = -advantages.unsqueeze(-1) * torch.ones_like(old)  # ratio 1 (lr 0): −A on every token
+    expected = [float((per_token[rows] * mask[rows]).sum() / mask.sum()) for rows in (slice(0, 3), slice(3, 6))]
+    assert losses == pytest.approx(expected, abs=1e-6)  # TRL: every chunk over num_items_in_batch
+    accumulated, *_ = _minibatch_losses(GRPOSettings(loss_type="dapo", num_minibatches=2, accumulate_minibatches=True))
+    assert accumulated == pytest.approx(losses, abs=1e-7)  # with or without accumulation alike
+
+
+def test_truncated_completions_leave_the_loss_but_not_dapos_token_count():
+    truncated = torch.tensor([True, False, False, False, False, True])
+    base = {"loss_type": "dapo", "num_minibatches": 1}
+    masked, old, advantages, mask = _minibatch_losses(GRPOSettings(**base, mask_truncated_completions=True), truncated)
+    keep = mask * ~truncated.unsqueeze(-1)
+    assert masked == pytest.approx([float((-advantages.unsqueeze(-1) * keep).sum() / mask.sum())], abs=1e-6)
+    kept, *_ = _minibatch_losses(GRPOSettings(**base), truncated)  # off (the default): truncated rows train
+    assert kept == pytest.approx([float((-advantages.unsqueeze(-1) * mask).sum() / mask.sum())], abs=1e-6)
+
+
+def test_score_may_return_token_entropies_for_top_entropy_quantile():
+    model, inputs, mask, advantages = _problem()
+    entropy = torch.rand(N, T)
+
+    def score(rows):
+        return -F.softplus(model(inputs[rows])), entropy[rows]
+
+    with torch.no_grad():
+        old = score(slice(None))[0]
+    settings = GRPOSettings(top_entropy_quantile=0.5, num_minibatches=2)
+    parameters = list(model.parameters())
+    metrics = PolicyUpdater(settings, T).run(CountingSGD(parameters), parameters, score, old, None, advantages, mask)
+    assert torch.isfinite(metrics["train/policy_loss"])
+    with pytest.raises(ValueError, match="needs token_entropy"):
+        _run(settings, *_problem())  # a score without entropies

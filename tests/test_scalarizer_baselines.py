@@ -71,6 +71,41 @@ def test_negative_sign_gives_the_advantages_of_the_opposite_reward():
     assert a.abs().sum() > 0
 
 
+def _em_grpo_advantages(raw, normalizations, sign=-1):
+    scalarizer = SingleReward("ent", sign=sign)
+    scalarizer.bind(PAPER, 4)
+    weights = scalarizer.choose(torch.zeros(raw.shape[0], 4), {}).weights
+    return grpo.group_advantages(grpo.scalarize(raw, weights, 4, normalizations=normalizations), 4)
+
+
+def test_em_grpo_never_rewards_a_missing_entropy_score():
+    """A missing score ranks last whatever the sign: EM-GRPO gives the advantages of a real low-entropy reward."""
+    torch.manual_seed(0)
+    raw = torch.rand(4, 5)
+    raw[:, 2] = torch.tensor([0.2, 0.9, float("nan"), 0.5])  # ent; row 2 is malformed (NaN), the others score it
+    ranked = ["rank", "zscore", "rank", "zscore", "zscore"]  # rewards/paper.yaml ranks ent
+    low_entropy = raw.clone()
+    low_entropy[:, 2] = -raw[:, 2]  # a reward that prefers low entropy, NaN still missing
+    advantages = _em_grpo_advantages(raw, ranked)
+    torch.testing.assert_close(advantages, _em_grpo_advantages(low_entropy, ranked, sign=1))
+    assert advantages.tolist() == pytest.approx([1.162, -0.387, -1.162, 0.387], abs=1e-3)
+    assert advantages[2] == advantages.min()  # the malformed answer is the worst of its group, not the best
+    # z-score: a missing score is 0 (neutral) under either sign, as before; negating first changes nothing.
+    flipped = raw.clone()
+    flipped[:, 2] = -raw[:, 2]
+    torch.testing.assert_close(_em_grpo_advantages(raw, None), _em_grpo_advantages(flipped, None, sign=1))
+
+
+def test_negative_weights_keep_their_gradient():
+    """The joint Conductor differentiates through the weights; a sign flip keeps ∂r/∂w = the normalised score."""
+    raw = torch.tensor([[1.0, 3.0], [2.0, 1.0], [4.0, 2.0], [3.0, 4.0]])
+    weights = torch.tensor([[0.5, -0.5]] * 4, requires_grad=True)
+    grpo.scalarize(raw, weights, 4, normalizations=["rank", "rank"]).sum().backward()
+    positive, negated = grpo.rank_within_groups(raw[:, :1], 4), grpo.rank_within_groups(-raw[:, 1:], 4)
+    expected = torch.cat([positive, -negated], dim=-1)
+    torch.testing.assert_close(weights.grad, expected)
+
+
 def load_method(name: str):
     """Instantiate the method file's scalariser (and conductor optimiser) the way LightningCLI does."""
     parser = ArgumentParser(exit_on_error=False)
@@ -78,7 +113,9 @@ def load_method(name: str):
     parser.add_argument("--conductor_optimizer", type=OptimizerCallable, default=torch.optim.Adam)
     fragment = yaml.safe_load((METHODS / f"{name}.yaml").read_text())
     assert set(fragment) == {"model"}, f"{name}.yaml must hold only model settings"
-    init = parser.instantiate_classes(parser.parse_object(fragment["model"]))
+    model = fragment["model"]  # nover.yaml also sets NOVER's grpo_settings (tests/test_grpo_settings.py)
+    keys = [key for key in ("scalarizer", "conductor_optimizer") if key in model]
+    init = parser.instantiate_classes(parser.parse_object({key: model[key] for key in keys}))
     init.scalarizer.bind(PAPER, 8)
     return init.scalarizer, init.conductor_optimizer
 

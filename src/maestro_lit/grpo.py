@@ -6,9 +6,19 @@ docs/design.md §1 steps 3, 5 and 6 can be checked on hand-made tensors.
 Choices where the paper is silent:
 - the group std is the unbiased one (``torch.std``), as TRL uses;
 - a component's NaN scores are left out of its group statistics and its normalised
-  value is 0 (it neither helps nor hurts that completion);
-- ``dapo`` normalises by the number of completion tokens in the whole rollout batch
-  (``num_batch_tokens``), ``bnpo`` by those in the minibatch at hand.
+  value is 0 (it neither helps nor hurts that completion); under ``rank`` a missing score
+  ranks last whatever the sign of its weight (a negative weight ranks the negated score);
+- a completion with no score at all is left out of its group's mean and std (and of the
+  batch std) and gets advantage 0, as TRL does with unscorable completions;
+- ``dapo`` normalises every minibatch by the number of completion tokens in the whole
+  rollout (``num_batch_tokens``), ``bnpo`` by those in the minibatch at hand.
+
+TRL equivalence (``tests/test_grpo_trl.py``, against TRL 1.16's formulas written out in the test, float64):
+the advantages of ``sum_then_normalize`` (TRL's order) for ``scale_rewards`` group/batch/none with unscored
+rows, and, through ``train.policy_update.PolicyUpdater``, the loss and its gradient at every update for each
+``loss_type`` × β ∈ {0, 0.04} × (ε_low, ε_high) ∈ {(0.2, 0.2), (0.1, 0.28)} × ``importance_sampling_level`` ×
+``top_entropy_quantile`` ∈ {1, 0.2} × ``mask_truncated_completions`` × minibatching (fused, one, two, two
+accumulated) × μ ∈ {1, 2} agree within 1e-6. ``normalize_then_sum`` and ``rank`` are this project's, not TRL's.
 """
 
 from __future__ import annotations
@@ -89,15 +99,50 @@ def normalize_components(scores: torch.Tensor, group_size: int, modes: Sequence[
     return out
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """A = (r - mean_g r) / (std_g r + eps) per completion (docs/design.md §1 step 5).
+SCALE_REWARDS = ("group", "batch", "none")
 
-    A zero-variance group gets advantage 0 everywhere, never NaN.
+
+def _sqrt(variance: torch.Tensor) -> torch.Tensor:
+    """√variance with a finite gradient at 0 (a zero-variance group; the joint Conductor backpropagates through it)."""
+    positive = variance > 0
+    root = torch.where(positive, variance, torch.ones_like(variance)).sqrt()
+    return torch.where(positive, root, torch.zeros_like(variance))
+
+
+def group_advantages(
+    rewards: torch.Tensor,
+    group_size: int,
+    eps: float = 1e-4,
+    scale: str = "group",
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A = (r - mean_g r) / (std r + eps) per completion (docs/design.md §1 step 5).
+
+    ``scale`` is TRL's ``scale_rewards``: ``group`` divides by the group's std, ``batch`` by the
+    std of every reward in the batch, ``none`` only centres. Only ``valid`` rows (default: the
+    finite rewards) enter the means and stds; the others get advantage 0 (TRL's unscorable
+    completions). A group whose valid rewards all agree gets 0 everywhere, never NaN.
     """
-    grouped = _grouped(rewards, group_size)
-    centred = grouped - grouped.mean(dim=1, keepdim=True)
-    std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(grouped)
-    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred)).reshape(-1)
+    if scale not in SCALE_REWARDS:
+        raise ValueError(f"unknown scale_rewards {scale!r}; choose one of {SCALE_REWARDS}")
+    keep = torch.isfinite(rewards) if valid is None else valid.to(torch.bool) & torch.isfinite(rewards)
+    filled = torch.where(keep, rewards, torch.zeros_like(rewards))
+    grouped, mask = _grouped(filled, group_size), _grouped(keep, group_size)
+    count = mask.sum(dim=1, keepdim=True)
+    mean = grouped.sum(dim=1, keepdim=True) / count.clamp(min=1)
+    centred = torch.where(mask, grouped - mean, torch.zeros_like(grouped))
+    std = _sqrt((centred**2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1))  # one valid row: 0, no signal
+    if scale == "group":
+        advantages = torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+    else:
+        advantages = torch.where(std > 0, centred, torch.zeros_like(centred))
+        if scale == "batch":
+            n = keep.sum()
+            batch_mean = filled.sum() / n.clamp(min=1)
+            spread = torch.where(keep, filled - batch_mean, torch.zeros_like(filled))
+            batch_std = _sqrt(spread.pow(2).sum() / (n - 1).clamp(min=1))
+            advantages = advantages / (batch_std + eps)
+    return torch.where(mask, advantages, torch.zeros_like(advantages)).reshape(-1)
 
 
 def zero_std_group_fraction(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -145,6 +190,23 @@ def aggregate(
     raise ValueError(f"unknown loss_type {loss_type!r}; choose one of {LOSS_TYPES}")
 
 
+IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
+
+
+def high_entropy_mask(token_entropy: torch.Tensor, mask: torch.Tensor, quantile: float) -> torch.Tensor:
+    """The completion tokens [N, T] whose entropy is at least the ``quantile`` of the masked entropies.
+
+    TRL's ``get_high_entropy_mask`` (``top_entropy_quantile`` q keeps the tokens at or above the
+    (1 − q) quantile, ``torch.quantile``'s linear interpolation); padding is never kept.
+    """
+    mask = mask.to(torch.bool)
+    present = token_entropy[mask].float()
+    if present.numel() == 0:
+        return torch.zeros_like(mask)
+    threshold = torch.quantile(present, quantile)
+    return (token_entropy * mask.to(token_entropy.dtype) >= threshold) & mask
+
+
 def clipped_policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -157,19 +219,37 @@ def clipped_policy_loss(
     loss_type: str = "grpo",
     max_completion_length: int | None = None,
     num_batch_tokens: float | None = None,
+    importance_sampling_level: str = "token",
+    token_entropy: torch.Tensor | None = None,
+    top_entropy_quantile: float = 1.0,
 ) -> tuple[torch.Tensor, LossStats]:
     """GRPO's clipped surrogate plus β·k3 KL, per token, aggregated by ``loss_type``.
 
-    ``logprobs``/``old_logprobs``/``ref_logprobs``/``mask`` are [N, T]; ``advantages`` is [N]
-    and applies to every token of its completion.
+    ``logprobs``/``old_logprobs``/``ref_logprobs``/``mask``/``token_entropy`` are [N, T];
+    ``advantages`` is [N] and applies to every token of its completion.
+    ``importance_sampling_level``: ``token`` (one ratio per token) or ``sequence`` (GSPO: one ratio
+    per completion, exp of the masked mean log-ratio), as TRL's option of that name.
+    ``top_entropy_quantile`` q < 1 keeps the surrogate only on the share q of tokens with the
+    highest ``token_entropy`` (TRL's option; the KL term stays on every token).
     """
     if beta > 0 and ref_logprobs is None:
         raise ValueError("beta > 0 needs ref_logprobs")
-    ratio = torch.exp(logprobs - old_logprobs)
+    if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
+        valid = IMPORTANCE_SAMPLING_LEVELS
+        raise ValueError(f"unknown importance_sampling_level {importance_sampling_level!r}; choose one of {valid}")
+    log_ratio = logprobs - old_logprobs
+    if importance_sampling_level == "sequence":
+        m = mask.to(log_ratio.dtype)
+        log_ratio = ((log_ratio * m).sum(-1) / m.sum(-1).clamp(min=1)).unsqueeze(-1)  # [N, 1]
+    ratio = torch.exp(log_ratio)
     adv = advantages.unsqueeze(-1)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high) * adv
-    per_token = -torch.min(unclipped, clipped)
+    per_token = (-torch.min(unclipped, clipped)).expand_as(logprobs)
+    if top_entropy_quantile < 1:
+        if token_entropy is None:
+            raise ValueError("top_entropy_quantile < 1 needs token_entropy")
+        per_token = per_token * high_entropy_mask(token_entropy, mask, 1 - top_entropy_quantile)
     kl = k3_kl(logprobs, ref_logprobs) if ref_logprobs is not None else torch.zeros_like(logprobs)
     if beta > 0:
         per_token = per_token + beta * kl
@@ -209,9 +289,19 @@ def scalarize(
     for all, the design's default), so no component dominates by scale;
     ``sum_then_normalize`` is TRL's order (weighted raw sum, normalised only by the
     advantage; per-component modes are ignored). Missing (NaN) scores count 0.
+
+    A negative weight −|w| rewards the component's opposite: under ``normalize_then_sum`` it
+    contributes |w| · R̃(−R), the negated score normalised, so a missing score still counts 0
+    and under ``rank`` still ranks below every present one (−R̃(R) would make it the best). For
+    ``zscore`` and ``none`` that is exactly −|w| · R̃(R).
     """
     if order == "normalize_then_sum":
         components = normalize_components(raw_scores, group_size, normalizations)
+        if bool((weights.detach() < 0).any()):
+            weights = weights.to(components.dtype).expand_as(components)
+            flipped = normalize_components(-raw_scores, group_size, normalizations)
+            signed = torch.where(weights < 0, -weights * flipped, weights * components)
+            return signed.sum(-1)
     elif order == "sum_then_normalize":
         components = torch.nan_to_num(raw_scores, nan=0.0, posinf=0.0, neginf=0.0)
     else:
@@ -220,5 +310,5 @@ def scalarize(
 
 
 def unscored_rows(raw_scores: torch.Tensor) -> torch.Tensor:
-    """Completions for which every component is missing: their advantage must be 0."""
+    """Completions for which every component is missing: left out of the group statistics, advantage 0."""
     return ~torch.isfinite(raw_scores).any(dim=-1)

@@ -27,6 +27,8 @@ from jsonargparse.typing import (
 set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings → ``--help``
 
 LossType = Literal["grpo", "bnpo", "dapo", "dr_grpo"]
+ScaleRewards = Literal["group", "batch", "none"]  # same values as maestro_lit.grpo.SCALE_REWARDS
+ImportanceSamplingLevel = Literal["token", "sequence"]  # same values as maestro_lit.grpo.IMPORTANCE_SAMPLING_LEVELS
 RewardNormalization = Literal["normalize_then_sum", "sum_then_normalize"]
 OnRewardError = Literal["raise", "skip"]
 HiddenLayer = Literal["last", "middle", "first"]  # same values as maestro_lit.policy.scoring.HiddenLayer
@@ -85,7 +87,21 @@ class GRPOSettings:
     beta: NonNegativeFloat = 0.0
     """Weight of the k3 KL penalty to the reference (adapters off); >= 0, 0 skips the reference forward."""
     loss_type: LossType = "grpo"
-    """Loss aggregation over tokens: grpo (per sequence), bnpo (per batch), dapo (per rollout), dr_grpo (constant)."""
+    """Loss aggregation over tokens: grpo (per sequence), bnpo (per minibatch), dapo (every minibatch divided by the
+    completion tokens of the whole rollout, TRL's num_items_in_batch), dr_grpo (constant: rows × max_new_tokens)."""
+    scale_rewards: ScaleRewards = "group"
+    """TRL's scale_rewards: divide the group-centred reward by the group's std (group), by the std of the whole
+    rollout's rewards (batch), or not at all (none: Dr. GRPO; TRL's scale_rewards=false)."""
+    mask_truncated_completions: bool = False
+    """TRL's option: completions with no EOS within max_new_tokens add no token to the loss (they still count in
+    their group's advantage statistics and, as in TRL, in dapo's token count)."""
+    importance_sampling_level: ImportanceSamplingLevel = "token"
+    """TRL's option: one importance ratio per token (GRPO) or per completion (sequence: GSPO, the exp of the
+    completion's mean log-ratio, clipped once for the whole completion)."""
+    top_entropy_quantile: UnitIntervalOpenBelow = 1.0
+    """TRL's option, in (0, 1]: the clipped surrogate keeps only this share of completion tokens, those with the
+    highest entropy in the minibatch (the KL term keeps every token); 1 turns it off. Below 1 the scoring forwards
+    also compute token entropies."""
     max_grad_norm: PositiveFloat = 1.0
     """Gradient clipping norm; > 0."""
     reward_normalization: RewardNormalization = "normalize_then_sum"
@@ -118,6 +134,13 @@ class GRPOSettings:
             f"one of {valid}",
             self.reward_normalization,
         )
+        valid = ScaleRewards.__args__
+        _check(self.scale_rewards in valid, key + "scale_rewards", f"one of {valid}", self.scale_rewards)
+        valid = ImportanceSamplingLevel.__args__
+        level = self.importance_sampling_level
+        _check(level in valid, key + "importance_sampling_level", f"one of {valid}", level)
+        quantile = self.top_entropy_quantile
+        _check(0 < quantile <= 1, key + "top_entropy_quantile", "in (0, 1] (1 = off)", quantile)
 
 
 @dataclass
@@ -151,11 +174,13 @@ class ReferenceSettings:
 
     sync_every: NonNegativeInt = 0
     """0 (default): the policy's weights with the LoRA adapters off (full fine-tuning: its frozen initial copy).
-    N >= 1: a second LoRA adapter is the reference, mixed every N training steps as ref ← α·ref + (1−α)·policy
-    (NOVER; the paper syncs every 6 steps, 12 on SS-GEN). Never a second copy of the base weights; LoRA only."""
-    mix_alpha: ClosedUnitInterval = 0.9
-    """α of the mix, in [0, 1]: the share of its own weights the reference keeps (NOVER: 0.9 or 0.6); 0 copies
-    the policy."""
+    N >= 1: a second LoRA adapter is the reference, mixed every N training steps as ref ← α·policy + (1−α)·ref
+    (TRL's ref_model_sync_steps with sync_ref_model, as NOVER uses; the paper syncs every 6 steps, 12 on SS-GEN).
+    Counted in training steps (TRL counts optimiser steps: the same with μ = 1 and one minibatch). Never a second
+    copy of the base weights; LoRA only."""
+    mix_alpha: ClosedUnitInterval = 0.6
+    """α of the mix, in [0, 1]: the share of the policy's weights the reference takes at each sync (TRL's
+    ref_model_mixup_alpha, same convention); 1 copies the policy, 0 never moves. 0.6 is TRL's default and NOVER's."""
 
     def __post_init__(self) -> None:
         _check(self.sync_every >= 0, "model.reference.sync_every", ">= 0 (0 = adapters off)", self.sync_every)

@@ -125,8 +125,9 @@ class SingleReward(StaticWeights):
     """Single-reward GRPO: all weight on the component called ``component``.
 
     ``sign=-1`` optimises the component's negative (e.g. EM-GRPO's low entropy from an entropy
-    reward that rewards high entropy); within-group normalisation makes that the same
-    advantage as a reward with the opposite sign.
+    reward that rewards high entropy): its weight is −1 and ``grpo.scalarize`` normalises the
+    negated score, so the advantage is that of a reward with the opposite sign and a missing
+    score still ranks last (``rank``) or counts 0 (``zscore``), never best.
     """
 
     def __init__(self, component: str, sign: Literal[1, -1] = 1) -> None:

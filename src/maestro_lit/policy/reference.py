@@ -4,14 +4,17 @@ Default (``sync_every: 0``): ``Policy.reference()``, the policy's own weights wi
 adapters off (full fine-tuning: its frozen initial copy). Option (``sync_every: N``): a second
 LoRA adapter named ``reference`` on the same base weights, initialised as a copy of the policy's
 adapter (so it starts equal to the base model, LoRA's B being 0) and, every N training steps,
-mixed towards the policy: ref ← α·ref + (1−α)·policy, as NOVER does (docs/paper.md#method: the paper
-syncs every 6 steps, 12 on SS-GEN; NOVER's α is 0.9 or 0.6). There is never a second copy of
-the base weights: the reference costs one more adapter (r·(d_in + d_out) per adapted linear).
+mixed towards the policy: ref ← α·policy + (1−α)·ref, TRL's ``sync_ref_model`` (TR-DPO's soft
+update), which NOVER configures. ``model.reference.mix_alpha`` is TRL's ``ref_model_mixup_alpha``
+(same convention: the policy's share; TRL's default and NOVER's is 0.6) and ``sync_every`` is TRL's
+``ref_model_sync_steps`` (NOVER: 100; the paper syncs every 6 steps, 12 on SS-GEN). There is never a
+second copy of the base weights: the reference costs one more adapter (r·(d_in + d_out) per adapted linear).
 
 Choices where the paper is silent:
 - the mix is taken on the adapter's parameters (A and B separately), as TRL's ``sync_ref_model``
   and NOVER mix parameters; B·A of the mix is not the mix of the B·A products;
-- the mix runs after the step's updates, when ``rollouts_done`` is a multiple of N;
+- the mix runs after the step's updates, when ``rollouts_done`` is a multiple of N (TRL counts
+  optimiser steps: the same with μ = 1 and one minibatch);
 - the reference adapter is frozen (never in an optimiser) and saved in checkpoints.
 """
 
@@ -99,11 +102,12 @@ class ReferenceWeights:
 
     @torch.no_grad()
     def after_step(self, rollouts_done: int) -> bool:
-        """Mix ref ← α·ref + (1−α)·policy when ``rollouts_done`` is a multiple of N; True when it did."""
+        """Mix ref ← α·policy + (1−α)·ref (TRL's ``sync_ref_model``) when ``rollouts_done`` is a multiple of N;
+        True when it did."""
         if not self.synced or rollouts_done % self.settings.sync_every:
             return False
         alpha = self.settings.mix_alpha
         for _, reference, weights in self.pairs:
-            reference.mul_(alpha).add_(weights.detach(), alpha=1.0 - alpha)
+            reference.mul_(1.0 - alpha).add_(weights.detach(), alpha=alpha)
         self.syncs += 1
         return True

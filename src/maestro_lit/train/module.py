@@ -99,8 +99,9 @@ class MaestroModule(L.LightningModule):
         self.scalarizer.use_reward_normalization(
             self.grpo_settings.reward_normalization, self.reward_set.normalizations
         )
-        # the Conductor's buffer and update schedule (every M steps); checkpointed
-        self.outer = OuterLoop(self.scalarizer)
+        self.outer = OuterLoop(
+            self.scalarizer
+        )  # the Conductor's buffer and update schedule (every M steps); checkpointed
         self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
         reference_nll = reference_nll_for(self.policy, self.reference.context) if self.reward_set.needs_policy else None
         self.reward_set.bind(self.policy.tokenizer, reference_nll)  # ppl's reference forward, built once
@@ -154,18 +155,19 @@ class MaestroModule(L.LightningModule):
             return optimizers
         return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
 
-    def _scoring_pass(self, rollout: Rollout, rows: slice = slice(None), step: bool = False) -> ScoringPass:
-        """One forward over rows of the rollout; ``step``: the step's scoring pass (Conductor layer, token entropy
-        if read)."""
-        extras = (
-            {
-                "hidden_layer": self.scoring.hidden_layer,
-                "hidden_position": self.scoring.hidden_position,
-                "with_entropy": self.reward_set.needs_token_entropy,
-            }
-            if step
-            else {}
-        )
+    @property
+    def _entropy_masked(self) -> bool:
+        """``top_entropy_quantile`` < 1: the training forwards also give token entropies."""
+        return self.grpo_settings.top_entropy_quantile < 1
+
+    def _scoring_pass(self, rollout: Rollout, rows: slice = slice(None), step: bool = False, entropy: bool = False):
+        """One forward over rows of the rollout (a ``ScoringPass``); ``step``: the step's scoring pass (Conductor
+        layer, token entropy if read or masked by); ``entropy``: token entropies too (top_entropy_quantile < 1)."""
+        entropy = entropy or (step and self.reward_set.needs_token_entropy)
+        extras = {"hidden_layer": self.scoring.hidden_layer, "hidden_position": self.scoring.hidden_position}
+        extras = extras if step else {}
+        if entropy:
+            extras["with_entropy"] = True
         return self.policy.scoring_pass(
             rollout.input_ids[rows],
             rollout.attention_mask[rows],
@@ -220,7 +222,7 @@ class MaestroModule(L.LightningModule):
         # 2. Scoring pass: log-probs, the Conductor's hidden state (and token entropies) from one forward;
         # reference log-probs.
         with timer("scoring"), torch.set_grad_enabled(fused):
-            scored = self._scoring_pass(rollout, step=True)
+            scored = self._scoring_pass(rollout, step=True, entropy=fused and self._entropy_masked)
             old_logprobs, ref_logprobs = scored.logprobs.detach(), self._reference_logprobs(rollout, for_kl=True)
 
         # 3. Rewards R ∈ ℝ^{N×K}; NaN = missing and masked. ``ppl`` adds one batched reference forward.
@@ -235,24 +237,25 @@ class MaestroModule(L.LightningModule):
             scalar = grpo.scalarize(
                 raw, choice.weights, G, self.grpo_settings.reward_normalization, normalizations=norms
             )
-            advantages = grpo.group_advantages(scalar, G).masked_fill(grpo.unscored_rows(raw), 0.0)
+            scored_rows = ~grpo.unscored_rows(raw)  # unscored: out of the group statistics, advantage 0
+            advantages = grpo.group_advantages(scalar, G, scale=self.grpo_settings.scale_rewards, valid=scored_rows)
 
         # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy (a joint Conductor collects ∂L/∂A here).
         with timer("inner"):
             policy_advantages = self.outer.policy_advantages(advantages)
-            inner = self._policy_updates(
-                rollout, old_logprobs, ref_logprobs, policy_advantages, scored.logprobs if fused else None
-            )
+            fused_pass = scored if fused else None
+            inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, policy_advantages, fused_pass)
 
         # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
         with timer("outer"):
-            # raw: global_step = policy updates
-            optimizer = self.optimizers()[1].optimizer if self.scalarizer.learnable else None
+            optimizer = (
+                self.optimizers()[1].optimizer if self.scalarizer.learnable else None
+            )  # raw: global_step = policy updates
             outer = self.outer.step(choice, scored.hidden, advantages, raw, G, optimizer, self.manual_backward)
 
         # 8. Record and log.
         self._rollouts_done += 1
-        self.reference.after_step(self._rollouts_done)  # option: every N steps ref ← α·ref + (1−α)·policy
+        self.reference.after_step(self._rollouts_done)  # option: every N steps ref ← α·policy + (1−α)·ref
         self.last_step = StepRecord(
             step=self._rollouts_done,
             group_size=G,
@@ -273,12 +276,14 @@ class MaestroModule(L.LightningModule):
         metrics = reduce_over_ranks(metrics, self.device, self.trainer.strategy, self.trainer.world_size)
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
 
-    def _policy_updates(
-        self, rollout, old_logprobs, ref_logprobs, advantages, fused_logprobs
-    ) -> dict[str, torch.Tensor]:
+    def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused: ScoringPass | None) -> dict:
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
-        score = lambda rows: self._scoring_pass(rollout, rows).logprobs  # noqa: E731
+
+        def score(rows: slice):  # the current log-probs (and token entropies for top_entropy_quantile < 1)
+            scored = self._scoring_pass(rollout, rows, entropy=self._entropy_masked)
+            return (scored.logprobs, scored.token_entropy) if self._entropy_masked else scored.logprobs
+
         metrics = self.updater.run(
             optimizer,
             self._trainable,
@@ -287,7 +292,9 @@ class MaestroModule(L.LightningModule):
             ref_logprobs,
             advantages,
             rollout.completion_mask,
-            fused_logprobs,
+            None if fused is None else fused.logprobs,
+            fused_entropy=None if fused is None else fused.token_entropy,
+            truncated=rollout.truncated,
             backward=self.manual_backward,
             reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
             last_checkpoint=last_checkpoint_path(self.trainer),

@@ -4,6 +4,12 @@ Plain torch, no Lightning: the caller passes the optimiser, how to backpropagate
 LightningModule passes ``manual_backward`` so precision plugins and strategies apply), how to
 sum token counts across ranks (dapo's denominator) and how to score a slice of rows.
 
+As TRL's ``GRPOTrainer`` (``tests/test_grpo_trl.py``): the minibatches are TRL's
+``steps_per_generation`` chunks of one generation batch, ``accumulate_minibatches`` is TRL's
+gradient accumulation over them, and dapo divides every minibatch by the completion tokens of the
+whole rollout (TRL's ``num_items_in_batch``, counted before ``mask_truncated_completions``), with or
+without accumulation.
+
 Choices where the paper is silent:
 - a non-finite loss or gradient norm skips that update (counted); ``max_consecutive_skips``
   in a row stop the run with ``DivergenceError``;
@@ -49,6 +55,11 @@ def last_checkpoint_path(trainer) -> str | None:
     return getattr(trainer, "ckpt_path", None)
 
 
+def _scored(scored: torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]) -> tuple:
+    """``score``'s answer as (log-probs, token entropies or None)."""
+    return scored if isinstance(scored, tuple) else (scored, None)
+
+
 class PolicyUpdater:
     """Runs the μ × minibatch clipped-GRPO updates and keeps the skipped-update counters."""
 
@@ -61,23 +72,28 @@ class PolicyUpdater:
         self,
         optimizer: torch.optim.Optimizer,
         parameters: list[torch.nn.Parameter],
-        score: Callable[[slice], torch.Tensor],
+        score: Callable[[slice], torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]],
         old_logprobs: torch.Tensor,
         ref_logprobs: torch.Tensor | None,
         advantages: torch.Tensor,
         completion_mask: torch.Tensor,
         fused_logprobs: torch.Tensor | None = None,
         *,
+        fused_entropy: torch.Tensor | None = None,
+        truncated: torch.Tensor | None = None,
         backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
         reduce_tokens: Callable[[torch.Tensor], torch.Tensor] | None = None,
         last_checkpoint: str | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Update ``parameters``; ``score(rows)`` gives the current log-probs of those rows with grad.
+        """Update ``parameters``; ``score(rows)`` gives the current log-probs of those rows with grad (and,
+        when ``top_entropy_quantile`` < 1, their token entropies: a ``(logprobs, token_entropy)`` pair).
 
-        ``fused_logprobs``: with μ = 1 and one minibatch, the scoring pass's own log-probs (with
-        grad) are the training forward, so ``score`` is not called. ``backward``: e.g. Lightning's
-        ``manual_backward``; ``reduce_tokens``: sums dapo's token count over ranks (identity when
-        None); ``last_checkpoint``: named by ``DivergenceError``. Returns ``train/*`` metrics.
+        ``fused_logprobs`` (and ``fused_entropy``): with μ = 1 and one minibatch, the scoring pass's own
+        log-probs (with grad) are the training forward, so ``score`` is not called. ``truncated`` [N]: rows
+        with no EOS, left out of the loss under ``mask_truncated_completions``. ``backward``: e.g.
+        Lightning's ``manual_backward``; ``reduce_tokens``: averages dapo's token count over ranks (TRL's
+        num_items_in_batch / num_processes; identity when None); ``last_checkpoint``: named by
+        ``DivergenceError``. Returns ``train/*`` metrics.
         """
         s, n = self.settings, advantages.shape[0]
         if n % s.num_minibatches:
@@ -86,22 +102,26 @@ class PolicyUpdater:
                 f"grpo_settings.num_minibatches={s.num_minibatches} equal minibatches"
             )
         slices = grpo.minibatch_slices(n, s.num_minibatches)
+        tokens = None
+        if s.loss_type == "dapo":  # the whole rollout's completion tokens, before truncated rows are masked (TRL)
+            tokens = completion_mask.sum().float()
+            tokens = reduce_tokens(tokens) if reduce_tokens is not None else tokens
+        loss_mask = completion_mask
+        if s.mask_truncated_completions and truncated is not None:
+            loss_mask = completion_mask * ~truncated.to(torch.bool).unsqueeze(-1)
         sums = {"policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
         updates = 0
         for _ in range(s.num_iterations):
             optimizer.zero_grad()
             finite = True
             for rows in slices:
-                logprobs = fused_logprobs if fused_logprobs is not None else score(rows)
-                token_rows = completion_mask if s.accumulate_minibatches else completion_mask[rows]
-                tokens = token_rows.sum().float() if s.loss_type == "dapo" else None
-                if tokens is not None and reduce_tokens is not None:
-                    tokens = reduce_tokens(tokens)
+                fused = fused_logprobs is not None
+                logprobs, entropy = (fused_logprobs, fused_entropy) if fused else _scored(score(rows))
                 loss, stats = grpo.clipped_policy_loss(
                     logprobs,
                     old_logprobs[rows],
                     advantages[rows],
-                    completion_mask[rows],
+                    loss_mask[rows],
                     s.epsilon_low,
                     s.epsilon_high,
                     s.beta,
@@ -109,6 +129,9 @@ class PolicyUpdater:
                     s.loss_type,
                     self.max_new_tokens,
                     tokens,
+                    s.importance_sampling_level,
+                    entropy,
+                    s.top_entropy_quantile,
                 )
                 sums["policy_loss"] += float(loss.detach())
                 if s.accumulate_minibatches and s.loss_type != "dapo":
