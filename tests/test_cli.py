@@ -10,6 +10,7 @@ import torch
 from fit_configs import small_fit_config, tensorboard_logger
 from lightning.pytorch.callbacks import Callback
 
+from maestro_lit.callbacks.checkpointing import CheckpointError
 from maestro_lit.callbacks.progress import MaestroProgressBar, bar_metrics
 from maestro_lit.cli import DEBUG_ENV, DEFAULT_STANDARD, ConfigError, MaestroCLI, cli_main, compose, main
 from maestro_lit.data.prompts import DataFileError, PromptDataModule
@@ -126,16 +127,16 @@ def test_crash_checkpoint_lands_in_the_run_folder_and_resuming_is_explicit(tmp_p
     assert torch.load(crash, weights_only=True)["global_step"] == 2 and crash.with_name("on_exception.adapter").is_dir()
     assert not list(tmp_path.glob("*.ckpt"))  # never the working directory
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fresh = cli_main({"fit": _crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=1)})
-    assert fresh.trainer.ckpt_path is None and fresh.trainer.global_step == 1  # same folder, still a fresh start
-    assert not [w for w in caught if any(false in str(w.message) for false in FALSE_WARNINGS)]
+    with pytest.raises(CheckpointError, match="already holds checkpoints of an earlier run"):  # a fresh fit never
+        cli_main({"fit": _crashing_config(tmp_path, [length, exploding], max_steps=1)})  # overwrites another run's files
 
     recorder = _RecordStart()
-    config = {**_crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=3), "ckpt_path": "last"}
-    resumed = cli_main({"fit": config}, trainer_defaults={"callbacks": [recorder]})
-    assert recorder.step == 1 and resumed.trainer.global_step == 3  # --ckpt_path last: the newest last*.ckpt
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = {**_crashing_config(tmp_path, [length, exploding], max_steps=3), "ckpt_path": "last"}
+        resumed = cli_main({"fit": config}, trainer_defaults={"callbacks": [recorder]})
+    assert recorder.step == 2 and resumed.trainer.global_step == 3  # --ckpt_path last: last.ckpt, the newest state
+    assert not [w for w in caught if any(false in str(w.message) for false in FALSE_WARNINGS)]
 
 
 # ---------------------------------------------------------------- progress bar
