@@ -156,3 +156,35 @@ def test_sigterm_saves_the_state_then_exits_143(tmp_path, capsys):
     assert _load(folder / "on_exception.ckpt")["maestro"]["rollouts_done"] == 2
     assert _load(folder / "last.ckpt")["maestro"]["rollouts_done"] == 2  # what a requeued --ckpt_path last resumes
     _assert_complete(folder)
+
+
+def _unit_files(folder: Path, **files: str) -> None:
+    """Write ``name=content`` files; a name ending in ``adapter`` (or ``adapter.tmp``...) is a folder with weights."""
+    for name, content in files.items():
+        path = folder / name.replace("__", ".")
+        if ".adapter" in path.name:
+            path.mkdir()
+            (path / "adapter_model.safetensors").write_text(content)
+        else:
+            path.write_text(content)
+
+
+def _state(folder: Path) -> dict[str, str]:
+    return {p.name: (p / "adapter_model.safetensors" if p.is_dir() else p).read_text() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    "in_flight, expected",
+    [
+        ({"last__ckpt__tmp": "half", "last__adapter__tmp": "new"}, "old"),  # not committed: the previous unit stays
+        ({"last__ckpt__ready__tmp": "new", "last__adapter__tmp": "new"}, "new"),  # committed: finished
+        ({"last__ckpt__ready__tmp": "new", "last__adapter__old__tmp": "old"}, "new"),  # half-way through the swap
+    ],
+)
+def test_recover_folder_finishes_a_committed_save_and_drops_an_uncommitted_one(tmp_path, in_flight, expected):
+    from maestro_lit.callbacks.checkpointing import recover_folder
+
+    _unit_files(tmp_path, last__ckpt="old", last__adapter="old" if "last__adapter__old__tmp" not in in_flight else "new")
+    _unit_files(tmp_path, **in_flight)
+    recover_folder(tmp_path)
+    assert _state(tmp_path) == {"last.adapter": expected, "last.ckpt": expected}

@@ -38,3 +38,22 @@ def test_checkpoint_with_a_non_empty_buffer_resumes_exactly(tmp_path):
         torch.testing.assert_close(b["state_dict"][key], value, atol=1e-6, rtol=0, msg=key)
     for name in ("hidden", "actions", "meta_reward"):
         torch.testing.assert_close(b["maestro"]["outer_loop"]["buffer"][0][name], a["maestro"]["outer_loop"]["buffer"][0][name])
+
+
+def test_resuming_a_conductor_run_with_another_method_is_an_error_unless_partial(tmp_path, capsys):
+    from test_nothing_lost import _config, _fit, _load
+
+    assert _fit(tmp_path, _config(tmp_path, max_steps=2, every=1)) is None  # the fixture config: a Conductor
+    last = str(tmp_path / "ckpt" / "last.ckpt")
+    equal = ["--config", str(ROOT / "configs" / "methods" / "equal.yaml"), "--trainer.max_steps", "3", "--ckpt_path", last]
+    assert _fit(tmp_path, _config(tmp_path, max_steps=3, every=1), *equal) == 2
+    [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert f"checkpoint {last} was trained with scalarizer Conductor; the config gives StaticWeights" in error
+    assert "checkpoint.partial_resume" in error
+    assert _load(tmp_path / "ckpt" / "last.ckpt")["maestro"]["rollouts_done"] == 2  # nothing ran, nothing written
+
+    with pytest.warns(UserWarning, match="partial resume: .*scalarizer Conductor; the config gives StaticWeights"):
+        assert _fit(tmp_path, _config(tmp_path, max_steps=3, every=1), *equal, "--checkpoint.partial_resume", "true") is None
+    resumed = _load(tmp_path / "ckpt" / "last.ckpt")
+    assert resumed["maestro"]["rollouts_done"] == 3 and resumed["maestro"]["scalarizer"] == "StaticWeights"
+    assert not [k for k in resumed["state_dict"] if k.startswith("scalarizer.")] and len(resumed["optimizer_states"]) == 1

@@ -118,3 +118,33 @@ def test_custom_fields_and_append_build_one_file_with_two_splits(tmp_path):
     assert [r["split"] for _, r in read_prepared(str(out))] == ["train", "test"]
     with pytest.raises(TaskDataError, match="no question field"):
         main(["natural_reasoning", jsonl(tmp_path / "c.jsonl", [{"text": "Q1", "answer": "A1"}]), str(tmp_path / "c_out.jsonl")])
+
+
+def test_convert_never_overwrites_what_it_did_not_create(tmp_path, capsys):
+    from maestro_lit import cli
+
+    source = jsonl(tmp_path / "train.jsonl", [SS])
+    original = (tmp_path / "train.jsonl").read_bytes()
+    target, link, mine = tmp_path / "keep.jsonl", tmp_path / "link.jsonl", tmp_path / "mine.jsonl"
+    target.write_text("precious\n")
+    link.symlink_to(target)
+    mine.write_text("mine\n")
+    (tmp_path / "to_input.jsonl").symlink_to(tmp_path / "train.jsonl")
+
+    def refused(output: str, *extra: str) -> str:
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["convert", "ss_gen", source, output, *extra])
+        [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert stop.value.code == 2 and output in error
+        return error
+
+    assert "is the input" in refused(source, "--overwrite")
+    assert "is the input" in refused(str(tmp_path / "to_input.jsonl"), "--overwrite")
+    assert "symlink" in refused(str(link)) and "already exists" in refused(str(mine))
+    assert (tmp_path / "train.jsonl").read_bytes() == original and target.read_text() == "precious\n"
+    assert mine.read_text() == "mine\n"
+
+    cli.main(["convert", "ss_gen", source, str(link), "--overwrite"])  # replaces the link, never writes through it
+    assert not link.is_symlink() and target.read_text() == "precious\n"
+    assert [row["reference"] for _, row in read_prepared(str(link))] == ["I wash my hands."]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -95,6 +95,8 @@ def replace(source: Path, target: Path) -> None:
             raise
         remove(old)
     else:
+        if source.is_dir() and (target.is_symlink() or target.exists()):
+            remove(target)  # a folder cannot be renamed onto a file or a link: the (asked-for) overwrite removes it
         os.replace(source, target)
     fsync_dir(target.parent)
 

@@ -177,8 +177,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dtype", default=None, help="weights dtype of the export (float32, bfloat16, float16); default: the run's")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder as a whole")
     args = parser.parse_args(argv)
-    for name in ("ckpt", "config"):
-        if not Path(getattr(args, name)).is_file():
-            raise FileNotFoundError(f"--{name} {getattr(args, name)} does not exist")
     path = export(args.ckpt, args.config, args.out, args.dtype, overwrite=args.overwrite)
     print(f"exported merged model to {path} and the Conductor to {path / CONDUCTOR_DIR}")

@@ -75,6 +75,8 @@ def _roll_forward(checkpoint_path: str | os.PathLike) -> None:
                 os.replace(adapter, old_adapter)
         os.replace(tmp_adapter, adapter)
     if ready.exists():
+        if path.is_dir() and not path.is_symlink():  # a sharded checkpoint is a folder; os.replace needs it gone
+            atomic_io.remove(path)
         os.replace(ready, path)
     atomic_io.fsync_dir(path.parent)
     atomic_io.remove(old_adapter)
@@ -178,7 +180,7 @@ class AdapterCheckpoint(ModelCheckpoint):
 
     # -- setup: recover, refuse to overwrite another run, say what max_steps counts -------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        with warnings.catch_warnings():  # a resume's own folder; a fresh fit into another run's is refused (on_fit_start)
+        with warnings.catch_warnings():  # a resume's own folder; a fresh fit into another's is refused (on_fit_start)
             warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
             super().setup(trainer, pl_module, stage)
         if stage != "fit":
@@ -193,7 +195,7 @@ class AdapterCheckpoint(ModelCheckpoint):
                 rank_zero_warn(
                     "trainer.max_steps counts policy updates (Lightning's global_step), and each rollout takes "
                     f"num_iterations x num_minibatches = {per_rollout} of them: max_steps {trainer.max_steps} "
-                    f"stops after about {trainer.max_steps // per_rollout} rollouts "
+                    f"stops after about {-(-trainer.max_steps // per_rollout)} rollouts "
                     f"(set max_steps to rollouts x {per_rollout}). "
                     "checkpoint.every_n_train_steps, the file names and the logged step count rollouts.",
                     category=UserWarning,

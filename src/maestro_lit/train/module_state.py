@@ -62,8 +62,7 @@ def _checkpoint_name(module) -> str:
 
 
 def _examples(keys: set[str]) -> str:
-    ordered = sorted(keys)
-    return ", ".join(ordered[:3]) + (f" (+{len(ordered) - 3} more)" if len(ordered) > 3 else "")
+    return f"{len(keys)} trainable tensors " + "{}, e.g. " + ", ".join(sorted(keys)[:3])
 
 
 def resume_mismatches(module, checkpoint: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -79,13 +78,13 @@ def resume_mismatches(module, checkpoint: dict[str, Any]) -> tuple[list[str], li
         given_names = list(module.component_names)
         scalarizer.append(f"{name} was trained with reward components {list(saved_names)}; the config gives {given_names}")
     expected, present = trainable_state_keys(module), set(checkpoint.get("state_dict", {}))
-    for keys, what in ((expected - present, "misses trainable tensors the config defines"),
-                       (present - expected, "holds trainable tensors the config does not define")):  # fmt: skip
+    for keys, what in ((expected - present, "are missing"), (present - expected, "are not in this config")):
         on_scalarizer = {k for k in keys if k.startswith(SCALARIZER_PREFIX)}
         if on_scalarizer:
-            scalarizer.append(f"{name} {what}: {_examples(on_scalarizer)}")
+            scalarizer.append(f"{name} does not match this config: " + _examples(on_scalarizer).format(what))
         if keys - on_scalarizer:
-            other.append(f"{name} {what}: {_examples(keys - on_scalarizer)} (another model or LoRA setting?)")
+            examples = _examples(keys - on_scalarizer).format(what)
+            other.append(f"{name} does not match this config (another model or LoRA setting?): {examples}")
     return scalarizer, other
 
 
