@@ -37,7 +37,7 @@ def _config(run_dir: Path, extra_callbacks=()) -> dict:
     checkpoint = {"class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
                   "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
-    return small_fit_config(run_dir, MAX_STEPS, [checkpoint, *extra_callbacks], max_new_tokens=6)
+    return small_fit_config(run_dir, MAX_STEPS, [checkpoint, *extra_callbacks], max_new_tokens=4)
 
 
 @pytest.fixture(scope="module")
