@@ -10,6 +10,7 @@ import torch
 from fit_configs import small_fit_config, tensorboard_logger
 from lightning.pytorch.callbacks import Callback
 
+from maestro_lit.callbacks.checkpointing import CheckpointError
 from maestro_lit.callbacks.progress import MaestroProgressBar, bar_metrics
 from maestro_lit.cli import DEBUG_ENV, DEFAULT_STANDARD, ConfigError, MaestroCLI, cli_main, compose, main
 from maestro_lit.data.prompts import DataFileError, PromptDataModule
@@ -113,7 +114,9 @@ def test_resume_from_a_mismatched_checkpoint_fails_clearly(tmp_path):
     checkpoint = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
     checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "lora_A" not in k}
     torch.save(checkpoint, bad)
-    with pytest.raises(KeyError, match="trainable tensors are missing"):
+    with pytest.raises(
+        CheckpointError, match=r"bad.ckpt does not match this config .*: 28 trainable tensors are missing"
+    ):
         cli_main({"fit": {**_quick_config(tmp_path / "again", max_steps=2), "ckpt_path": str(bad)}})
 
 
@@ -141,8 +144,9 @@ def test_a_failed_fit_leaves_nothing_behind_and_the_next_fit_starts_fresh(tmp_pa
     assert cli.trainer.ckpt_path is None and cli.trainer.global_step == 1  # fresh, not restored
     shown = [str(w.message) for w in caught]
     assert not [m for m in shown if any(false in m for false in FALSE_WARNINGS)], shown
-    # outputs in the run folder
-    assert not list(tmp_path.glob("*.ckpt")) and (tmp_path / "checkpoints" / "maestro").is_dir()
+    assert (
+        not list(tmp_path.glob("*.ckpt")) and (tmp_path / "checkpoints" / "maestro").is_dir()
+    )  # outputs in the run folder
 
 
 def _crashing_config(tmp_path, rewards, max_steps):
@@ -163,21 +167,18 @@ def test_crash_checkpoint_lands_in_the_run_folder_and_resuming_is_explicit(tmp_p
     assert torch.load(crash, weights_only=True)["global_step"] == 2 and crash.with_name("on_exception.adapter").is_dir()
     assert not list(tmp_path.glob("*.ckpt"))  # never the working directory
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fresh = cli_main(
-            {"fit": _crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=1)}
-        )
-    assert fresh.trainer.ckpt_path is None and fresh.trainer.global_step == 1  # same folder, still a fresh start
-    assert not [w for w in caught if any(false in str(w.message) for false in FALSE_WARNINGS)]
+    with pytest.raises(CheckpointError, match="already holds checkpoints of an earlier run"):  # a fresh fit never
+        cli_main(
+            {"fit": _crashing_config(tmp_path, [length, exploding], max_steps=1)}
+        )  # overwrites another run's files
 
     recorder = _RecordStart()
-    config = {
-        **_crashing_config(tmp_path, [length, length | {"init_args": {"name": "other"}}], max_steps=3),
-        "ckpt_path": "last",
-    }
-    resumed = cli_main({"fit": config}, trainer_defaults={"callbacks": [recorder]})
-    assert recorder.step == 1 and resumed.trainer.global_step == 3  # --ckpt_path last: the newest last*.ckpt
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = {**_crashing_config(tmp_path, [length, exploding], max_steps=3), "ckpt_path": "last"}
+        resumed = cli_main({"fit": config}, trainer_defaults={"callbacks": [recorder]})
+    assert recorder.step == 2 and resumed.trainer.global_step == 3  # --ckpt_path last: last.ckpt, the newest state
+    assert not [w for w in caught if any(false in str(w.message) for false in FALSE_WARNINGS)]
 
 
 # ---------------------------------------------------------------- progress bar

@@ -92,3 +92,25 @@ def test_export_rejects_a_checkpoint_that_does_not_match_the_config(run, tmp_pat
     with pytest.raises(KeyError, match="trainable tensors are missing"):
         export(tmp_path / "bad.ckpt", next((run_dir / "run").rglob("config.yaml")), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()  # nothing half-written
+
+
+def test_export_never_overwrites_files_it_did_not_create(run, tmp_path, capsys):
+    run_dir, _ = run
+    ckpt = run_dir / "ckpt" / "last.ckpt"
+    args = ["export", "--ckpt", str(ckpt), "--config", str(next((run_dir / "run").rglob("config.yaml")))]
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text("the user's own file")
+
+    def refused(*extra: str) -> str:
+        with pytest.raises(SystemExit) as stop:
+            cli.main([*args, *extra])
+        [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert stop.value.code == 2
+        return error
+
+    assert str(out) in refused("--out", str(out)) and (out / "config.json").read_text() == "the user's own file"
+    assert "holds the input" in refused("--out", str(run_dir / "ckpt"), "--overwrite") and ckpt.is_file()
+    cli.main([*args, "--out", str(out), "--overwrite"])  # asked for: the folder is replaced as a whole
+    assert json.loads((out / "config.json").read_text())["model_type"] and (out / "maestro_export.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary folder left beside it

@@ -13,8 +13,10 @@ PRESET = yaml.safe_load((ROOT / "configs" / "methods" / "maestro.yaml").read_tex
 
 def _paper_conductor(config: dict, max_steps: int = 4) -> dict:
     config["model"]["scalarizer"] = PRESET["scalarizer"]  # one-hot actions, learned τ, floor, update_every 3
-    # visible moves
-    config["model"]["conductor_optimizer"] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.05}}
+    config["model"]["conductor_optimizer"] = {
+        "class_path": "torch.optim.AdamW",
+        "init_args": {"lr": 0.05},
+    }  # visible moves
     config["trainer"]["max_steps"] = max_steps
     return config
 
@@ -29,8 +31,9 @@ def test_checkpoint_with_a_non_empty_buffer_resumes_exactly(tmp_path):
     assert len(halfway["buffer"]) == 2 and halfway["updates"] == 0  # two steps buffered, no update yet
 
     resumed = cli_main({"fit": {**_paper_conductor(_config(stopped)), "ckpt_path": str(last)}}).model
-    # updated at step 3 on all three, then step 4 buffered
-    assert resumed.outer.updates == 1 and len(resumed.outer.buffer) == 1
+    assert (
+        resumed.outer.updates == 1 and len(resumed.outer.buffer) == 1
+    )  # updated at step 3 on all three, then step 4 buffered
     assert _prompts(stopped) == _prompts(straight)
     a, b = torch.load(straight / "ckpt" / "last.ckpt", weights_only=True), torch.load(last, weights_only=True)
     assert a["maestro"]["outer_loop"]["updates"] == b["maestro"]["outer_loop"]["updates"] == 1
@@ -42,3 +45,34 @@ def test_checkpoint_with_a_non_empty_buffer_resumes_exactly(tmp_path):
         torch.testing.assert_close(
             b["maestro"]["outer_loop"]["buffer"][0][name], a["maestro"]["outer_loop"]["buffer"][0][name]
         )
+
+
+def test_resuming_a_conductor_run_with_another_method_is_an_error_unless_partial(tmp_path, capsys):
+    from test_nothing_lost import _config, _fit, _load
+
+    assert _fit(tmp_path, _config(tmp_path, max_steps=2, every=1)) is None  # the fixture config: a Conductor
+    last = str(tmp_path / "ckpt" / "last.ckpt")
+    equal = [
+        "--config",
+        str(ROOT / "configs" / "methods" / "equal.yaml"),
+        "--trainer.max_steps",
+        "3",
+        "--ckpt_path",
+        last,
+    ]
+    assert _fit(tmp_path, _config(tmp_path, max_steps=3, every=1), *equal) == 2
+    [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert f"checkpoint {last} was trained with scalarizer Conductor; the config gives StaticWeights" in error
+    assert "checkpoint.partial_resume" in error
+    assert _load(tmp_path / "ckpt" / "last.ckpt")["maestro"]["rollouts_done"] == 2  # nothing ran, nothing written
+
+    with pytest.warns(UserWarning, match="partial resume: .*scalarizer Conductor; the config gives StaticWeights"):
+        assert (
+            _fit(tmp_path, _config(tmp_path, max_steps=3, every=1), *equal, "--checkpoint.partial_resume", "true")
+            is None
+        )
+    resumed = _load(tmp_path / "ckpt" / "last.ckpt")
+    assert resumed["maestro"]["rollouts_done"] == 3 and resumed["maestro"]["scalarizer"] == "StaticWeights"
+    assert (
+        not [k for k in resumed["state_dict"] if k.startswith("scalarizer.")] and len(resumed["optimizer_states"]) == 1
+    )

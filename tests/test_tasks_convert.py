@@ -31,12 +31,22 @@ EA = {
     "label": "Offer support and help her look for work",
 }
 TOM = {
-    "能力\nABILITY": "Belief: Location false beliefs", "序号\nINDEX": 1,
-    "故事": "小红把球放进盒子里。", "问题": "球在哪里？", "选项A": "盒子", "选项B": "篮子", "选项C": "", "选项D": "",
-    "STORY": "Hong puts the ball in the box.", "QUESTION": "Where is the ball?",
-    "OPTION-A": "Box", "OPTION-B": "Basket", "OPTION-C": "", "OPTION-D": "",
+    "能力\nABILITY": "Belief: Location false beliefs",
+    "序号\nINDEX": 1,
+    "故事": "小红把球放进盒子里。",
+    "问题": "球在哪里？",
+    "选项A": "盒子",
+    "选项B": "篮子",
+    "选项C": "",
+    "选项D": "",
+    "STORY": "Hong puts the ball in the box.",
+    "QUESTION": "Where is the ball?",
+    "OPTION-A": "Box",
+    "OPTION-B": "Basket",
+    "OPTION-C": "",
+    "OPTION-D": "",
     "答案\nANSWER": "A",
-}  # fmt: skip
+}
 SS = {
     "id": "7",
     "chapter": "daily routines",
@@ -174,3 +184,33 @@ def test_custom_fields_and_append_build_one_file_with_two_splits(tmp_path):
                 str(tmp_path / "c_out.jsonl"),
             ]
         )
+
+
+def test_convert_never_overwrites_what_it_did_not_create(tmp_path, capsys):
+    from maestro_lit import cli
+
+    source = jsonl(tmp_path / "train.jsonl", [SS])
+    original = (tmp_path / "train.jsonl").read_bytes()
+    target, link, mine = tmp_path / "keep.jsonl", tmp_path / "link.jsonl", tmp_path / "mine.jsonl"
+    target.write_text("precious\n")
+    link.symlink_to(target)
+    mine.write_text("mine\n")
+    (tmp_path / "to_input.jsonl").symlink_to(tmp_path / "train.jsonl")
+
+    def refused(output: str, *extra: str) -> str:
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["convert", "ss_gen", source, output, *extra])
+        [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert stop.value.code == 2 and output in error
+        return error
+
+    assert "is the input" in refused(source, "--overwrite")
+    assert "is the input" in refused(str(tmp_path / "to_input.jsonl"), "--overwrite")
+    assert "symlink" in refused(str(link)) and "already exists" in refused(str(mine))
+    assert (tmp_path / "train.jsonl").read_bytes() == original and target.read_text() == "precious\n"
+    assert mine.read_text() == "mine\n"
+
+    cli.main(["convert", "ss_gen", source, str(link), "--overwrite"])  # replaces the link, never writes through it
+    assert not link.is_symlink() and target.read_text() == "precious\n"
+    assert [row["reference"] for _, row in read_prepared(str(link))] == ["I wash my hands."]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -20,6 +20,7 @@ file and ``--ckpt_path last`` from the newest ``last.ckpt`` in the checkpoint fo
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from typing import Any
@@ -227,11 +228,23 @@ OWN_COMMANDS = {
 }
 
 
+SIGTERM_EXIT = 128 + signal.SIGTERM  # 143: the shell's status for "terminated by SIGTERM"
+
+
 def main(argv: list[str] | None = None) -> None:
     """``export``, ``convert`` and ``compare`` are ours (``OWN_COMMANDS``); every other subcommand is LightningCLI's.
 
     ``--debug`` (anywhere) or ``MAESTRO_LIT_DEBUG=1`` shows full tracebacks and usage text.
+
+    Exit status: 0 done; 2 an error about the user's input (one ``error:`` line naming the key or the
+    path); 143 (128 + SIGTERM) when a SIGTERM stopped ``fit`` after the state was saved. Lightning ends a
+    fit on SIGTERM with status 0, but preemptible clusters (SLURM, Kubernetes, spot instances) send
+    SIGTERM before they take the machine, and their schedulers read 0 as "finished": the job would not
+    be requeued and the run would stay unfinished. 143 marks it as killed, so it is requeued and
+    continues with ``--ckpt_path last``.
     """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -246,16 +259,23 @@ def main(argv: list[str] | None = None) -> None:
 
             try:
                 importlib.import_module(module_name).main(args[1:])
-            except ValueError as err:  # bad input to our own commands (their messages name the file/row)
+            except FileNotFoundError:
+                raise
+            except (ValueError, OSError) as err:  # bad input or an unwritable path (their messages name the file/row)
                 raise ConfigError(str(err)) from err
         else:
             cli_main(cli_args, **({} if debug else {"parser_kwargs": {"exit_on_error": False}}))
 
-    if debug:
-        run()
-        return
     try:
-        run()
-    except (*USER_ERRORS, _argument_error()) as err:
-        print(f"error: {err}\n(for the traceback: --debug or {DEBUG_ENV}=1)", file=sys.stderr)
-        raise SystemExit(2) from None
+        if debug:
+            run()
+            return
+        try:
+            run()
+        except (*USER_ERRORS, _argument_error()) as err:
+            print(f"error: {err}\n(for the traceback: --debug or {DEBUG_ENV}=1)", file=sys.stderr)
+            raise SystemExit(2) from None
+    except SIGTERMException:
+        note = f"stopped by SIGTERM after saving the state (exit {SIGTERM_EXIT}); continue with --ckpt_path last"
+        print(note, file=sys.stderr)
+        raise SystemExit(SIGTERM_EXIT) from None

@@ -1,8 +1,8 @@
 """``python -m maestro_lit export``: a run's checkpoint → a plain Hugging Face model + the Conductor.
 
 Why a separate step: checkpoints hold only the trainable tensors (LoRA + scalariser, or
-every weight in full fine-tuning) and the base weights come from the model id, so a checkpoint is
-useless without this project.
+every weight in full fine-tuning) and the base weights come from the model id, so a checkpoint is useless
+without this project.
 Export rebuilds the module from the run's ``config.yaml`` (the same ``model`` section the
 LightningCLI parsed, through Lightning's own argument parser), loads the checkpoint with
 ``weights_only=True``, merges LoRA into the base weights (``merge_and_unload``; a full
@@ -14,6 +14,9 @@ fine-tuning run's checkpoint already holds every weight, written as is) and writ
 - ``<out>/conductor/`` : ``conductor.safetensors`` (head + action table) and
   ``conductor.json`` (component names, action names and table, temperature, hidden size):
   the Conductor reads the policy's terminal hidden state, which only the merged model gives.
+
+``--out`` must be new or empty (``--overwrite`` replaces it as a whole) and never holds the checkpoint
+or config; the folder appears only once complete (written under a temporary name, then renamed).
 
 A QLoRA (4-bit) run is merged into the base loaded unquantised in ``--dtype`` (default: the
 run's compute dtype): merging into 4-bit weights would round the adapter away.
@@ -29,6 +32,8 @@ from typing import Any
 
 import torch
 import yaml
+
+from maestro_lit import atomic_io
 
 CONDUCTOR_DIR = "conductor"
 
@@ -128,9 +133,21 @@ def load_conductor(directory: str | Path):
     return conductor.eval()
 
 
-def export(ckpt: str | Path, config: str | Path, out: str | Path, dtype: str | None = None) -> Path:
-    """Write the merged HF model to ``out`` and the Conductor to ``out/conductor``."""
-    out = Path(out)
+def export(
+    ckpt: str | Path,
+    config: str | Path,
+    out: str | Path,
+    dtype: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the merged HF model to ``out`` and the Conductor to ``out/conductor``.
+
+    The folder is built under a temporary name beside ``out`` and renamed into place once complete, so a
+    failed export leaves nothing (or the previous folder) behind. An existing non-empty ``out`` is refused
+    unless ``overwrite`` (then it is replaced as a whole, its old files included); an ``out`` that is or
+    holds the checkpoint or the config is always refused.
+    """
+    out = atomic_io.check_output(out, [ckpt, config], overwrite=overwrite, what="--out")
     module = build_module(config, dtype)
     checkpoint = load_trainable_state(module, ckpt)
     module.eval()
@@ -140,18 +157,20 @@ def export(ckpt: str | Path, config: str | Path, out: str | Path, dtype: str | N
     generation = merged.generation_config
     if generation.pad_token_id is None:
         generation.pad_token_id = tokenizer.pad_token_id
-    out.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(str(out), safe_serialization=True)
-    generation.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    save_conductor(module, out / CONDUCTOR_DIR)
     provenance = {
         "checkpoint": str(ckpt),
         "config": str(config),
         "global_step": checkpoint.get("global_step"),
+        "rollouts_done": (checkpoint.get("maestro") or {}).get("rollouts_done"),
         "base_model": module.model_settings.name_or_path,
     }
-    (out / "maestro_export.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    with atomic_io.atomic_path(out) as tmp:
+        tmp.mkdir()
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        generation.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        save_conductor(module, tmp / CONDUCTOR_DIR)
+        (tmp / "maestro_export.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return out
 
 
@@ -163,10 +182,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--config", required=True, help="the run's config.yaml (written by LightningCLI next to the event files)"
     )
-    parser.add_argument("--out", required=True, help="output folder for the merged Hugging Face model")
+    parser.add_argument("--out", required=True, help="output folder for the merged Hugging Face model (new or empty)")
     parser.add_argument(
         "--dtype", default=None, help="weights dtype of the export (float32, bfloat16, float16); default: the run's"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder as a whole")
     args = parser.parse_args(argv)
-    path = export(args.ckpt, args.config, args.out, args.dtype)
+    path = export(args.ckpt, args.config, args.out, args.dtype, overwrite=args.overwrite)
     print(f"exported merged model to {path} and the Conductor to {path / CONDUCTOR_DIR}")

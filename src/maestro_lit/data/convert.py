@@ -20,7 +20,9 @@ match the prepared ones the paper trained on. Inputs (JSONL, CSV or Parquet) and
 
 ``--split`` names the split of every converted row (default: from the input's file name:
 ``test`` -> test, ``dev``/``val`` -> validation, else train); ``--append`` adds to an existing
-JSONL/CSV output, so one prepared file can hold several splits.
+JSONL/CSV output, so one prepared file can hold several splits. An existing output is otherwise
+replaced only with ``--overwrite``; the input is never an output; the file is written under a
+temporary name and renamed into place, so an interrupted convert leaves the old output intact.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from maestro_lit import atomic_io
 from maestro_lit.data.prepared import Row, TaskDataError, raw_rows
 from maestro_lit.data.task_specs import TASKS
 from maestro_lit.data.templates import LETTERS, format_instruction, lettered, question_prompt, translation_prompt
@@ -228,28 +233,32 @@ COLUMNS = ["prompt", "reference", "split", "task", "category"]
 
 
 def write_rows(rows: list[Row], output: str, append: bool = False) -> None:
+    """Write (or, with ``append``, extend) ``output`` atomically: the new content goes to a temporary name
+    beside it and is renamed into place, so a failure leaves the previous file as it was (``atomic_io``)."""
     path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        if append:
-            raise ValueError("--append works with .jsonl and .csv outputs, not .parquet")
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(rows), path)
-    elif suffix == ".csv":
-        new = not (append and path.exists())
-        with path.open("a" if append else "w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
-    elif suffix == ".jsonl":
-        with path.open("a" if append else "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    else:
+    if suffix not in (".parquet", ".csv", ".jsonl"):
         raise ValueError(f"{output}: output must end in .jsonl, .csv or .parquet")
+    if append and suffix == ".parquet":
+        raise ValueError("--append works with .jsonl and .csv outputs, not .parquet")
+    existing = append and path.is_file()
+    with atomic_io.atomic_path(path) as tmp:
+        if existing:
+            shutil.copyfile(path, tmp)
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(rows), tmp)
+        elif suffix == ".csv":
+            with tmp.open("a", encoding="utf-8", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+                if not existing:
+                    writer.writeheader()
+                writer.writerows(rows)
+        else:
+            with tmp.open("a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("output", help="prepared file to write (.jsonl, .csv or .parquet)")
     parser.add_argument("--split", help="split of the converted rows (default: from the input's name)")
     parser.add_argument("--append", action="store_true", help="append to an existing .jsonl/.csv output")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output (never the input)")
     parser.add_argument("--language", choices=["en", "zh"], default="en", help="ToMBench: English or Chinese fields")
     parser.add_argument("--source-lang", help="OPUS-Books: source language code (default: first key)")
     parser.add_argument("--target-lang", help="OPUS-Books: target language code (default: the other key)")
@@ -267,8 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output_path(args: argparse.Namespace) -> None:
+    """The output is never the input; an existing one is replaced only with ``--overwrite`` or extended with
+    ``--append``, and never through a symlink (``--overwrite`` replaces the link itself, not its target)."""
+    atomic_io.check_output(args.output, [args.input], overwrite=args.overwrite or args.append)
+    if args.append and Path(args.output).is_symlink():
+        raise atomic_io.OutputError(
+            f"output {args.output} is a symlink: --append would replace the link, not extend "
+            f"{os.path.realpath(args.output)}; append to that file instead"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_output_path(args)
     rows, skipped = convert_rows(args.task, args.input, args)
     if not rows:
         raise TaskDataError(f"{args.input}: nothing to convert ({skipped} rows without a reference)")

@@ -125,7 +125,7 @@ class PaperTask(Benchmark):
                 "letters": p,
                 "votes": list(v.votes),
                 "favourable": v.favourable,
-            }  # fmt: skip
+            }
             for i, c, a, p, v in zip(items, completions, answers, picked, verdicts)
         ]
         return metrics, summary.undecided, records
