@@ -67,8 +67,13 @@ def test_sigkill_anywhere_then_resume_loses_nothing(tmp_path, straight, kill):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
     }
-    result = subprocess.run([sys.executable, "-m", "maestro_lit", "fit", "--config", str(tmp_path / "run.yaml")],
-                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "maestro_lit", "fit", "--config", str(tmp_path / "run.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
 
     cli_main({"fit": {**_config(tmp_path), "ckpt_path": "last"}})

@@ -75,10 +75,22 @@ def trl_high_entropy_mask(entropies: torch.Tensor, mask: torch.Tensor, threshold
 
 
 def trl_compute_loss(
-    per_token_logps, old_per_token_logps, ref_per_token_logps, entropies, advantages, completion_mask, *,
-    beta, epsilon_low, epsilon_high, loss_type, importance_sampling_level, top_entropy_quantile,
-    num_items_in_batch, gradient_accumulation_steps,
-):  # fmt: skip
+    per_token_logps,
+    old_per_token_logps,
+    ref_per_token_logps,
+    entropies,
+    advantages,
+    completion_mask,
+    *,
+    beta,
+    epsilon_low,
+    epsilon_high,
+    loss_type,
+    importance_sampling_level,
+    top_entropy_quantile,
+    num_items_in_batch,
+    gradient_accumulation_steps,
+):
     entropy_mask = None
     if top_entropy_quantile < 1.0:
         entropy_mask = trl_high_entropy_mask(entropies, completion_mask, 1 - top_entropy_quantile)
@@ -168,9 +180,18 @@ def run_ours(settings: GRPOSettings, fused: bool, seed: int = 0, lr: float = 0.2
     record: list = []
     fused_logprobs, fused_entropy = policy(slice(None)) if fused else (None, None)
     PolicyUpdater(settings, MAX_COMPLETION_LENGTH).run(
-        torch.optim.SGD(parameters, lr=lr), parameters, policy, old, ref if settings.beta > 0 else None, advantages,
-        mask, fused_logprobs, fused_entropy=fused_entropy, truncated=truncated, backward=_recorder(parameters, record),
-    )  # fmt: skip
+        torch.optim.SGD(parameters, lr=lr),
+        parameters,
+        policy,
+        old,
+        ref if settings.beta > 0 else None,
+        advantages,
+        mask,
+        fused_logprobs,
+        fused_entropy=fused_entropy,
+        truncated=truncated,
+        backward=_recorder(parameters, record),
+    )
     return record, [p.detach().clone() for p in parameters]
 
 
@@ -194,12 +215,21 @@ def run_trl(settings: GRPOSettings, seed: int = 0):
         rows = slice((step % steps_per_generation) * chunk, (step % steps_per_generation + 1) * chunk)
         logps, entropies = policy(rows)
         loss = trl_compute_loss(
-            logps, old[rows], ref[rows], entropies, advantages[rows], mask[rows], beta=settings.beta,
-            epsilon_low=settings.epsilon_low, epsilon_high=settings.epsilon_high, loss_type=settings.loss_type,
+            logps,
+            old[rows],
+            ref[rows],
+            entropies,
+            advantages[rows],
+            mask[rows],
+            beta=settings.beta,
+            epsilon_low=settings.epsilon_low,
+            epsilon_high=settings.epsilon_high,
+            loss_type=settings.loss_type,
             importance_sampling_level=settings.importance_sampling_level,
-            top_entropy_quantile=settings.top_entropy_quantile, num_items_in_batch=num_items_in_batch,
+            top_entropy_quantile=settings.top_entropy_quantile,
+            num_items_in_batch=num_items_in_batch,
             gradient_accumulation_steps=accumulation,
-        )  # fmt: skip
+        )
         backward(loss)
         if (step + 1) % accumulation == 0:
             optimizer.step()
@@ -219,10 +249,18 @@ def differences(loss_type, level, quantile, mask_truncated):
     worst = {"loss": 0.0, "grad": 0.0, "params": 0.0, "evaluations": 0}
     for beta, (low, high), (minibatches, accumulate, mu, fused) in itertools.product(BETAS, EPSILONS, SCHEDULES):
         settings = GRPOSettings(
-            loss_type=loss_type, beta=beta, epsilon_low=low, epsilon_high=high, num_minibatches=minibatches,
-            accumulate_minibatches=accumulate, num_iterations=mu, importance_sampling_level=level,
-            top_entropy_quantile=quantile, mask_truncated_completions=mask_truncated, max_grad_norm=1e9,
-        )  # fmt: skip
+            loss_type=loss_type,
+            beta=beta,
+            epsilon_low=low,
+            epsilon_high=high,
+            num_minibatches=minibatches,
+            accumulate_minibatches=accumulate,
+            num_iterations=mu,
+            importance_sampling_level=level,
+            top_entropy_quantile=quantile,
+            mask_truncated_completions=mask_truncated,
+            max_grad_norm=1e9,
+        )
         ours, our_params = run_ours(settings, fused)
         trl, trl_params = run_trl(settings)
         assert len(ours) == len(trl) == minibatches * mu
