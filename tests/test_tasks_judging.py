@@ -6,7 +6,7 @@ import pytest
 from fake_openai import FakeOpenAIServer
 
 from maestro_lit.evals.judges.vote_prompts import JudgeItem, parse_vote, vote_messages
-from maestro_lit.evals.judges.votes import HttpVoteJudge, LocalVoteJudge, ProxyVoteJudge, Verdict, summarise
+from maestro_lit.evals.judges.votes import HttpVoteJudge, LocalVoteJudge, ProxyVoteJudge, Verdict, pair_vote, summarise
 
 # Replies per (item answer, variant): variant 0 = reference first, 1 = candidate first, 2 = "First state ...".
 REPLIES = {
@@ -69,15 +69,27 @@ def test_three_vote_majority_unparsed_and_preference(server):
     assert all(r["model"] == "judge-model" and r["temperature"] == 0.0 for r in server.bodies)
 
 
-def test_pairwise_votes_follow_the_model_slot(server):
+def test_pairwise_votes_ask_both_orders(server):
     judge = HttpVoteJudge(server.url, "m", backoff_s=0.01)
     item = JudgeItem("Translate: la mer", "the sea", "MODEL OUTPUT", judging="pairwise", category="multilingual")
     [verdict] = judge.verdicts([item])
-    # The judge always answers [[A]]; the model sits in slot A for variants 1 and 3, slot B for variant 2.
-    assert verdict.votes == (True, False, True) and verdict.favourable
+    # The judge always answers [[A]]: each vote asks both orders, they disagree, so every vote is a tie.
+    assert verdict.votes == (0.5, 0.5, 0.5) and verdict.outcome == 0.5 and not verdict.favourable
     slots = sorted({r["messages"][1]["content"] for r in server.bodies})  # the retried 503s repeat a prompt
-    assert sum(s.index("MODEL OUTPUT") < s.index("the sea") for s in slots) == 2
+    assert len(slots) == 6  # 3 variants x 2 orders
+    assert sum(s.index("MODEL OUTPUT") < s.index("the sea") for s in slots) == 3
     assert "faithful to the source meaning" in slots[0]
+
+
+def test_pair_votes_and_item_outcomes():
+    assert [pair_vote(o) for o in ([True, True], [False, False], [True, False], [False, True])] == [1, 0, 0.5, 0.5]
+    assert pair_vote([True, None]) is None and pair_vote([None]) is None and pair_vote([False]) is False
+    assert Verdict((True, 0.5, 0.5), pairwise=True).outcome == 1.0
+    assert Verdict((True, False, 0.5), pairwise=True).outcome == 0.5  # balanced: a tie, half a win
+    assert Verdict((True, False, None)).outcome == 0.0  # a reference 1-1 split is not favourable
+    assert Verdict((0.5, None, 0.5), pairwise=True).outcome == 0.5
+    summary = summarise([Verdict((0.5,) * 3, True), Verdict((True,) * 3, True), Verdict((None,) * 3, True)])
+    assert summary.preference == pytest.approx(75.0) and summary.undecided == 1
 
 
 def test_unreachable_judge_gives_undecided_items_not_errors():
@@ -94,9 +106,13 @@ def test_samples_mode_needs_temperature():
 
 def test_parse_vote_and_messages():
     item = JudgeItem("q", "ref", "ans")
-    assert parse_vote("first [[NO]] then [[YES]]", item, 0) is True
-    assert parse_vote("[[A]]", item, 0) is None  # wrong tag kind for a reference item
-    assert parse_vote(None, item, 0) is None
+    assert parse_vote("first [[NO]] then [[YES]]", item) is True
+    assert parse_vote("[[A]]", item) is None  # wrong tag kind for a reference item
+    assert parse_vote(None, item) is None
+    pair = JudgeItem("q", "ref", "ans", judging="pairwise")
+    assert parse_vote("[[A]]", pair, model_first=True) is True and parse_vote("[[A]]", pair, model_first=False) is False
+    first, second = (vote_messages(pair, 1, model_first=m)[1]["content"] for m in (True, False))
+    assert first.index("ans") < first.index("ref") and second.index("ref") < second.index("ans")
     long = JudgeItem("q", "r" * 10, "x" * 9000)
     assert "x" * 6000 in vote_messages(long, 0)[1]["content"] and "x" * 6001 not in vote_messages(long, 0)[1]["content"]
 

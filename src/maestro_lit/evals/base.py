@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from maestro_lit.evals.io import Record, load_hub, read_records, sample_path
+from maestro_lit.evals.judges.base import Tagged
 
 Message = dict[str, str]
 GenerateFn = Callable[[list[list[Message]], int], list[str]]
@@ -102,6 +103,12 @@ class Benchmark(ABC):
         if self._items is None:
             self._items = self.parse(self.read())
         return self._items if self.limit is None else self._items[: self.limit]
+
+    def check(self) -> None:
+        """Check the configuration of every judge this benchmark holds (``Tagged.check``); ``ValueError`` names it."""
+        for value in vars(self).values():
+            if isinstance(value, Tagged):
+                value.check()
 
     # -- scoring -----------------------------------------------------------------------
     @abstractmethod

@@ -3,8 +3,10 @@
 When it runs: every ``every_n_train_steps`` training batches (counted by the callback, since
 with two manual optimizers ``trainer.global_step`` advances twice per batch), once at the
 end of fit (skipped if the last batch just ran it), and under ``trainer.validate`` (once per
-validate call, never during fit's own validation or the sanity check). Files are read at
-``setup`` so a malformed benchmark file fails before training, not after it.
+validate call, never during fit's own validation or the sanity check). Files are read and every
+judge's configuration is checked (``Benchmark.check``: an API key variable that is unset, a
+malformed judge URL, a missing local judge model) at ``setup``, so either fails before training
+with one message naming the benchmark and the setting, not after it.
 
 Only global rank 0 generates and scores; other ranks wait at a barrier. Metrics go to
 ``bench/<name>/<metric>``: through ``pl_module.log_dict`` under validate (so they appear in the
@@ -59,6 +61,10 @@ class BenchmarkCallback(Callback):
     # -- hooks ---------------------------------------------------------------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         for benchmark in self.enabled:
+            try:
+                benchmark.check()
+            except ValueError as err:
+                raise ValueError(f"{type(self).__name__}, benchmark {benchmark.name!r}: {err}") from None
             benchmark.items()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:

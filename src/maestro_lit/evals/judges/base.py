@@ -69,6 +69,10 @@ class Tagged:
     def to(self, device: Any) -> Tagged:
         return self
 
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the setting when this judge cannot work (a missing key, URL or
+        model path); the evaluation callbacks call it at setup, so the run stops before training."""
+
 
 class Judge(Tagged, ABC):
     """Scores answers one by one (a grade) or against a baseline (a pairwise outcome)."""

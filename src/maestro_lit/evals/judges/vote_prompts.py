@@ -2,10 +2,9 @@
 
 The paper's judge prompt is not published (docs/paper.md#evaluation), so these are ours. Why three prompt
 *variants* rather than three samples of one prompt: at temperature 0 a local or hosted judge is
-reproducible, and varying the presentation (order of reference and answer, A/B slots, a
-criteria-first wording) cancels a judge's position bias, which three samples of one prompt keep.
-(``vote_mode="samples"`` on the judges gives the other reading: variant 1 three times at
-temperature > 0.)
+reproducible, and varying the presentation (order of reference and answer, a criteria-first
+wording) spreads a judge's wording sensitivity over the votes. (``vote_mode="samples"`` on the
+judges gives the other reading: variant 1 three times at temperature > 0.)
 
 What "preference" means:
 
@@ -13,8 +12,13 @@ What "preference" means:
   finds the model's final answer consistent with the reference answer (same option / same
   result / same conclusion). Reply format: ``[[YES]]`` or ``[[NO]]``.
 - ``pairwise`` judging (SS-GEN, OPUS-Books): the judge compares the model's story/translation
-  with the reference one and picks the better; a vote is favourable when it picks the model's.
-  Variants 1 and 3 put the model in slot A, variant 2 in slot B. Reply: ``[[A]]`` or ``[[B]]``.
+  with the reference one and picks the better. Position-balanced, as MT-Bench and Arena-Hard
+  judge pairs: every vote asks its variant **in both orders** (the model in slot A, then in slot
+  B), so a pairwise item costs 6 requests (3 votes × 2 orders) where a reference item costs 3.
+  A vote is favourable (1) when both orders pick the model, unfavourable (0) when both pick the
+  reference, a tie (0.5) when the orders disagree (the judge followed the slot, not the text), and
+  unparsed when either order has no verdict. Reply: ``[[A]]`` or ``[[B]]``. A judge that always
+  answers ``[[A]]`` (or always ``[[B]]``) therefore ties every vote: preference 50, never 100 or 0.
 
 The last ``[[…]]`` tag in a reply counts (judges that restate the format before deciding are
 read correctly); a reply without one is an unparsed vote.
@@ -62,12 +66,13 @@ _PAIR = "[Task]\n{question}\n\n[Response A]\n{first}\n\n[Response B]\n{second}\n
 
 PAIRWISE_VARIANTS = (
     "Compare two responses to the same task, judged as {criteria}.\n\n" + _PAIR + _PICK,
-    "Compare two responses to the same task, judged as {criteria}.\n\n" + _PAIR + _PICK,
+    "Two responses to the same task follow, to be judged as {criteria}. Name the main weakness of each, then "
+    "decide which one is better.\n\n" + _PAIR + _PICK,
     "Criteria: {criteria}. Check each response against every criterion, then decide which one is better overall.\n\n"
     + _PAIR
     + _PICK,
 )
-MODEL_FIRST = (True, False, True)  # slot A holds the model's response in variants 1 and 3
+ORDERS = (True, False)  # a pairwise vote asks: the model in slot A, then the model in slot B
 
 _TAG = re.compile(r"\[\[\s*(YES|NO|A|B)\s*\]\]", re.IGNORECASE)
 
@@ -83,11 +88,16 @@ class JudgeItem:
     category: str = "reasoning"
 
 
-def vote_messages(item: JudgeItem, variant: int, max_chars: int = 6000) -> list[dict[str, str]]:
-    """Chat messages for vote ``variant`` (0-2) on ``item``; long texts are cut to ``max_chars``."""
+def vote_messages(
+    item: JudgeItem, variant: int, model_first: bool = True, max_chars: int = 6000
+) -> list[dict[str, str]]:
+    """Chat messages for vote ``variant`` (0-2) on ``item``; long texts are cut to ``max_chars``.
+
+    ``model_first`` (pairwise items only) puts the model's response in slot A, else in slot B.
+    """
     question, reference, answer = (text[:max_chars] for text in (item.question, item.reference, item.answer))
     if item.judging == "pairwise":
-        first, second = (answer, reference) if MODEL_FIRST[variant] else (reference, answer)
+        first, second = (answer, reference) if model_first else (reference, answer)
         criteria = CRITERIA.get(item.category, "a response to the task: correct, complete, clear and well written")
         user = PAIRWISE_VARIANTS[variant].format(question=question, first=first, second=second, criteria=criteria)
     else:
@@ -95,8 +105,11 @@ def vote_messages(item: JudgeItem, variant: int, max_chars: int = 6000) -> list[
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def parse_vote(reply: Optional[str], item: JudgeItem, variant: int) -> Optional[bool]:
-    """True = favourable to the model, False = not, None = no verdict tag in the reply."""
+def parse_vote(reply: Optional[str], item: JudgeItem, model_first: bool = True) -> Optional[bool]:
+    """True = favourable to the model, False = not, None = no verdict tag in the reply.
+
+    ``model_first``: on a pairwise item, whether the request put the model in slot A.
+    """
     if not reply:
         return None
     found = _TAG.findall(reply)
@@ -106,5 +119,5 @@ def parse_vote(reply: Optional[str], item: JudgeItem, variant: int) -> Optional[
     if item.judging == "pairwise":
         if tag not in ("A", "B"):
             return None
-        return (tag == "A") == MODEL_FIRST[variant]
+        return (tag == "A") == model_first
     return {"YES": True, "NO": False}.get(tag)

@@ -26,6 +26,8 @@ class PaperTaskEvaluation(BenchmarkCallback):
         limit: evaluate only the first ``limit`` items (a configured sample).
         max_new_tokens: answer budget; 128 suits the tiny CPU demo, use 1024+ on a GPU.
         every_n_train_steps: also evaluate during fit every N rollouts (default: at fit end only).
+        control_share / min_controls / control_seed / false_accept_warn: the judge's negative control
+            on reference-judged tasks, ``bench/<task>/judge_false_accept`` (see ``PaperTask``).
     """
 
     def __init__(
@@ -41,9 +43,23 @@ class PaperTaskEvaluation(BenchmarkCallback):
         every_n_train_steps: Optional[int] = None,
         output_dir: Optional[str] = None,
         progress_bar: bool = True,
+        control_share: float = 0.2,
+        min_controls: int = 5,
+        control_seed: int = 0,
+        false_accept_warn: float = 0.2,
     ) -> None:
         benchmark = PaperTask(
-            task, path=path, split=split, judge=judge, hub_id=hub_id, hub_config=hub_config, limit=limit
+            task,
+            path=path,
+            split=split,
+            judge=judge,
+            hub_id=hub_id,
+            hub_config=hub_config,
+            limit=limit,
+            control_share=control_share,
+            min_controls=min_controls,
+            control_seed=control_seed,
+            false_accept_warn=false_accept_warn,
         )
         super().__init__(
             [benchmark],
