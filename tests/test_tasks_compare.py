@@ -41,6 +41,7 @@ def test_two_runs_give_both_tables(tmp_path):
         {
             "emobench": {"preference": 47.66, "letter_accuracy": 50.0, "completion_words": 40.0, "unparsed_share": 0.0},
             "opus_books": {"preference": 12.6, "chrf": 41.2, "bleu": 13.0, "completion_words": 20.0},
+            "tombench": {"preference": 100.0, "judge_false_accept": 1.0, "letter_accuracy": 25.0},
             "alpaca_eval": {"win_rate": 3.0},  # the optional suite is ignored by the tables
         },
     )
@@ -58,6 +59,7 @@ def test_two_runs_give_both_tables(tmp_path):
     assert "| task | maestro | equal |" in table1
     assert "| EmoBench | 47.7 (acc 50.0) | 43.0† (acc 25.0) |" in table1  # the latest evaluation, not step 2's 10.0
     assert "| OPUS | 12.6 (chrF 41.2, BLEU 13.0) | – |" in table1
+    assert "| ToMBench | 100.0‡ (acc 25.0) | – |" in table1 and "‡ the judge accepted more than 20 %" in table1
     assert "alpaca" not in table1
     table2 = (out / "table2.md").read_text()
     assert "| maestro | 1 | 80.0 | 0.0 % | 30.0 |" in table2 and "| equal | 1 | 100.0 | +25.0 % | 60.0 |" in table2

@@ -14,7 +14,9 @@ same task, the run trained on that task (``run_info.json``'s ``task``) wins, els
 
 - ``table1.md`` / ``table1.csv``: rows are tasks, columns are methods; a cell is the judged
   preference % followed by the task's deterministic metrics (``acc`` letter accuracy, ``R-L``
-  ROUGE-L, ``chrF``, ``BLEU``); ``†`` marks numbers from the offline proxy judge.
+  ROUGE-L, ``chrF``, ``BLEU``); ``†`` marks numbers from the offline proxy judge, ``‡`` a judge
+  that accepted more than ``FALSE_ACCEPT_WARN`` (20 %) of its negative controls
+  (``judge_false_accept``), whose preference cannot be trusted.
 - ``table2.md`` / ``table2.csv``: per method, total training time (sum over its runs), the
   change against the first method, and mean completion length (words, averaged over tasks).
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from maestro_lit.callbacks.run_info import FILE_NAME as INFO_NAME
 from maestro_lit.data.task_specs import TASKS
+from maestro_lit.evals.judges.votes import FALSE_ACCEPT_WARN
 from maestro_lit.evals.report import CSV_NAME
 
 CELL_METRICS = (("letter_accuracy", "acc"), ("rouge_l", "R-L"), ("chrf", "chrF"), ("bleu", "BLEU"))
@@ -110,7 +113,8 @@ def cell(metrics: dict[str, float] | None) -> str:
         return "–"
     value, proxy = preference(metrics)
     extras = [f"{short} {_fmt(metrics[key])}" for key, short in CELL_METRICS if key in metrics]
-    text = _fmt(value) + ("†" if proxy else "")
+    false_accept = metrics.get("judge_false_accept_proxy" if proxy else "judge_false_accept", math.nan)
+    text = _fmt(value) + ("†" if proxy else "") + ("‡" if false_accept > FALSE_ACCEPT_WARN else "")
     return f"{text} ({', '.join(extras)})" if extras else text
 
 
@@ -124,8 +128,9 @@ def table1(methods: list[MethodResults]) -> tuple[str, list[list[str]]]:
             for metric, value in sorted(m.tasks.get(task, {}).items()):
                 rows.append([task, m.name, metric, repr(value)])
     notes = (
-        "\n\nCells: preference % (judge, 3-vote majority) then deterministic metrics. "
-        "† offline proxy judge, not the paper's protocol.\n"
+        "\n\nCells: preference % (judge, 3-vote majority; pairwise votes in both orders, a tie counts half) then "
+        "deterministic metrics. † offline proxy judge, not the paper's protocol. ‡ the judge accepted more than "
+        f"{100 * FALSE_ACCEPT_WARN:.0f} % of its negative controls: not trustworthy.\n"
     )
     return "\n".join(lines) + notes, rows
 

@@ -37,6 +37,7 @@ from maestro_lit.evals.judges.vote_prompts import ORDERS, JudgeItem, parse_vote,
 
 log = logging.getLogger(__name__)
 VOTES = 3
+FALSE_ACCEPT_WARN = 0.2  # a judge accepting more of the negative controls than this is not trusted (PaperTask)
 
 
 Vote = Optional[float]  # True/1 favourable, False/0 unfavourable, 0.5 a pairwise tie, None no verdict

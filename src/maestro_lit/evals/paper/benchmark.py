@@ -37,7 +37,7 @@ from maestro_lit.data.task_specs import task_spec
 from maestro_lit.evals.base import Benchmark, GenerateFn, run_generate, user
 from maestro_lit.evals.io import Record
 from maestro_lit.evals.judges.vote_prompts import JudgeItem
-from maestro_lit.evals.judges.votes import ProxyVoteJudge, VoteJudge, summarise
+from maestro_lit.evals.judges.votes import FALSE_ACCEPT_WARN, ProxyVoteJudge, VoteJudge, summarise
 
 log = logging.getLogger(__name__)
 _INSTRUCTION = "\n\nAnswer the question and return in the following format:"
@@ -87,7 +87,7 @@ class PaperTask(Benchmark):
         control_share: float = 0.2,
         min_controls: int = 5,
         control_seed: int = 0,
-        false_accept_warn: float = 0.2,
+        false_accept_warn: float = FALSE_ACCEPT_WARN,
     ) -> None:
         if not 0 <= control_share <= 1 or min_controls < 0 or not 0 <= false_accept_warn <= 1:
             raise ValueError("PaperTask needs control_share and false_accept_warn in [0, 1] and min_controls >= 0")

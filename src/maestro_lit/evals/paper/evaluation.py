@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 from maestro_lit.evals.callback import BenchmarkCallback
-from maestro_lit.evals.judges.votes import VoteJudge
+from maestro_lit.evals.judges.votes import FALSE_ACCEPT_WARN, VoteJudge
 from maestro_lit.evals.paper.benchmark import PaperTask
 
 
@@ -46,7 +46,7 @@ class PaperTaskEvaluation(BenchmarkCallback):
         control_share: float = 0.2,
         min_controls: int = 5,
         control_seed: int = 0,
-        false_accept_warn: float = 0.2,
+        false_accept_warn: float = FALSE_ACCEPT_WARN,
     ) -> None:
         benchmark = PaperTask(
             task,
