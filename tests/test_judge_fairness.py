@@ -208,9 +208,16 @@ class TinyModule(LightningModule):
 
 def short_fit(tmp_path, callback):
     module = TinyModule()
-    trainer = Trainer(max_steps=2, logger=False, callbacks=[callback], enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
-                      default_root_dir=str(tmp_path))  # fmt: skip
+    trainer = Trainer(
+        max_steps=2,
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=str(tmp_path),
+    )
     return module, trainer
 
 

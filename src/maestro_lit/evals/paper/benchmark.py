@@ -146,10 +146,15 @@ class PaperTask(Benchmark):
         ]
         controls = self.controls(items)
         asked = judged + [
-            JudgeItem(judge_question(items[i].prompt), items[i].reference, items[j].reference, self.spec.judging,
-                      self.spec.category)
+            JudgeItem(
+                judge_question(items[i].prompt),
+                items[i].reference,
+                items[j].reference,
+                self.spec.judging,
+                self.spec.category,
+            )
             for i, j in controls
-        ]  # fmt: skip
+        ]
         verdicts = self.judge.verdicts(asked)  # one batch: the controls share the judge's deadline
         verdicts, control_verdicts = verdicts[: len(judged)], verdicts[len(judged) :]
         summary = summarise(verdicts)
