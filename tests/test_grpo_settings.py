@@ -56,8 +56,9 @@ def test_defaults_are_todays_grpo_and_trls_reference_mix():
     assert ReferenceSettings().mix_alpha == 0.6  # TRL's ref_model_mixup_alpha default, NOVER's value
 
 
-def test_nover_method_file_ships_novers_grpo_settings_over_the_base(parser):
-    config = parser.parse_args(["--config", QUICKSTART, "--config", str(ROOT / "configs" / "methods" / "nover.yaml")])
+def test_nover_grpo_overlay_sets_novers_grpo_settings_over_the_base(parser):
+    overlay = str(ROOT / "configs" / "overlays" / "nover_grpo.yaml")
+    config = parser.parse_args(["--config", QUICKSTART, "--config", overlay])
     grpo_settings = config.model.grpo_settings
     assert (grpo_settings.loss_type, grpo_settings.epsilon_low, grpo_settings.epsilon_high) == ("dr_grpo", 0.1, 0.28)
     assert (grpo_settings.scale_rewards, grpo_settings.mask_truncated_completions) == ("none", True)

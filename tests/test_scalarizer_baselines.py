@@ -113,7 +113,7 @@ def load_method(name: str):
     parser.add_argument("--conductor_optimizer", type=OptimizerCallable, default=torch.optim.Adam)
     fragment = yaml.safe_load((METHODS / f"{name}.yaml").read_text())
     assert set(fragment) == {"model"}, f"{name}.yaml must hold only model settings"
-    model = fragment["model"]  # nover.yaml also sets NOVER's grpo_settings (tests/test_grpo_settings.py)
+    model = fragment["model"]
     keys = [key for key in ("scalarizer", "conductor_optimizer") if key in model]
     init = parser.instantiate_classes(parser.parse_object({key: model[key] for key in keys}))
     init.scalarizer.bind(PAPER, 8)
