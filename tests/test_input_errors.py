@@ -15,7 +15,7 @@ from fit_configs import small_fit_config
 from maestro_lit.cli import DEBUG_ENV, main
 from maestro_lit.data.prompts import POSITION_KEY, RESERVED_COLUMNS, DataFileError, check_source
 from maestro_lit.rewards.base import RewardComponent, RewardError, RewardInputs
-from maestro_lit.rewards.reward_set import MissingScores
+from maestro_lit.rewards.reward_set import MISSING_WINDOW, MissingScores
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "tests" / "configs" / "two_rewards.yaml")
@@ -311,6 +311,7 @@ class AlwaysMissing(RewardComponent):
 
 
 def _missing_config(tmp_path, rewards, steps=2, **model):
+    """A fit of ``steps`` rollouts with these reward components, as a config file for ``main``."""
     config = small_fit_config(tmp_path, steps, [], max_new_tokens=4)
     config["model"]["rewards"] = rewards
     config["model"].update(model)
@@ -326,9 +327,10 @@ def test_a_component_missing_everywhere_is_warned_about(tmp_path, caplog, overfl
         {"class_path": "test_input_errors.AlwaysMissing", "init_args": {"overflow": overflow}},
     ]
     with caplog.at_level(logging.WARNING, logger="maestro_lit"):
-        main(_missing_config(tmp_path, rewards))
+        main(_missing_config(tmp_path, rewards, steps=MISSING_WINDOW + 2))
     warned = [r.getMessage() for r in caplog.records if "reward component 'missing' has no score" in r.getMessage()]
-    assert len(warned) == 1 and "100 % of the completions of training step 1:" in warned[0], warned  # once
+    assert len(warned) == 1 and "100 % of the completions of training steps 1-10:" in warned[0], warned  # once
+    assert not [r for r in caplog.records if "'length' has no score" in r.getMessage()]
 
 
 def test_no_component_scoring_anything_stops_the_run(tmp_path, capsys):
@@ -345,13 +347,17 @@ def test_missing_scores_window():
         return torch.stack([torch.tensor(float(a)), torch.tensor(float(b)), torch.tensor(float(unscored)), rows])
 
     monitor.update(counts(4, 0, 0), 1)
+    monitor.update(counts(4, 0, 0), 2)
+    assert monitor.warned == set()  # not before the window is full
+    monitor.update(counts(4, 0, 0), 3)
     assert monitor.warned == {"a"}
-    monitor.update(counts(0, 0, 0), 2)  # 4 of 8 rows: below 90 %, re-armed
+    monitor.update(counts(0, 0, 0), 4)  # 8 of 12 rows: below 90 %, re-armed
     assert monitor.warned == set()
-    monitor.update(counts(4, 4, 4), 3)  # skip: one unscored step is tolerated
-    monitor.update(counts(4, 4, 4), 4)
-    with pytest.raises(RewardError, match="in 3 steps in a row, up to step 5"):
-        monitor.update(counts(4, 4, 4), 5)
+    monitor.update(counts(4, 4, 4), 5)  # skip: an unscored step is tolerated, up to a window of them
+    monitor.update(counts(4, 4, 4), 6)
+    assert monitor.warned == set()
+    with pytest.raises(RewardError, match="in 3 steps in a row, up to step 7"):
+        monitor.update(counts(4, 4, 4), 7)
     with pytest.raises(RewardError, match="in step 1"):
         MissingScores(["a"], "raise").update(torch.tensor([4.0, 4.0, 4.0]), 1)
 

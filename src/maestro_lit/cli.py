@@ -80,8 +80,8 @@ def check_learning_rates(config: Any) -> None:
 
 
 def check_step_settings(config: Any) -> None:
-    """``trainer.max_steps`` and ``num_minibatches`` against the rollout size, at parse time (Lightning's and the
-    inner loop's own messages would come later, and without the keys)."""
+    """``trainer.max_steps``, and ``num_minibatches`` against the rollout size, before anything loads (Lightning's
+    and the inner loop's own messages would come later, and without the keys)."""
     max_steps = config.get("trainer.max_steps")
     if max_steps is not None and int(max_steps) < -1:
         raise ConfigError(f"trainer.max_steps must be -1 (no limit) or >= 0, got {max_steps}")
@@ -197,12 +197,13 @@ class MaestroCLI(LightningCLI):
         if unknown:
             raise ConfigError(f"standard_callbacks: unknown {sorted(unknown)}; known: {list(STANDARD_CALLBACKS)}")
         check_learning_rates(config)
-        check_step_settings(config)
         ckpt_path = config.get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
             verify_checkpoint(ckpt_path)  # a damaged file fails here, by name, before anything runs
 
     def instantiate_classes(self) -> None:
+        # Before the model loads; not in parse_arguments, where an overlay composed alone (``compose``) is checked.
+        check_step_settings(self.config[self.subcommand] if self.subcommand else self.config)
         try:
             super().instantiate_classes()
         except ConfigError:

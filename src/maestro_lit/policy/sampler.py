@@ -26,7 +26,12 @@ def user_turn(prompt: str) -> Conversation:
 class NonFinitePolicy(RuntimeError):
     """The policy itself is no longer finite: its weights, its sampling probabilities or its scoring forward hold
     inf/NaN. Unlike one non-finite gradient (skipped by the inner loop) this does not recover; the module turns
-    it into ``DivergenceError`` naming the last checkpoint."""
+    it into ``DivergenceError`` naming the last checkpoint. ``in_forward``: found in a forward, so the weights were
+    already broken when the previous step ended (and a checkpoint written then holds them)."""
+
+    def __init__(self, message: str, in_forward: bool = True) -> None:
+        super().__init__(message)
+        self.in_forward = in_forward
 
 
 SAMPLING_NON_FINITE = "probability tensor contains"  # torch.multinomial's message for inf/NaN probabilities
@@ -43,7 +48,7 @@ def check_finite_forward(logprobs: torch.Tensor, completion_mask: torch.Tensor, 
 def check_finite_weights(parameters: Sequence[torch.Tensor]) -> None:
     """Raise ``NonFinitePolicy`` when a trainable weight holds inf/NaN (one host sync)."""
     if parameters and not bool(torch.stack([torch.isfinite(p.detach()).all() for p in parameters]).all()):
-        raise NonFinitePolicy("a policy update left inf/NaN in the trainable weights")
+        raise NonFinitePolicy("a policy update left inf/NaN in the trainable weights", in_forward=False)
 
 
 def check_merge_allowed(sampling: SamplingSettings, load_in_4bit: bool) -> None:

@@ -12,7 +12,8 @@ NaN, masked out of the scalar reward and counted in ``train/reward_nan/<name>``)
 
 Missing scores (NaN, None, or values beyond float32's range, which become inf) are watched over the training
 steps (``MissingScores``): a component missing for more than ``MISSING_WARN_FRACTION`` (90 %) of the rows of
-the last ``MISSING_WINDOW`` (10) steps gets a warning, once (again after it recovers); a step in which no
+the last ``MISSING_WINDOW`` (10) steps gets a warning (logged by ``maestro_lit.rewards.reward_set``, first after
+step 10, once, and again after it recovers); a step in which no
 component scored any row (the scalar reward missing everywhere, every advantage 0) stops the run with
 ``RewardError`` at once, or under ``on_reward_error="skip"`` after ``MISSING_WINDOW`` such steps in a row.
 """
@@ -160,7 +161,8 @@ class MissingScores:
         self.window.append(values)
         rows = sum(v[-1] for v in self.window)
         first = step - len(self.window) + 1
-        for m, name in enumerate(self.names):
+        full = len(self.window) == self.window.maxlen  # early steps alone say little (a format still being learnt)
+        for m, name in enumerate(self.names if full else []):
             fraction = sum(v[m] for v in self.window) / max(rows, 1)
             if fraction <= self.warn_fraction:
                 self.warned.discard(name)

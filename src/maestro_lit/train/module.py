@@ -220,7 +220,8 @@ class MaestroModule(L.LightningModule):
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
         """Greedy answers to chat conversations, in batches of ``generation_batch_size``; used by the evals."""
-        return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
+        with self._divergence_guard():
+            return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
 
     @contextmanager
     def _divergence_guard(self) -> Iterator[None]:
@@ -229,7 +230,7 @@ class MaestroModule(L.LightningModule):
             yield
         except NonFinitePolicy as err:
             last = last_checkpoint_path(self._trainer) if self._trainer else None
-            raise DivergenceError(non_finite_message(str(err), self._rollouts_done + 1, last)) from err
+            raise DivergenceError(non_finite_message(err, self._rollouts_done + 1, last)) from err
 
     def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
         with self._divergence_guard():
@@ -349,7 +350,8 @@ class MaestroModule(L.LightningModule):
         """Greedy answers, their reward components and the scalariser's evaluation choice per prompt (the
         Conductor's continuous π_φ(·|h) or argmax, per its ``eval_weights``): held-out evaluation computed one
         way for validation and evaluation callbacks (the testbed)."""
-        rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
+        with self._divergence_guard():
+            rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
         scored = self._scoring_pass(rollout, step=True)
         raw = self._rewards(rollout, prompts, columns, 1, scored, self._reference_logprobs(rollout, for_kl=False))
         choice = self.scalarizer.choose(scored.hidden, columns, greedy=True)
@@ -375,17 +377,20 @@ class MaestroModule(L.LightningModule):
         load_module_state(self, checkpoint)
 
 
-def non_finite_message(what: str, step: int, last_checkpoint: str | None) -> str:
-    """``DivergenceError``'s text for a policy that is no longer finite; names the newest checkpoint, which may
-    already hold the diverged weights when it was written after the step before."""
-    where = (
-        f"The newest checkpoint is {last_checkpoint}; if it was written after step {step - 1} it may already hold "
-        "the diverged weights, and an earlier one is safe."
-        if last_checkpoint
-        else "No checkpoint was written in this run before the divergence."
-    )
+def non_finite_message(err: NonFinitePolicy, step: int, last_checkpoint: str | None) -> str:
+    """``DivergenceError``'s text for a policy that is no longer finite, naming the newest checkpoint and whether
+    it can hold the broken weights (a forward found them: they were broken when step ``step - 1`` ended)."""
+    if not last_checkpoint:
+        where = "No checkpoint was written in this run before the divergence."
+    elif err.in_forward:
+        where = (
+            f"The weights were already broken when step {step - 1} ended: the newest checkpoint, {last_checkpoint}, "
+            f"holds them if it was written after step {step - 1}; resume from an earlier one."
+        )
+    else:
+        where = f"The last checkpoint written before this step is intact: {last_checkpoint}."
     return (
-        f"the policy diverged at training step {step}: {what}. {where} "
+        f"the policy diverged at training step {step}: {err}. {where} "
         "Check the learning rate (model.policy_optimizer) and the sampling and reward settings."
     )
 
