@@ -107,3 +107,10 @@ def test_csv_quoted_newlines_bom_and_ragged_rows(tmp_path):
     closed_late.write_text('prompt,reference\n"opens here,r\nnext,r\n"quoted",r\n', encoding="utf-8")
     with pytest.raises(TaskDataError, match=r"late.csv:2: unbalanced quotes in the field that opens on this line"):
         read_prepared(str(closed_late))
+    old_mac = tmp_path / "cr.csv"
+    old_mac.write_bytes(b'prompt,reference\rfirst,r\r"two\rlines",r\rlast,r\r')
+    assert [(w.rsplit(":", 1)[1], r["prompt"]) for w, r in read_prepared(str(old_mac))] == [
+        ("2", "first"),
+        ("3", "two\rlines"),
+        ("5", "last"),
+    ]

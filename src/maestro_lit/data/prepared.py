@@ -14,6 +14,7 @@ a ``split`` column is one split that every split name selects (a plain train fil
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,9 @@ class TaskDataError(ValueError):
     """A prepared task file is missing, malformed or lacks a column; the message names file:line."""
 
 
+CR_LINE = re.compile(r"(?<=\r)(?!\n)(?=.)", re.DOTALL)  # after a lone "\r" line ending
+
+
 class _Lines:
     """The lines of a file opened in binary, decoded one at a time and numbered; ``record`` keeps the lines
     of the CSV record being read, so an error can name the line where a quoted field opened."""
@@ -37,22 +41,26 @@ class _Lines:
         self.fh, self.path, self.error = fh, path, error
         self.number = 0
         self.record: list[str] = []
+        self.pending: list[str] = []  # the rest of a binary line that old-Mac "\r" endings split in several
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        raw = next(self.fh)
+        if not self.pending:
+            raw = next(self.fh)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise self.error(
+                    f"{self.path}:{self.number + 1}: not valid UTF-8 ({err.reason} at byte {err.start + 1}); "
+                    "save the file as UTF-8"
+                ) from None
+            if self.number == 0:
+                text = text.removeprefix("\ufeff")  # a byte-order mark (Excel's "CSV UTF-8")
+            self.pending = CR_LINE.split(text)[::-1]
         self.number += 1
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise self.error(
-                f"{self.path}:{self.number}: not valid UTF-8 ({err.reason} at byte {err.start + 1}); "
-                "save the file as UTF-8"
-            ) from None
-        if self.number == 1:
-            text = text.removeprefix("\ufeff")  # a byte-order mark (Excel's "CSV UTF-8")
+        text = self.pending.pop()
         self.record.append(text)
         return text
 
