@@ -121,8 +121,9 @@ def check_output_folders(trainer: Any) -> None:
     folders = [("trainer.default_root_dir", trainer.default_root_dir)]
     folders += [("trainer.logger.init_args.save_dir", getattr(lg, "save_dir", None)) for lg in trainer.loggers]
     for callback in trainer.callbacks:
-        key = "checkpoint.dirpath" if isinstance(callback, ModelCheckpoint) else f"{type(callback).__name__}.dirpath"
-        folders.append((key, getattr(callback, "dirpath", None)))
+        keys = [key for key, (kind, _) in STANDARD_CALLBACKS.items() if isinstance(callback, kind)]
+        key = keys[0] if keys else "checkpoint" if isinstance(callback, ModelCheckpoint) else type(callback).__name__
+        folders.append((f"{key}.dirpath", getattr(callback, "dirpath", None)))
     for key, folder in folders:
         problem = folder_problem(folder) if folder else None
         if problem:

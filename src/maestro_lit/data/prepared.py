@@ -9,6 +9,11 @@ and ``category`` (the row's own values win) for per-category logging.
 
 Split selection: a row belongs to ``split`` when its ``split`` column equals it; a file without
 a ``split`` column is one split that every split name selects (a plain train file works).
+
+Files are UTF-8 (a byte-order mark is allowed); CSV is read strictly, naming the line: a quote
+that never closes (which a lenient reader turns into one value swallowing the rest of the file)
+or a row with more or fewer fields than the header is an error. Quoted values may span lines;
+a row's number is the line it starts on.
 """
 
 from __future__ import annotations

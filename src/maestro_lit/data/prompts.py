@@ -2,7 +2,10 @@
 
 Every row needs a string ``prompt``; ``category``, ``reference`` and any other columns
 ride along and reach the reward components as keyword columns. Files are read lazily
-(an IterableDataset with a shuffle buffer), so a prompt set larger than memory is fine.
+(an IterableDataset with a shuffle buffer), so a prompt set larger than memory is fine; at setup each
+local file is read once to its end, one row at a time, so that a bad row fails before training
+(``data.check_files``). A column may not be named like a keyword the trainer passes reward
+components itself (``RESERVED_COLUMNS``: ``completions``, ``prompts``, ``trainer_state``, …).
 Rows are sharded across distributed ranks and dataloader workers so that no two
 processes see the same prompt in one epoch.
 """
