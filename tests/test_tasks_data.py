@@ -89,3 +89,28 @@ def test_shipped_samples_hold_train_and_test_items():
             assert all(letters), name  # every item is multiple choice
         if name in ("natural_reasoning", "ss_gen", "opus_books"):
             assert not any(letters), name
+
+
+def test_csv_quoted_newlines_bom_and_ragged_rows(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text('\ufeffprompt,reference\n"a passage\nover, two lines",r1\n\nplain,r2\n', encoding="utf-8")
+    rows = read_prepared(str(good))
+    assert [(where.rsplit(":", 1)[1], row["prompt"]) for where, row in rows] == [
+        ("2", "a passage\nover, two lines"),
+        ("5", "plain"),
+    ]
+    short = tmp_path / "short.csv"
+    short.write_text("prompt,reference,split\nfine,r,train\nno reference\n", encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"short.csv:3: 1 fields, but the header has 3"):
+        read_prepared(str(short))
+    closed_late = tmp_path / "late.csv"
+    closed_late.write_text('prompt,reference\n"opens here,r\nnext,r\n"quoted",r\n', encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"late.csv:2: unbalanced quotes in the field that opens on this line"):
+        read_prepared(str(closed_late))
+    old_mac = tmp_path / "cr.csv"
+    old_mac.write_bytes(b'prompt,reference\rfirst,r\r"two\rlines",r\rlast,r\r')
+    assert [(w.rsplit(":", 1)[1], r["prompt"]) for w, r in read_prepared(str(old_mac))] == [
+        ("2", "first"),
+        ("3", "two\rlines"),
+        ("5", "last"),
+    ]

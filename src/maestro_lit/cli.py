@@ -22,12 +22,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from maestro_lit.callbacks.checkpointing import (
     AdapterCheckpoint,
@@ -41,6 +44,7 @@ from maestro_lit.callbacks.tb_views import TensorBoardViews
 from maestro_lit.data.prompts import DataFileError, PromptDataModule
 from maestro_lit.rewards.base import RewardError
 from maestro_lit.train.module import MaestroModule
+from maestro_lit.train.policy_update import DivergenceError
 
 DEBUG_ENV = "MAESTRO_LIT_DEBUG"  # =1: full tracebacks for user-input errors
 
@@ -73,6 +77,68 @@ def check_learning_rates(config: Any) -> None:
         lr = (init_args or {}).get("lr") if isinstance(init_args, dict) else getattr(init_args, "lr", None)
         if lr is not None and not float(lr) > 0:
             raise ConfigError(f"{key}.init_args.lr must be > 0, got {lr}")
+
+
+def check_step_settings(config: Any) -> None:
+    """``trainer.max_steps``, and ``num_minibatches`` against the rollout size, before anything loads (Lightning's
+    and the inner loop's own messages would come later, and without the keys)."""
+    max_steps = config.get("trainer.max_steps")
+    if max_steps is not None and int(max_steps) < -1:
+        raise ConfigError(f"trainer.max_steps must be -1 (no limit) or >= 0, got {max_steps}")
+    batch_size, group = config.get("data.batch_size"), config.get("model.grpo_settings.num_generations")
+    minibatches = config.get("model.grpo_settings.num_minibatches")
+    if not (isinstance(batch_size, int) and isinstance(group, int) and isinstance(minibatches, int)):
+        return  # another check names the bad value
+    rollout = batch_size * group
+    if minibatches >= 1 and rollout % minibatches:
+        raise ConfigError(
+            f"model.grpo_settings.num_minibatches={minibatches} does not divide the {rollout} completions of a step "
+            f"(data.batch_size × model.grpo_settings.num_generations = {batch_size} × {group}); "
+            "choose a divisor of that product"
+        )
+
+
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why nothing can be written under ``folder`` (a file in the way, no permission), or None; creates nothing."""
+    if "://" in str(folder):
+        return None  # a remote filesystem: Lightning's own error then
+    probe = Path(folder).expanduser().absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    try:
+        handle, name = tempfile.mkstemp(dir=probe, prefix=".maestro-write-test-")
+        os.close(handle)
+        os.remove(name)
+    except OSError as err:
+        return f"cannot write in {probe} ({err.strerror or err})"
+    return None
+
+
+def check_output_folders(trainer: Any) -> None:
+    """Fail before training, naming the key, when a checkpoint or log folder cannot be written."""
+    folders = [("trainer.default_root_dir", trainer.default_root_dir)]
+    folders += [("trainer.logger.init_args.save_dir", getattr(lg, "save_dir", None)) for lg in trainer.loggers]
+    for callback in trainer.callbacks:
+        keys = [key for key, (kind, _) in STANDARD_CALLBACKS.items() if isinstance(callback, kind)]
+        key = keys[0] if keys else "checkpoint" if isinstance(callback, ModelCheckpoint) else type(callback).__name__
+        folders.append((f"{key}.dirpath", getattr(callback, "dirpath", None)))
+    for key, folder in folders:
+        problem = folder_problem(folder) if folder else None
+        if problem:
+            raise ConfigError(f"{key}={folder}: {problem}")
+
+
+def check_last_checkpoint(trainer: Any) -> None:
+    """``--ckpt_path last``: the checkpoint it resolves to must be readable (a damaged one fails here, by name)."""
+    found: set[str] = set()
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint):
+            found |= callback._find_last_checkpoints(trainer)  # as Lightning resolves "last" (after any recovery)
+    existing = [path for path in found if os.path.isfile(path)]
+    if existing:
+        verify_checkpoint(max(existing, key=os.path.getmtime))
 
 
 def later_wins(callbacks: list[Any]) -> list[Any]:
@@ -137,6 +203,8 @@ class MaestroCLI(LightningCLI):
             verify_checkpoint(ckpt_path)  # a damaged file fails here, by name, before anything runs
 
     def instantiate_classes(self) -> None:
+        # Before the model loads; not in parse_arguments, where an overlay composed alone (``compose``) is checked.
+        check_step_settings(self.config[self.subcommand] if self.subcommand else self.config)
         try:
             super().instantiate_classes()
         except ConfigError:
@@ -145,6 +213,8 @@ class MaestroCLI(LightningCLI):
             raise ConfigError(str(err)) from err
         except OSError as err:  # a model path that is neither a local folder nor a hub id (the message names it)
             raise ConfigError(str(err)) from err
+        except MisconfigurationException as err:  # Lightning's check of a trainer setting
+            raise ConfigError(f"trainer: {err}") from err
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         """The trainer with the standard callbacks in use, unless replaced or switched off."""
@@ -168,6 +238,9 @@ class MaestroCLI(LightningCLI):
 
     # Checkpoints hold only tensors and plain containers, so restrict unpickling to those.
     def fit(self, model, weights_only: bool | None = None, **kwargs: Any) -> None:
+        check_output_folders(self.trainer)
+        if kwargs.get("ckpt_path") == "last":
+            check_last_checkpoint(self.trainer)
         self.trainer.fit(model, weights_only=True if weights_only is None else weights_only, **kwargs)
 
     def validate(self, model, weights_only: bool | None = None, **kwargs: Any) -> Any:
@@ -210,6 +283,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DataFileError,
     CheckpointError,
     RewardError,
+    DivergenceError,
     FileNotFoundError,
 )
 

@@ -2,7 +2,10 @@
 
 Every row needs a string ``prompt``; ``category``, ``reference`` and any other columns
 ride along and reach the reward components as keyword columns. Files are read lazily
-(an IterableDataset with a shuffle buffer), so a prompt set larger than memory is fine.
+(an IterableDataset with a shuffle buffer), so a prompt set larger than memory is fine; at setup each
+local file is read once to its end, one row at a time, so that a bad row fails before training
+(``data.check_files``). A column may not be named like a keyword the trainer passes reward
+components itself (``RESERVED_COLUMNS``: ``completions``, ``prompts``, ``trainer_state``, …).
 Rows are sharded across distributed ranks and dataloader workers so that no two
 processes see the same prompt in one epoch.
 """
@@ -10,24 +13,59 @@ processes see the same prompt in one epoch.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from maestro_lit.data.prepared import in_split, raw_rows, tag_task
+from maestro_lit.data.prepared import in_split, is_local, raw_rows, tag_task
 from maestro_lit.data.task_specs import task_spec
 from maestro_lit.data.templates import question_prompt
 from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS
 
 PromptTemplate = Literal["nover"] | None
 POSITION_KEY = "_stream_position"  # (epoch, rows consumed) after a batch: the resume point
+RESERVED_COLUMNS = frozenset(
+    {
+        "prompts",
+        "completions",
+        "completion_ids",
+        "trainer_state",
+        "group_size",
+        "completion_mask",
+        "logprobs",
+        "ref_logprobs",
+        "token_entropy",
+        "prompt_ids",
+        "prompt_mask",
+        "tokenizer",
+        "reference_nll",
+        "earlier_scores",
+        POSITION_KEY,
+    }
+)
+"""Names a data column cannot have: the keywords the trainer passes reward components itself (the fields of
+``rewards.base.RewardInputs``; a test keeps the two in step) and the stream's position tag."""
 
 
 class DataFileError(ValueError):
     """A prompt file is missing, unreadable or holds a bad row; the message names file and line."""
+
+
+def _check_row(location: str, row: dict[str, Any]) -> None:
+    prompt = row.get("prompt")
+    if prompt is None:
+        raise DataFileError(f"{location}: row has no 'prompt' field (fields: {sorted(map(str, row))})")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise DataFileError(f"{location}: 'prompt' must be a non-empty string, got {prompt!r:.60}")
+    clash = sorted(RESERVED_COLUMNS.intersection(row))
+    if clash:
+        raise DataFileError(
+            f"{location}: column {clash[0]!r} has the name of a keyword the trainer passes reward components "
+            "itself (as TRL does); rename the column"
+        )
 
 
 def iter_rows(source: str, split: str = "train", task: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -39,15 +77,33 @@ def iter_rows(source: str, split: str = "train", task: str | None = None) -> Ite
     empty = True
     for number, row in rows:
         location = f"{source}:{number}"
-        prompt = row.get("prompt")
-        if prompt is None:
-            raise DataFileError(f"{location}: row has no 'prompt' field (fields: {sorted(row)})")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise DataFileError(f"{location}: 'prompt' must be a non-empty string, got {prompt!r:.60}")
+        _check_row(location, row)
         empty = False
         yield location, tag_task(row, task)
     if empty:
         raise DataFileError(f"prompt source {source} holds no rows")
+
+
+def check_source(source: str, splits: Sequence[str], whole: bool = True) -> None:
+    """Fail before training, naming the file and line, when a prompt source holds a bad row or no row of a split.
+
+    ``whole``: a local file is read once to its end, one row in memory at a time (a streaming pass, not a load),
+    checking every row of ``splits``; otherwise (and always for a hub dataset, which a pass would download) only
+    the first row of each split is read.
+    """
+    if not whole or not is_local(source):
+        for split in splits:
+            next(iter_rows(source, split))
+        return
+    seen: set[str] = set()
+    for number, row in raw_rows(source, splits[0], error=DataFileError):
+        wanted = [split for split in splits if in_split(row, split)]
+        if wanted:
+            _check_row(f"{source}:{number}", row)
+            seen.update(wanted)
+    for split in splits:
+        if split not in seen:
+            raise DataFileError(f"prompt source {source} holds no rows of split {split!r}")
 
 
 class PromptStream(IterableDataset):
@@ -123,6 +179,10 @@ class PromptDataModule(L.LightningDataModule):
     ``val_split`` pick its rows; ``task`` names the task in each row's ``task``/``category``.
     ``prompt_template: nover`` wraps plain questions in NOVER's training template (the
     ``<think>…</think><answer>…</answer>`` instruction); prepared files already carry it.
+    ``check_files`` (default true): at setup, before the first step, read each local data file once to its end
+    (streamed, one row in memory at a time) so that a bad row deep in the file fails then, naming file and line,
+    not hours into the run; false reads only the first row (for files so large that one pass takes too long).
+    Hub datasets are always checked by their first row only.
     """
 
     def __init__(
@@ -138,6 +198,7 @@ class PromptDataModule(L.LightningDataModule):
         num_workers: int = 0,
         task: str | None = None,
         prompt_template: PromptTemplate = None,
+        check_files: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -148,13 +209,16 @@ class PromptDataModule(L.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.train_split, self.val_split = train_split, val_split
         self.shuffle_buffer, self.seed, self.num_workers = shuffle_buffer, seed, num_workers
-        self.task, self.prompt_template = task, prompt_template
+        self.task, self.prompt_template, self.check_files = task, prompt_template, check_files
         self.position: tuple[int, int] | None = None  # (epoch, rows) after the last trained batch
 
     def setup(self, stage: str | None = None) -> None:
-        # Fail at start-up, naming the file and line, rather than mid-run.
+        # Fail at start-up, naming the file and line, rather than mid-run (``check_files``).
+        splits: dict[str, list[str]] = {}
         for source, split in ((self.train_path, self.train_split), (self.val_path, self.val_split)):
-            next(iter_rows(source, split))
+            splits.setdefault(source, []).append(split)
+        for source, wanted in splits.items():
+            check_source(source, wanted, whole=self.check_files)
         self.train_stream = PromptStream(
             self.train_path, self.train_split, shuffle=True, buffer_size=self.shuffle_buffer, seed=self.seed
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -55,23 +56,40 @@ def read_benchmarks(path: Path) -> dict[str, dict[str, float]]:
     """Task -> metrics of its latest evaluation in a ``benchmarks.csv``."""
     latest: dict[str, tuple[int, int]] = {}
     rows: list[tuple[int, int, str, str, float]] = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for order, row in enumerate(csv.DictReader(fh)):
-            try:
-                step, value = int(row["step"]), float(row["value"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(
-                    f"{path}:{order + 2}: expected step,trigger,benchmark,metric,value columns ({err})"
-                ) from None
-            rows.append((step, order, row["benchmark"], row["metric"], value))
-            if row["benchmark"] in TASKS:
-                key = (step, order)
-                latest[row["benchmark"]] = max(latest.get(row["benchmark"], key), key)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not valid UTF-8 ({err.reason})") from None
+    for order, row in enumerate(csv.DictReader(io.StringIO(text, newline=""))):
+        try:
+            step, value = int(row["step"]), float(row["value"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"{path}:{order + 2}: expected step,trigger,benchmark,metric,value columns ({err})"
+            ) from None
+        rows.append((step, order, row["benchmark"], row["metric"], value))
+        if row["benchmark"] in TASKS:
+            key = (step, order)
+            latest[row["benchmark"]] = max(latest.get(row["benchmark"], key), key)
     out: dict[str, dict[str, float]] = {}
     for step, _order, task, metric, value in rows:
         if task in latest and step == latest[task][0]:
             out.setdefault(task, {})[metric] = value  # later rows of that step overwrite earlier ones
     return out
+
+
+def read_run_info(path: Path) -> dict:
+    """A ``run_info.json``; a damaged one names itself."""
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid UTF-8 ({err.reason})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: malformed JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    return info
 
 
 def collect(folders: Sequence[str], labels: Sequence[str] = ()) -> list[MethodResults]:
@@ -86,14 +104,17 @@ def collect(folders: Sequence[str], labels: Sequence[str] = ()) -> list[MethodRe
                 f"{folder}: no {CSV_NAME} (run `validate` or `fit` with the task config's BenchmarkCallback)"
             )
         info_path = _latest(folder, INFO_NAME)
-        info = json.loads(info_path.read_text(encoding="utf-8")) if info_path else {}
+        info = read_run_info(info_path) if info_path else {}
         label = labels[index] if index < len(labels) else str(info.get("method") or folder.name)
         method = methods.setdefault(label, MethodResults(label))
         for task, metrics in read_benchmarks(bench).items():
             # Two runs of one method reporting a task: the run trained on that task wins, else the first.
             if task not in method.tasks or info.get("task") == task:
                 method.tasks[task] = metrics
-        method.train_seconds.append(float(info.get("train_seconds", math.nan)))
+        try:
+            method.train_seconds.append(float(info.get("train_seconds", math.nan)))
+        except (TypeError, ValueError):
+            raise ValueError(f"{info_path}: 'train_seconds' must be a number, got {info['train_seconds']!r}") from None
     return list(methods.values())
 
 
@@ -180,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     methods = collect(args.runs, args.label)
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {out} is a file; give a folder (table1/table2 .md and .csv are written into it)")
     out.mkdir(parents=True, exist_ok=True)
     md1, rows1 = table1(methods)
     md2, rows2 = table2(methods)

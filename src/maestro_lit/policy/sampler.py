@@ -23,6 +23,34 @@ def user_turn(prompt: str) -> Conversation:
     return [{"role": "user", "content": prompt}]
 
 
+class NonFinitePolicy(RuntimeError):
+    """The policy itself is no longer finite: its weights, its sampling probabilities or its scoring forward hold
+    inf/NaN. Unlike one non-finite gradient (skipped by the inner loop) this does not recover; the module turns
+    it into ``DivergenceError`` naming the last checkpoint. ``in_forward``: found in a forward, so the weights were
+    already broken when the previous step ended (and a checkpoint written then holds them)."""
+
+    def __init__(self, message: str, in_forward: bool = True) -> None:
+        super().__init__(message)
+        self.in_forward = in_forward
+
+
+SAMPLING_NON_FINITE = "probability tensor contains"  # torch.multinomial's message for inf/NaN probabilities
+
+
+def check_finite_forward(logprobs: torch.Tensor, completion_mask: torch.Tensor, hidden: torch.Tensor) -> None:
+    """Raise ``NonFinitePolicy`` when a forward of the policy gave NaN log-probs on completion tokens or a non-finite
+    hidden state (one host sync)."""
+    nan_logprobs = (torch.isnan(logprobs) & completion_mask.bool()).any()
+    if bool(nan_logprobs | ~torch.isfinite(hidden).all()):
+        raise NonFinitePolicy("the scoring forward of the sampled completions gave NaN log-probs or hidden states")
+
+
+def check_finite_weights(parameters: Sequence[torch.Tensor]) -> None:
+    """Raise ``NonFinitePolicy`` when a trainable weight holds inf/NaN (one host sync)."""
+    if parameters and not bool(torch.stack([torch.isfinite(p.detach()).all() for p in parameters]).all()):
+        raise NonFinitePolicy("a policy update left inf/NaN in the trainable weights", in_forward=False)
+
+
 def check_merge_allowed(sampling: SamplingSettings, load_in_4bit: bool) -> None:
     if sampling.merge_adapters_for_rollout and load_in_4bit:
         raise ValueError(
@@ -51,12 +79,17 @@ class Sampler:
         )
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         with self.policy.merged_adapters(self.sampling.merge_adapters_for_rollout):
-            if self.fast_rollout is None:
-                rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
-            else:
-                rollout = fast_generate(
-                    self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout
-                )
+            try:
+                if self.fast_rollout is None:
+                    rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
+                else:
+                    rollout = fast_generate(
+                        self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout
+                    )
+            except RuntimeError as err:
+                if SAMPLING_NON_FINITE in str(err):
+                    raise NonFinitePolicy("sampling met inf/NaN next-token probabilities") from err
+                raise
         return rollout, n_truncated
 
     def prompts(

@@ -9,11 +9,20 @@ the reference ``ref_logprobs``, and for ``ppl`` the tokenizer, the prompt ids an
 A component that raises either stops the run (``on_reward_error="raise"``, the default: a
 broken reward should not train silently) or scores the whole step as missing (``"skip"``:
 NaN, masked out of the scalar reward and counted in ``train/reward_nan/<name>``).
+
+Missing scores (NaN, None, or values beyond float32's range, which become inf) are watched over the training
+steps (``MissingScores``): a component missing for more than ``MISSING_WARN_FRACTION`` (90 %) of the rows of
+the last ``MISSING_WINDOW`` (10) steps gets a warning (logged by ``maestro_lit.rewards.reward_set``, first after
+step 10, once, and again after it recovers); a step in which no
+component scored any row (the scalar reward missing everywhere, every advantage 0) stops the run with
+``RewardError`` at once, or under ``on_reward_error="skip"`` after ``MISSING_WINDOW`` such steps in a row.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -22,6 +31,7 @@ import torch
 
 from maestro_lit.rewards.base import (
     RewardComponent,
+    RewardError,
     RewardInputs,
     check_component_order,
     normalizations,
@@ -32,6 +42,14 @@ from maestro_lit.settings import OnRewardError
 
 Timer = Callable[[str], AbstractContextManager[Any]]
 """A phase timer: ``timer(name)`` is a context manager charging its block to ``name`` (``train.timing.PhaseTimer``)."""
+
+MISSING_WINDOW = 10
+"""Training steps the missing-score check looks back over (module docstring)."""
+
+MISSING_WARN_FRACTION = 0.9
+"""A component missing for more than this share of the rows of the last ``MISSING_WINDOW`` steps is warned about."""
+
+log = logging.getLogger(__name__)
 
 REFERENCE_NLL_PHASE = "rewards/reference_nll"
 """``time/rewards/reference_nll``: the seconds of ``ppl``'s reference forward, a part of ``time/rewards``."""
@@ -108,3 +126,65 @@ def _timed(function: Callable[..., torch.Tensor], timer: Timer) -> Callable[...,
             return function(*args, **kwargs)
 
     return timed
+
+
+def missing_counts(raw: torch.Tensor) -> torch.Tensor:
+    """[K + 2] float: per component the rows without a finite score, then the rows no component scored, then the
+    rows; summed over ranks by the caller."""
+    finite = torch.isfinite(raw)
+    unscored = (~finite.any(dim=-1)).sum().reshape(1)
+    rows = torch.tensor([raw.shape[0]], device=raw.device)
+    return torch.cat([(~finite).sum(dim=0), unscored, rows]).float()
+
+
+class MissingScores:
+    """Watches ``missing_counts`` of the training steps (module docstring): warns about a component that is
+    missing almost everywhere, stops the run when no component scores anything. Not checkpointed: after a resume
+    the window starts again."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        on_reward_error: OnRewardError = "raise",
+        window: int = MISSING_WINDOW,
+        warn_fraction: float = MISSING_WARN_FRACTION,
+    ) -> None:
+        self.names, self.on_reward_error, self.warn_fraction = list(names), on_reward_error, warn_fraction
+        self.window: deque[list[float]] = deque(maxlen=window)
+        self.warned: set[str] = set()
+        self.unscored_steps = 0  # consecutive steps in which no component scored any row
+
+    def update(self, counts: torch.Tensor, step: int, report: bool = True) -> None:
+        """``counts``: this step's ``missing_counts``; ``step``: its number (1-based); ``report``: log the warnings
+        (rank zero)."""
+        values = [float(v) for v in counts.detach().cpu()]
+        self.window.append(values)
+        rows = sum(v[-1] for v in self.window)
+        first = step - len(self.window) + 1
+        full = len(self.window) == self.window.maxlen  # early steps alone say little (a format still being learnt)
+        for m, name in enumerate(self.names if full else []):
+            fraction = sum(v[m] for v in self.window) / max(rows, 1)
+            if fraction <= self.warn_fraction:
+                self.warned.discard(name)
+            elif name not in self.warned:
+                self.warned.add(name)
+                if report:
+                    steps = f"training step {step}" if first == step else f"training steps {first}-{step}"
+                    log.warning(
+                        "reward component '%s' has no score (NaN, None or beyond float32's range) for %.0f %% of the "
+                        "completions of %s: it adds nothing to the advantages; check the component and the data "
+                        "columns it reads (train/reward_nan/%s counts it per step)",
+                        name,
+                        100 * fraction,
+                        steps,
+                        name,
+                    )
+        self.unscored_steps = self.unscored_steps + 1 if values[-1] and values[-2] == values[-1] else 0
+        limit = 1 if self.on_reward_error == "raise" else (self.window.maxlen or 1)
+        if self.unscored_steps >= limit:
+            run = f"in {self.unscored_steps} steps in a row, up to step {step}" if limit > 1 else f"in step {step}"
+            raise RewardError(
+                f"no reward component scored any completion {run} (every score NaN, None or beyond float32's "
+                f"range): the scalar reward is missing everywhere and every advantage would be 0; check the reward "
+                f"components {self.names} and the data columns they read"
+            )

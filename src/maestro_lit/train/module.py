@@ -14,7 +14,8 @@ Choices where the paper is silent:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -29,10 +30,16 @@ from maestro_lit.conductor.outer_loop import OuterLoop
 from maestro_lit.policy.model import Policy
 from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
 from maestro_lit.policy.rollout import Rollout, expand_groups, reward_inputs
-from maestro_lit.policy.sampler import Sampler, check_merge_allowed
+from maestro_lit.policy.sampler import (
+    NonFinitePolicy,
+    Sampler,
+    check_finite_forward,
+    check_finite_weights,
+    check_merge_allowed,
+)
 from maestro_lit.policy.scoring import ScoringPass
 from maestro_lit.rewards.base import RewardComponent
-from maestro_lit.rewards.reward_set import RewardSet
+from maestro_lit.rewards.reward_set import MissingScores, RewardSet, missing_counts
 from maestro_lit.settings import (
     FastRolloutSettings,
     GRPOSettings,
@@ -92,8 +99,13 @@ class MaestroModule(L.LightningModule):
         check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
         self.model_settings, self.sampling, self.grpo_settings, self.scoring = policy, sampling, grpo_settings, scoring
         self.reward_set = RewardSet(rewards, on_reward_error)
+        self.missing_scores = MissingScores(self.reward_set.names, on_reward_error)  # warns / stops (reward_set)
         self.rewards: list[RewardComponent] = self.reward_set.components
-        self.policy = Policy(policy)
+        try:
+            self.policy = Policy(policy)
+        except OSError as err:  # not a local folder, and the hub unreachable or without that id
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise OSError(f"model.policy.name_or_path={policy.name_or_path!r} cannot be loaded: {first_line}") from err
         self.scalarizer = scalarizer if scalarizer is not None else Conductor()
         self.scalarizer.bind(self.component_names, self.policy.hidden_size)
         self.scalarizer.use_reward_normalization(
@@ -139,8 +151,8 @@ class MaestroModule(L.LightningModule):
         self.reward_set.to(self.device)
 
     def on_fit_start(self) -> None:
-        if self.logger is not None:
-            self.logger.log_hyperparams(self.run_summary)
+        if self.logger is not None:  # plain values: hparams.yaml must load with yaml.safe_load
+            self.logger.log_hyperparams(plain_values(self.run_summary))
 
     def trainable_policy_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.policy.parameters() if p.requires_grad]
@@ -208,9 +220,23 @@ class MaestroModule(L.LightningModule):
     @torch.no_grad()
     def generate_chat(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
         """Greedy answers to chat conversations, in batches of ``generation_batch_size``; used by the evals."""
-        return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
+        with self._divergence_guard():
+            return self.sampler.chat(conversations, max_new_tokens, self.generation_batch_size, self.device)
+
+    @contextmanager
+    def _divergence_guard(self) -> Iterator[None]:
+        """A policy that is no longer finite (``policy.sampler.NonFinitePolicy``) stops the run as a divergence."""
+        try:
+            yield
+        except NonFinitePolicy as err:
+            last = last_checkpoint_path(self._trainer) if self._trainer else None
+            raise DivergenceError(non_finite_message(err, self._rollouts_done + 1, last)) from err
 
     def training_step(self, batch: dict[str, list], batch_idx: int) -> None:
+        with self._divergence_guard():
+            self._training_step(batch)
+
+    def _training_step(self, batch: dict[str, list]) -> None:
         G, timer = self.grpo_settings.num_generations, PhaseTimer()
         prompts, columns = expand_groups(batch, G)
         fused = self.grpo_settings.num_iterations == 1 and self.grpo_settings.num_minibatches == 1
@@ -223,11 +249,13 @@ class MaestroModule(L.LightningModule):
         # reference log-probs.
         with timer("scoring"), torch.set_grad_enabled(fused):
             scored = self._scoring_pass(rollout, step=True, entropy=fused and self._entropy_masked)
+            check_finite_forward(scored.logprobs.detach(), rollout.completion_mask, scored.hidden)
             old_logprobs, ref_logprobs = scored.logprobs.detach(), self._reference_logprobs(rollout, for_kl=True)
 
         # 3. Rewards R ∈ ℝ^{N×K}; NaN = missing and masked. ``ppl`` adds one batched reference forward.
         with timer("rewards"):
             raw = self._rewards(rollout, prompts, columns, G, scored, ref_logprobs, timer)
+            self._watch_missing_scores(raw)
 
         # 4–5. Scalarise (Conductor / static / single / random) per component's normalisation;
         # group-relative advantages.
@@ -245,6 +273,7 @@ class MaestroModule(L.LightningModule):
             policy_advantages = self.outer.policy_advantages(advantages)
             fused_pass = scored if fused else None
             inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, policy_advantages, fused_pass)
+            check_finite_weights(self._trainable)
 
         # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
         with timer("outer"):
@@ -275,6 +304,15 @@ class MaestroModule(L.LightningModule):
         metrics = keep_for_this_step(metrics, logger_writes_this_step(self.trainer))
         metrics = reduce_over_ranks(metrics, self.device, self.trainer.strategy, self.trainer.world_size)
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))
+
+    def _watch_missing_scores(self, raw: torch.Tensor) -> None:
+        """Counts summed over ranks, so every rank warns or stops alike (``rewards.reward_set.MissingScores``)."""
+        counts = missing_counts(raw)
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            counts = trainer.strategy.reduce(counts, reduce_op="sum")
+        report = trainer is None or trainer.is_global_zero
+        self.missing_scores.update(counts, self._rollouts_done + 1, report=report)
 
     def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused: ScoringPass | None) -> dict:
         optimizer = self.optimizers()
@@ -312,7 +350,8 @@ class MaestroModule(L.LightningModule):
         """Greedy answers, their reward components and the scalariser's evaluation choice per prompt (the
         Conductor's continuous π_φ(·|h) or argmax, per its ``eval_weights``): held-out evaluation computed one
         way for validation and evaluation callbacks (the testbed)."""
-        rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
+        with self._divergence_guard():
+            rollout, _ = self.sampler.prompts(prompts, 1, True, self.device, max_new_tokens or self.val_max_new_tokens)
         scored = self._scoring_pass(rollout, step=True)
         raw = self._rewards(rollout, prompts, columns, 1, scored, self._reference_logprobs(rollout, for_kl=False))
         choice = self.scalarizer.choose(scored.hidden, columns, greedy=True)
@@ -336,3 +375,35 @@ class MaestroModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         load_module_state(self, checkpoint)
+
+
+def non_finite_message(err: NonFinitePolicy, step: int, last_checkpoint: str | None) -> str:
+    """``DivergenceError``'s text for a policy that is no longer finite, naming the newest checkpoint and whether
+    it can hold the broken weights (a forward found them: they were broken when step ``step - 1`` ended)."""
+    if not last_checkpoint:
+        where = "No checkpoint was written in this run before the divergence."
+    elif err.in_forward:
+        where = (
+            f"The weights were already broken when step {step - 1} ended: the newest checkpoint, {last_checkpoint}, "
+            f"holds them if it was written after step {step - 1}; resume from an earlier one."
+        )
+    else:
+        where = f"The last checkpoint written before this step is intact: {last_checkpoint}."
+    return (
+        f"the policy diverged at training step {step}: {err}. {where} "
+        "Check the learning rate (model.policy_optimizer) and the sampling and reward settings."
+    )
+
+
+def plain_values(value: Any) -> Any:
+    """``value`` with every container a dict or list and every scalar a plain ``bool``/``int``/``float``/``str``
+    (jsonargparse's ``PositiveInt`` and friends are subclasses that YAML writes as Python tags); other objects
+    become their ``str``."""
+    if isinstance(value, dict):
+        return {str(key): plain_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_values(item) for item in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return None if value is None else str(value)
