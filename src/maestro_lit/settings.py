@@ -77,9 +77,11 @@ class GRPOSettings:
     num_generations: int = 4
     """G: completions sampled per prompt; >= 2 (GRPO compares within a group)."""
     num_iterations: PositiveInt = 1
-    """μ: passes of policy updates over each rollout; >= 1."""
+    """μ: passes of policy updates over each rollout; >= 1. trainer.max_steps counts policy updates, so a
+    rollout takes μ of them (× num_minibatches without accumulation); checkpoint cadence counts rollouts."""
     num_minibatches: PositiveInt = 1
-    """Minibatches per pass; >= 1 and must divide batch_size × num_generations."""
+    """Minibatches per pass; >= 1 and must divide batch_size × num_generations (checked before the model loads).
+    Without accumulate_minibatches each is one policy update, as trainer.max_steps counts them."""
     epsilon_low: NonNegativeFloat = 0.2
     """Lower clip range of the importance ratio (1 − ε_low); >= 0."""
     epsilon_high: NonNegativeFloat = 0.2
