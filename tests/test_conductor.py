@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from maestro_lit.conductor.base import Conductor, SingleReward, StaticWeights, default_action_table
+from maestro_lit.conductor.base import EMPHASIS_SETTINGS, Conductor, SingleReward, StaticWeights, default_action_table
 
 
 def test_default_action_table_rows_on_simplex():
@@ -14,7 +14,7 @@ def test_default_action_table_rows_on_simplex():
 
 def test_conductor_update_raises_probability_of_rewarded_action():
     torch.manual_seed(0)
-    conductor = Conductor(entropy_coef=0.0)
+    conductor = Conductor(**{**EMPHASIS_SETTINGS, "entropy_coef": 0.0})
     conductor.bind(["a", "b"], hidden_size=8)
     hidden = torch.randn(1, 8).expand(16, 8)  # one fixed context
     optimizer = torch.optim.SGD(conductor.parameters(), lr=0.5)
@@ -32,7 +32,7 @@ def test_conductor_update_raises_probability_of_rewarded_action():
 
 
 def test_conductor_greedy_is_argmax_and_detaches_hidden():
-    conductor = Conductor()
+    conductor = Conductor(**EMPHASIS_SETTINGS)
     conductor.bind(["a", "b"], hidden_size=4)
     with torch.no_grad():
         conductor.head.bias.copy_(torch.tensor([0.0, 3.0, 0.0]))

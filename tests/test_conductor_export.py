@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import torch
 
-from maestro_lit.conductor.base import Conductor
+from maestro_lit.conductor.base import EMPHASIS_SETTINGS, Conductor
 from maestro_lit.export import load_conductor, save_conductor
 
 
@@ -21,7 +21,7 @@ def fake_module(scalarizer, names, hidden_size=6):
 
 def test_round_trip_keeps_the_action_names(tmp_path):
     torch.manual_seed(0)
-    module = fake_module(Conductor(), ["length", "diversity"])
+    module = fake_module(Conductor(**EMPHASIS_SETTINGS), ["length", "diversity"])
     with torch.no_grad():
         module.scalarizer.head.weight.normal_()
     save_conductor(module, tmp_path / "conductor")
@@ -35,7 +35,7 @@ def test_round_trip_keeps_the_action_names(tmp_path):
 
 def test_round_trip_of_the_paper_preset_keeps_the_learned_temperature(tmp_path):
     torch.manual_seed(0)
-    module = fake_module(Conductor(action_table="one_hot", learn_temperature=True), ["ppl", "fmt", "ent"])
+    module = fake_module(Conductor(), ["ppl", "fmt", "ent"])  # the class defaults: the paper preset
     with torch.no_grad():
         module.scalarizer.head.weight.normal_()
         module.scalarizer.log_temperature.fill_(0.5)

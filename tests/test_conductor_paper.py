@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from maestro_lit.conductor.base import Conductor, floored_log_softmax
+from maestro_lit.conductor.base import EMPHASIS_SETTINGS, Conductor, floored_log_softmax
 
 PAPER = ["ppl", "fmt", "ent", "len", "pref"]
 
@@ -100,13 +100,23 @@ def test_training_choice_is_one_sampled_action_per_completion():
     torch.testing.assert_close(choice.weights, torch.eye(5)[choice.actions])
 
 
-def test_defaults_keep_the_earlier_conductor():
-    conductor = Conductor()
+def test_the_earlier_conductor_is_its_named_settings():
+    conductor = Conductor(**EMPHASIS_SETTINGS)
     conductor.bind(["a", "b"], hidden_size=4)
     assert conductor.action_names == ["uniform", "emph_a", "emph_b"] and conductor.temperature == 1.0
     # checkpoints keep their keys
     assert [name for name, _ in conductor.named_parameters()] == ["head.weight", "head.bias"]
     assert conductor.probability_floor == 0.0 and conductor.update_every == 1 and conductor.eval_weights == "argmax"
+
+
+def test_defaults_are_the_paper_preset():
+    conductor = Conductor()
+    conductor.bind(PAPER, hidden_size=4)
+    assert torch.equal(conductor.action_table, torch.eye(5)) and conductor.action_names == [f"only_{n}" for n in PAPER]
+    assert conductor.learn_temperature and conductor.temperature == 1.0 and conductor.probability_floor == 1e-4
+    assert conductor.entropy_coef == 1e-3 and conductor.eval_weights == "continuous" and conductor.normalize_hidden
+    assert conductor.update_every is None  # M: the run's (model.outer_loop.update_every, 3; 6 on SS-GEN)
+    assert [name for name, _ in conductor.named_parameters()] == ["log_temperature", "head.weight", "head.bias"]
 
 
 def test_hidden_size_is_whatever_the_policy_gives():

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
+from maestro_lit.conductor.base import EMPHASIS_SETTINGS
 from maestro_lit.conductor.trusted import TrustedConductor, group_agreement
+
+
+def emphasis_trusted(**options) -> TrustedConductor:
+    """The earlier Conductor's settings (the class defaults before they became the paper preset), plus ``options``."""
+    return TrustedConductor("trusted", **{**EMPHASIS_SETTINGS, **options})
 
 
 def test_group_agreement_is_the_correlation_with_trusted_advantages():
@@ -13,7 +19,7 @@ def test_group_agreement_is_the_correlation_with_trusted_advantages():
 
 
 def test_actions_are_per_prompt_and_trusted_weight_is_zero():
-    conductor = TrustedConductor("trusted")
+    conductor = emphasis_trusted()
     conductor.bind(["a", "trusted", "b"], hidden_size=4)
     assert conductor.action_table.shape == (3, 3)  # uniform + one emphasis row per optimised component
     assert torch.equal(conductor.action_table[:, 1], torch.zeros(3))
@@ -26,7 +32,7 @@ def test_actions_are_per_prompt_and_trusted_weight_is_zero():
 
 def test_update_favours_the_action_whose_advantages_agree_with_the_trusted_signal():
     torch.manual_seed(0)
-    conductor = TrustedConductor("trusted", entropy_coef=0.0)
+    conductor = emphasis_trusted(entropy_coef=0.0)
     conductor.bind(["a", "b", "trusted"], hidden_size=4)
     hidden = torch.randn(1, 4).expand(8, 4)  # 4 prompts × G=2, same context
     choice = conductor.choose(hidden, {}, group_size=2)
@@ -60,12 +66,12 @@ def test_trusted_utility_labels_a_fixed_share_of_prompts():
 def test_action_names_match_the_rows_they_label(names):
     """Names come from the optimised components only; from the full list ``emph_trusted`` would label the row
     weighting ``b``."""
-    conductor = TrustedConductor("trusted")
+    conductor = emphasis_trusted()
     conductor.bind(names, hidden_size=4)
     assert conductor.action_names == ["uniform", "emph_a", "emph_b"]
     for name, row in zip(conductor.action_names[1:], conductor.action_table[1:]):
         assert names[int(row.argmax())] == name.removeprefix("emph_")
-    one_hot = TrustedConductor("trusted", action_table="one_hot")
+    one_hot = emphasis_trusted(action_table="one_hot")
     one_hot.bind(names, hidden_size=4)
     assert one_hot.action_names == ["only_a", "only_b"]
     assert [names[int(row.argmax())] for row in one_hot.action_table] == ["a", "b"]
@@ -74,7 +80,7 @@ def test_action_names_match_the_rows_they_label(names):
 def test_actions_baseline_credits_a_lone_labelled_group_by_what_the_other_actions_would_have_scored():
     from maestro_lit import grpo
 
-    conductor = TrustedConductor("trusted", credit="actions")
+    conductor = emphasis_trusted(credit="actions")
     conductor.bind(["a", "b", "trusted"], hidden_size=4)
     # one labelled group of 4 (trusted follows a), one unlabelled group
     raw = torch.tensor(
@@ -90,7 +96,7 @@ def test_actions_baseline_credits_a_lone_labelled_group_by_what_the_other_action
         torch.testing.assert_close(meta[:4], (table[0, action] - table[0].mean()).expand(4))
         assert (meta[4:] == 0).all()  # no label, no credit
         assert (meta[:4] > 0).all() == (action == 1)
-    batch = TrustedConductor("trusted")  # the batch baseline gives a lone labelled group nothing to learn from
+    batch = emphasis_trusted()  # the batch baseline gives a lone labelled group nothing to learn from
     batch.bind(["a", "b", "trusted"], hidden_size=4)
     weights = batch.action_table[1].expand(8, 3)
     assert (batch.meta_reward(grpo.group_advantages(grpo.scalarize(raw, weights, 4), 4), raw, 4) == 0).all()
@@ -102,7 +108,7 @@ def test_all_actions_credit_moves_every_action_from_one_labelled_group():
     from maestro_lit.conductor.outer_loop import OuterLoop
 
     torch.manual_seed(0)
-    conductor = TrustedConductor("trusted", credit="all_actions", entropy_coef=0.0)
+    conductor = emphasis_trusted(credit="all_actions", entropy_coef=0.0)
     conductor.bind(["a", "b", "trusted"], hidden_size=4)
     raw = torch.tensor(
         [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.6], [0.0, 0.0, 0.2]] + [[1.0, 0.0, float("nan")]] * 4

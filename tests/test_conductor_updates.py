@@ -9,7 +9,7 @@ import torch
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, StaticWeights
 from maestro_lit.conductor.joint import JointConductor
-from maestro_lit.conductor.outer_loop import OuterLoop
+from maestro_lit.conductor.outer_loop import OuterLoop, OuterLoopSettings
 from maestro_lit.conductor.trusted import TrustedConductor
 
 NAMES = ["ppl", "fmt", "ent", "len", "pref"]
@@ -275,3 +275,54 @@ def test_joint_without_a_policy_backward_does_not_update():
     before = conductor.head.weight.detach().clone()
     metrics = outer.step(choice, hidden, advantages, raw, G, torch.optim.SGD(conductor.parameters(), lr=0.1))
     assert metrics["conductor/updates"] == 0 and torch.equal(conductor.head.weight, before)
+
+
+# ------------------------------------------------------------------ M: the scalariser's own, else the run's
+
+
+def test_m_is_the_scalarisers_own_else_the_runs_else_the_papers():
+    assert OuterLoop(make_conductor()).update_every == 3  # the class default leaves M open: the paper's 3
+    assert OuterLoop(make_conductor(), update_every=6).update_every == 6  # the run's M (model.outer_loop, a task file)
+    assert OuterLoop(make_conductor(update_every=2), update_every=6).update_every == 2  # an explicit M is kept
+    assert OuterLoop(JointConductor(gradient="reinforce"), update_every=6).update_every == 1  # joint: every step
+    static = StaticWeights()
+    static.bind(NAMES, H)
+    hidden = torch.zeros(N, H)
+    outer = OuterLoop(static, update_every=6)
+    assert outer.step(static.choose(hidden, {}), hidden, torch.zeros(N), None, G, None) == {}
+    with pytest.raises(ValueError, match="model.outer_loop.update_every must be >= 1"):
+        OuterLoopSettings(update_every=0)
+
+
+def test_joint_reinforce_is_the_paper_preset_updated_after_every_step():
+    """methods/maestro_joint.yaml: sampled actions, MAESTRO's REINFORCE loss, M = 1, nothing kept in a buffer."""
+    joint, preset = JointConductor(gradient="reinforce"), Conductor()
+    for conductor in (joint, preset):
+        torch.manual_seed(0)
+        conductor.bind(NAMES, H)
+        with torch.no_grad():
+            conductor.head.weight.normal_(std=0.5)
+    assert not joint.learns_through_policy_loss and joint.learnable and joint.gradient == "reinforce"
+    outer = OuterLoop(joint, update_every=6)
+    optimizer = torch.optim.SGD(joint.parameters(), lr=0.1)
+    for seed in range(3):
+        hidden, raw, advantages = fake_step(seed)
+        torch.manual_seed(seed)
+        choice = joint.choose(hidden, {}, group_size=G)
+        torch.manual_seed(seed)
+        same = preset.choose(hidden, {}, group_size=G)
+        assert torch.equal(choice.actions, same.actions) and not choice.weights.requires_grad
+        torch.testing.assert_close(choice.weights, torch.eye(5)[choice.actions])
+        expected, _ = preset.reinforce_loss(preset.log_policy(hidden), choice.actions, advantages)
+        loss, _ = joint.reinforce_loss(joint.log_policy(hidden), choice.actions, advantages)
+        torch.testing.assert_close(loss, expected)
+        before = joint.head.weight.detach().clone()
+        policy_advantages = outer.policy_advantages(advantages.requires_grad_())
+        assert not policy_advantages.requires_grad  # the policy loss sees plain advantages, as for every method
+        metrics = outer.step(choice, hidden, policy_advantages, raw, G, optimizer)
+        assert metrics["conductor/updates"] == seed + 1 and metrics["conductor/buffered"] == 0
+        assert "conductor/loss" in metrics
+        assert not torch.equal(joint.head.weight, before)
+        preset.load_state_dict(joint.state_dict())
+    with pytest.raises(ValueError, match="gradient must be"):
+        JointConductor(gradient="both")

@@ -5,7 +5,9 @@ Substitutions, so the check runs offline on CPU: the policy becomes the embedded
 float32 without 4-bit, reward-model and judge ids become a tiny reward model, the trainer runs on
 one CPU device with the default strategy (the configured strategy is built on its own), and logs go
 to a temporary folder. ``--print_config`` and ``--ckpt_path`` are dropped. The GPU recipes must also
-keep the values of the single-file recipes they replaced.
+keep the values of the single-file recipes they replaced. Every line writes ``run_info.json``, and a line
+that means the paper's method (no methods/ file, or methods/maestro.yaml) runs the paper's Conductor, M and
+reference sync.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 import pytest
 from fit_configs import use_tiny_reward_models
 
+from maestro_lit.callbacks.run_info import RunInfo
 from maestro_lit.cli import STANDARD_CALLBACKS, cli_main, compose
+from maestro_lit.conductor.base import EMPHASIS_SETTINGS, Conductor
 from maestro_lit.rewards.tiny_rm import build_tiny_reward_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +114,39 @@ def test_readme_command_builds_model_and_callbacks(line, tiny_model_path, tiny_r
     ]
     assert configured == [type(c).__name__ for c in callbacks if type(c).__name__ in configured]
     assert strategy is not None
+    assert "run_info" in config["standard_callbacks"] and any(isinstance(c, RunInfo) for c in callbacks)  # for compare
+    if means_the_paper_method(line):
+        assert_paper_method(cli.model, config, line)
+
+
+PAPER_CONDUCTOR = {
+    "table_kind": "one_hot",
+    "learn_temperature": True,
+    "temperature": 1.0,
+    "probability_floor": 1e-4,
+    "entropy_coef": 1e-3,
+    "eval_weights": "continuous",
+    "normalize_hidden": True,
+}
+
+
+def means_the_paper_method(line: str) -> bool:
+    """No methods/ file (the configs' default is the paper's) or methods/maestro.yaml."""
+    return all(name == "maestro" for name in re.findall(r"configs/methods/(\w+)\.yaml", line))
+
+
+def assert_paper_method(module, config: dict, line: str) -> None:
+    """The paper's Conductor (docs/paper.md#method), M = 3 (6 on SS-GEN), on GPU the reference synced every 6 (12)."""
+    scalarizer = module.scalarizer
+    assert type(scalarizer) is Conductor, line
+    assert {key: getattr(scalarizer, key) for key in PAPER_CONDUCTOR} == PAPER_CONDUCTOR, line
+    ss_gen = "configs/tasks/ss_gen.yaml" in line
+    assert module.outer.update_every == (6 if ss_gen else 3), line
+    optimizer = config["model"]["conductor_optimizer"]
+    assert (optimizer["class_path"], optimizer["init_args"]["lr"]) == ("torch.optim.AdamW", 5.0e-5), line
+    if "configs/base/gpu.yaml" in line:
+        full_ft = "configs/overlays/full_ft.yaml" in line  # the sync mixes a second LoRA adapter: none without LoRA
+        assert config["model"]["reference"]["sync_every"] == (0 if full_ft else 12 if ss_gen else 6), line
 
 
 # README GPU line -> the values of the single-file recipe it replaced (configs/recipes/*, configs/multi_gpu/*).
@@ -155,10 +192,14 @@ def test_gpu_recipes_keep_the_values_of_the_files_they_replaced():
             m["sampling"]["max_prompt_tokens"],
             m["grpo_settings"]["num_generations"],
         ) == (512, 512, 8)
-        assert m["grpo_settings"]["accumulate_minibatches"] and m["conductor_optimizer"]["init_args"]["lr"] == 1.0e-3
-        assert m["scalarizer"]["init_args"]["emphasis"] == 0.6 and len(m["rewards"]) == 4
+        assert m["grpo_settings"]["accumulate_minibatches"]
         assert (trainer["val_check_interval"], trainer["limit_val_batches"], trainer["log_every_n_steps"]) == (50, 4, 1)
-        assert config["data"]["train_path"] == "HuggingFaceH4/ultrafeedback_binarized"
+        # the method is no longer the old recipes' emphasis Conductor (Adam 1e-3, emphasis 0.6) but the paper's
+        assert m["scalarizer"]["class_path"] == "maestro_lit.conductor.base.Conductor"
+        assert m["scalarizer"]["init_args"]["action_table"] == "one_hot"
+        assert m["conductor_optimizer"]["init_args"]["lr"] == 5.0e-5
+        if "configs/rewards/" not in line:  # base/gpu.yaml's own: the paper's five
+            assert [r["init_args"]["name"] for r in m["rewards"]] == ["ppl", "fmt", "ent", "len", "pref"]
         found.add(key)
     assert found == set(OLD_RECIPES)
 
@@ -196,3 +237,71 @@ def test_yaml_repetition_is_measured_and_low():
     files = sorted(p for d in ("configs", "src/maestro_lab/configs") for p in (ROOT / d).rglob("*.yaml"))
     repeated, total = repeated_share(files)
     assert total > 200 and repeated / total <= 0.30
+
+
+def configs(*parts: str) -> list[str]:
+    """``--config configs/<part>.yaml`` for each part, in order."""
+    return [arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))]
+
+
+METHODS = sorted(p.stem for p in (ROOT / "configs" / "methods").glob("*.yaml"))
+OWN_M = {"maestro_joint": 1, "conductor_emphasis": 1, "trusted": 1}  # files that fix M; the others take the task's
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_ss_gen_task_sets_m_and_the_reference_sync_for_every_method(method, tiny_rm, tmp_path):
+    """tasks/ss_gen.yaml composed last, as the README composes tasks: it parses with every method, and M = 6 reaches
+    every learned Conductor that leaves M to the run, the reference sync 12 every method."""
+    parts = ["base/cpu", "models/tiny", "rewards/paper", f"methods/{method}", "tasks/ss_gen"]
+    args = configs(*parts)
+    args += {
+        "trusted": ["--model.scalarizer.init_args.trusted_component=pref"],
+        "single": ["--model.scalarizer.init_args.component=len"],
+    }.get(method, [])  # components of the paper's five
+    config = compose(args)
+    assert config["model"]["outer_loop"]["update_every"] == 6 and config["model"]["reference"]["sync_every"] == 12
+    module = cli_main(substitute(config, "maestro-lit/tiny", tiny_rm, tmp_path), run=False).model
+    assert module.reference.settings.sync_every == 12 and module.reference.synced
+    if module.scalarizer.learnable:
+        assert module.outer.update_every == OWN_M.get(method, 6), method
+    # the GPU order (base, model, method, task) parses as well, with the same settings
+    gpu = ["base/gpu", "models/qwen3-8b", f"methods/{method}", "tasks/ss_gen"]
+    composed = compose(configs(*gpu))
+    assert (composed["model"]["outer_loop"]["update_every"], composed["model"]["reference"]["sync_every"]) == (6, 12)
+
+
+def test_other_tasks_keep_the_papers_m_and_sync():
+    for task in ("webinstruct", "opus_books", "emobench"):
+        config = compose(configs("base/gpu", "models/qwen3-8b", f"tasks/{task}"))
+        model = config["model"]
+        assert (model["outer_loop"]["update_every"], model["reference"]["sync_every"]) == (3, 6), task
+
+
+def test_the_gpu_default_is_the_papers_method_with_a_real_reward_model():
+    """base/gpu.yaml + a model file + a task, no methods/ or rewards/ file: MAESTRO's preset, the five rewards
+    (rewards/paper.yaml's components and normalisations) with a Skywork-Reward-V2 model, run_info on."""
+    config = compose(configs("base/gpu", "models/qwen3-8b", "tasks/webinstruct"))
+    paper = compose(configs("quickstart", "methods/maestro"))
+    assert config["model"]["scalarizer"] == paper["model"]["scalarizer"]  # the class defaults = methods/maestro.yaml
+    assert config["model"]["conductor_optimizer"] == paper["model"]["conductor_optimizer"]
+    parts_paper = compose(configs("base/cpu", "rewards/paper"))
+    rewards, expected = config["model"]["rewards"], parts_paper["model"]["rewards"]
+    assert [r["class_path"] for r in rewards] == [r["class_path"] for r in expected]
+    for got, want in zip(rewards, expected):
+        differs = {k for k in want["init_args"] if got["init_args"].get(k) != want["init_args"][k]}
+        assert differs <= {"model"}, (got["init_args"]["name"], differs)
+    assert rewards[-1]["init_args"]["model"].startswith("Skywork/Skywork-Reward-V2-")
+    assert "run_info" in config["standard_callbacks"] and "device_stats" in config["standard_callbacks"]
+
+
+def test_the_emphasis_conductor_sets_every_value_it_uses():
+    """methods/conductor_emphasis.yaml does not lean on the class defaults (the paper preset) or on earlier files."""
+    import yaml
+
+    own = yaml.safe_load((ROOT / "configs/methods/conductor_emphasis.yaml").read_text())["model"]
+    assert own["scalarizer"]["init_args"] == EMPHASIS_SETTINGS
+    for first in ("quickstart", "base/gpu"):
+        config = compose(configs(first, "methods/conductor_emphasis"))
+        init = config["model"]["scalarizer"]["init_args"]
+        assert {k: init[k] for k in EMPHASIS_SETTINGS} == EMPHASIS_SETTINGS, first
+        assert config["model"]["conductor_optimizer"]["class_path"] == "torch.optim.Adam", first

@@ -1,19 +1,20 @@
 """Every GPU composition runs one training step on CPU: each model file × each overlay.
 
-The composition is the README's: ``base/gpu.yaml`` + ``models/<m>.yaml`` + ``rewards/helpfulness.yaml``
-+ ``tasks/ultrafeedback.yaml`` (+ ``overlays/<o>.yaml``). Kept as composed: the policy's dtype
-(bf16; fp32 + bf16-mixed for full fine-tuning), 4-bit NF4, LoRA r/alpha/targets, gradient
-checkpointing, group size, prompts per rollout, minibatches, merging, optimiser, the Conductor, the
-four reward components (MiniLM similarity included: it ships with the package), the benchmark
-callback and the DDP strategy. Substituted, so that a step runs offline in seconds:
+The composition is the GPU recipe: ``base/gpu.yaml`` + ``models/<m>.yaml`` + a paper task
+(``tasks/webinstruct.yaml``) (+ ``overlays/<o>.yaml``), no methods/ or rewards/ file: the paper's method is
+base/gpu.yaml's default. Kept as composed: the policy's dtype (bf16; fp32 + bf16-mixed for full
+fine-tuning), 4-bit NF4, LoRA r/alpha/targets, gradient checkpointing, group size, prompts per rollout,
+minibatches, merging, optimisers, the paper's Conductor, the paper's five reward components (``ppl``'s
+reference forward included), the reference adapter synced every 6 steps (none with full fine-tuning), the
+task's evaluation callback and the DDP strategy. Substituted, so that a step runs offline in seconds:
 
 - the weights: a stand-in of the same architecture family built from the real config class
   (Qwen2Config / Qwen3Config / LlamaConfig, with the real model's tied-embedding and RoPE-scaling
   settings), shrunk to hidden 128, MLP 256, 2 layers, head_dim 64 (every linear a multiple of 64,
   so bitsandbytes' NF4 runs on CPU), with the project-trained tokenizer of the embedded tiny model;
 - the reward-model and judge ids: a tiny reward model (as tests/test_configs.py does);
-- the hub dataset: the shipped prompts; completions: 8 new tokens; 1 step, no validation, and the
-  benchmark callback is built (its items loaded) but not run at the end of the fit;
+- data: the task's shipped sample; completions: 8 new tokens; 1 step, no validation, and the
+  task evaluation at the end of the fit answers 1 item in at most 8 tokens (left out of the DDP run);
 - the trainer: CPU, one process (DDP: two gloo processes); FSDP: Lightning refuses a CPU
   accelerator for FSDPStrategy, so its test builds the strategy with the overlay's settings and
   checks that refusal (README, Multi-GPU).
@@ -38,7 +39,7 @@ from fit_configs import class_path_nodes, use_tiny_reward_models  # noqa: E402
 from memory_estimate import MODELS, ModelShape, hf_config  # noqa: E402
 
 from maestro_lit.cli import cli_main, compose  # noqa: E402
-from maestro_lit.paths import TRAIN_PROMPTS, VAL_PROMPTS  # noqa: E402
+from maestro_lit.conductor.base import Conductor  # noqa: E402
 from maestro_lit.rewards.tiny_rm import build_tiny_reward_model  # noqa: E402
 
 pytest.importorskip("bitsandbytes", minversion="0.49", reason="bitsandbytes>=0.49 is in the dev extra")
@@ -77,19 +78,17 @@ def save_stand_in(shape: ModelShape, directory: Path, tokenizer_path: str) -> st
 
 
 def composition(model: str, overlay: str, stand_in: str, tiny_rm: str, run_dir: Path, devices: int = 1) -> dict:
-    """The README's command line for (model, overlay), composed, with only the substitutions of the module docstring."""
-    parts = ["base/gpu", f"models/{model}", "rewards/helpfulness", "tasks/ultrafeedback"] + (
-        [f"overlays/{overlay}"] if overlay else []
-    )
+    """The GPU recipe for (model, overlay), composed, with only the substitutions of the module docstring."""
+    parts = ["base/gpu", f"models/{model}", "tasks/webinstruct"] + ([f"overlays/{overlay}"] if overlay else [])
     config = compose([arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))])
     config["model"]["policy"]["name_or_path"] = stand_in
     use_tiny_reward_models(config, tiny_rm)
     config["model"]["sampling"]["max_new_tokens"] = 8
-    config["data"].update(
-        train_path=str(TRAIN_PROMPTS), val_path=str(VAL_PROMPTS), train_split="train", val_split="validation"
-    )
-    for node in class_path_nodes(config, ".BenchmarkCallback"):
-        node["init_args"]["run_at_fit_end"] = False  # built and loaded, not run: evaluation is not a training step
+    for node in class_path_nodes(config, ".PaperTaskEvaluation"):
+        node["init_args"].update(limit=1, max_new_tokens=8)  # built and run at fit end, on one item
+    if devices > 1:  # the training step across ranks; the task evaluation at fit end does not finish under DDP yet
+        callbacks = config["trainer"]["callbacks"]
+        config["trainer"]["callbacks"] = [c for c in callbacks if "PaperTaskEvaluation" not in c["class_path"]]
     config["torch_threads"] = 1
     trainer = config["trainer"]
     trainer.update(
@@ -145,15 +144,21 @@ def test_composition_trains_one_step_on_cpu(model, overlay, stand_ins, tiny_rm, 
     assert type(causal_lm).__name__ == ARCHITECTURES[MODELS[model].family]
     assert causal_lm.config.tie_word_embeddings == MODELS[model].tie_embeddings
     assert policy_settings["gradient_checkpointing"] and causal_lm.is_gradient_checkpointing
-    assert module.component_names == ["helpfulness", "relevance", "conciseness", "redundancy"]
+    assert module.component_names == ["ppl", "fmt", "ent", "len", "pref"]
+    assert type(module.scalarizer) is Conductor and module.scalarizer.table_kind == "one_hot"
+    assert module.outer.update_every == 3
+    assert type(module.conductor_optimizer(module.scalarizer.parameters())) is torch.optim.AdamW
+    assert any(type(c).__name__ == "RunInfo" for c in trainer.callbacks)
+    assert (tmp_path / "run_info.json").exists() or list(tmp_path.rglob("run_info.json"))
     layers = causal_lm.config.num_hidden_layers
     if overlay == "full_ft":
-        assert policy.full_finetuning and policy.reference_model is not None
+        assert policy.full_finetuning and policy.reference_model is not None and not module.reference.synced
         assert trainer.precision == "bf16-mixed" and causal_lm.model.embed_tokens.weight.dtype == torch.float32
         reference = dict(policy.reference_model.named_parameters())
         moved = [n for n, p in causal_lm.named_parameters() if not torch.equal(p.detach(), reference[n].detach())]
         assert moved, "no weight moved"
     else:
+        assert module.reference.settings.sync_every == 6 and module.reference.state_keys()  # the synced reference
         lora = [m for m in policy.modules() if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {})]
         assert len(lora) == 7 * layers, "all-linear: q, k, v, o, gate, up, down in every layer"
         assert all(m.lora_A["default"].weight.shape[0] == policy_settings["lora"]["r"] for m in lora)
@@ -216,6 +221,7 @@ def test_ddp_compositions_over_two_gloo_processes(stand_ins, tiny_rm, tmp_path):
                 f"{model}: {name} differs across ranks"
             )
         assert any("lora_B" in name and s != 0 for name, (s, _) in records[0]["digest"].items()), model
+        assert len(list((tmp_path / model).rglob("run_info.json"))) == 1, model  # rank 0 writes it; no rank hangs
 
 
 def test_fsdp_overlay_builds_its_strategy_and_lightning_refuses_it_on_cpu():

@@ -12,7 +12,7 @@ PRESET = yaml.safe_load((ROOT / "configs" / "methods" / "maestro.yaml").read_tex
 
 
 def _paper_conductor(config: dict, max_steps: int = 4) -> dict:
-    config["model"]["scalarizer"] = PRESET["scalarizer"]  # one-hot actions, learned τ, floor, update_every 3
+    config["model"]["scalarizer"] = PRESET["scalarizer"]  # one-hot actions, learned τ, floor; M: the run's 3
     config["model"]["conductor_optimizer"] = {
         "class_path": "torch.optim.AdamW",
         "init_args": {"lr": 0.05},

@@ -11,6 +11,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, RandomWeights, Scalarizer, SingleReward, StaticWeights
 from maestro_lit.conductor.joint import JointConductor
+from maestro_lit.conductor.outer_loop import resolve_update_every
 
 PAPER = ["ppl", "fmt", "ent", "len", "pref"]
 METHODS = Path(__file__).resolve().parents[1] / "configs" / "methods"
@@ -125,7 +126,8 @@ def test_maestro_method_is_the_paper_preset():
     assert type(conductor) is Conductor
     assert torch.equal(conductor.action_table, torch.eye(5))
     assert conductor.learn_temperature and conductor.temperature == pytest.approx(1.0)
-    assert (conductor.probability_floor, conductor.entropy_coef, conductor.update_every) == (1e-4, 1e-3, 3)
+    assert (conductor.probability_floor, conductor.entropy_coef, resolve_update_every(conductor)) == (1e-4, 1e-3, 3)
+    assert conductor.update_every is None  # M is the run's (model.outer_loop.update_every), so a task file can set it
     assert conductor.eval_weights == "continuous"
     optimizer = optimizer_factory(conductor.parameters())
     assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["lr"] == 5e-5
@@ -150,5 +152,6 @@ def test_random_and_joint_method_files():
     random, _ = load_method("random")
     assert isinstance(random, RandomWeights)
     joint, optimizer_factory = load_method("maestro_joint")
-    assert isinstance(joint, JointConductor) and joint.learns_through_policy_loss
+    assert isinstance(joint, JointConductor) and joint.gradient == "reinforce" and not joint.learns_through_policy_loss
+    assert resolve_update_every(joint, 6) == 1  # updated every step with the policy, whatever the task's M
     assert type(optimizer_factory(joint.parameters())) is torch.optim.AdamW

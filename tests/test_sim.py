@@ -15,14 +15,15 @@ from maestro_lab.sim.__main__ import main
 from maestro_lab.sim.compare import mi_bits, type_mi_bits
 from maestro_lab.sim.label_free import ConsensusConductor, ReferenceCreditConductor, reference_scalar
 from maestro_lab.sim.loop import SimConfig, _joint_signal, run
-from maestro_lab.sim.methods import CANDIDATES, METHODS
+from maestro_lab.sim.methods import CANDIDATES, METHODS, Method, _scalarizer
 from maestro_lab.sim.policy import TabularPolicy, policy_step
 from maestro_lab.sim.presets import build, from_file
 from maestro_lab.sim.scalarizers import OracleWeights
 from maestro_lab.sim.world import build_world, static_check
 from maestro_lit import grpo
-from maestro_lit.conductor.base import Conductor, RandomWeights, StaticWeights
+from maestro_lit.conductor.base import EMPHASIS_SETTINGS, Conductor, RandomWeights, StaticWeights
 from maestro_lit.conductor.joint import JointConductor
+from maestro_lit.conductor.outer_loop import resolve_update_every
 
 WORLD = build_world()
 
@@ -69,12 +70,8 @@ def test_methods_are_the_project_presets_with_the_sims_documented_lr():
     config = SimConfig()
     scalarizer, make_optimizer = METHODS["maestro"].build(WORLD, config.conductor_lr)
     assert type(scalarizer) is Conductor and scalarizer.table_kind == "one_hot" and scalarizer.learn_temperature
-    assert (
-        scalarizer.probability_floor,
-        scalarizer.entropy_coef,
-        scalarizer.update_every,
-        scalarizer.eval_weights,
-    ) == (
+    M = resolve_update_every(scalarizer)  # the file leaves M to the run (model.outer_loop); the sim's is the paper's 3
+    assert (scalarizer.probability_floor, scalarizer.entropy_coef, M, scalarizer.eval_weights) == (
         1e-4,
         1e-3,
         3,
@@ -113,8 +110,13 @@ def test_the_paper_preset_updates_every_third_step_and_the_paper_lr_barely_moves
 
 
 def test_joint_gradient_through_the_grpo_loss_is_zero_because_group_advantages_sum_to_zero():
-    result = run(METHODS["maestro_joint"], 0, WORLD, SimConfig(steps=5, eval_every=5))
+    # the policy-loss reading of "joint" (JointConductor gradient: policy_loss); the shipped ablation is REINFORCE
+    joint = _scalarizer("maestro_lit.conductor.joint.JointConductor", gradient="policy_loss")
+    policy_loss = Method("joint_policy_loss", joint)
+    result = run(policy_loss, 0, WORLD, SimConfig(steps=5, eval_every=5))
     assert result.conductor_updates == 5 and result.joint_signal < 1e-6
+    shipped = run(METHODS["maestro_joint"], 0, WORLD, SimConfig(steps=5, eval_every=5))
+    assert shipped.conductor_updates == 5  # methods/maestro_joint.yaml: a REINFORCE update after every step
     # the same path with unequal per-completion loss weights is not zero: the wiring carries grad
     conductor = JointConductor()
     conductor.bind(["a", "b", "c"], 4)
@@ -141,7 +143,7 @@ def test_label_free_candidates_credit_agreement_with_the_equal_weight_reference(
     credit = ReferenceCreditConductor()
     credit.bind(["a", "b", "c"], 4)
     assert torch.allclose(credit.meta_reward(torch.randn(8), raw, 4), reference)  # its own advantages play no part
-    consensus = ConsensusConductor()
+    consensus = ConsensusConductor(**EMPHASIS_SETTINGS)  # the earlier defaults: uniform + emphasis rows
     consensus.bind(["a", "b", "c"], 4)
     assert consensus.action_table.shape == (4, 3)  # every column optimised
     agreeing = torch.cat([reference[:4], -reference[4:]])  # group 1 agrees with the reference, group 2 opposes it

@@ -17,7 +17,7 @@ import torch
 
 from maestro_lab.sim.presets import build, method_file
 from maestro_lab.sim.world import World
-from maestro_lit.conductor.base import Scalarizer
+from maestro_lit.conductor.base import EMPHASIS_SETTINGS, Scalarizer
 
 TRUSTED_COLUMN = "trusted"
 
@@ -72,7 +72,9 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "trusted",
-            _scalarizer("maestro_lit.conductor.trusted.TrustedConductor", trusted_component=TRUSTED_COLUMN),
+            _scalarizer(  # the emphasis table it was run with (the Conductor's class defaults are now the paper preset)
+                "maestro_lit.conductor.trusted.TrustedConductor", trusted_component=TRUSTED_COLUMN, **EMPHASIS_SETTINGS
+            ),
             trusted_share=0.25,
             note="TrustedConductor: per-prompt action, credited by agreement with the true utility on 25 % of prompts",
         ),
@@ -98,7 +100,7 @@ CANDIDATES: dict[str, Method] = {
         ),
         Method(
             "consensus",
-            _scalarizer("maestro_lab.sim.label_free.ConsensusConductor"),
+            _scalarizer("maestro_lab.sim.label_free.ConsensusConductor", **EMPHASIS_SETTINGS),
             note="TrustedConductor's per-prompt credit with the equal-weight scalar in place of the labels (no labels)",
         ),
     )

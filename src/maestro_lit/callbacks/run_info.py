@@ -35,6 +35,8 @@ class RunInfo(Callback):
             self._batch_start = None
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        # trainer.log_dir broadcasts from rank 0: every rank must ask, or rank 0 waits forever under DDP
+        folder = Path(self.output_dir or getattr(trainer, "log_dir", None) or trainer.default_root_dir)
         if not getattr(trainer, "is_global_zero", True):
             return
         datamodule = getattr(trainer, "datamodule", None)
@@ -45,7 +47,6 @@ class RunInfo(Callback):
             "train_batches": self.batches,
             "global_step": int(getattr(trainer, "global_step", 0)),
         }
-        folder = Path(self.output_dir or getattr(trainer, "log_dir", None) or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / FILE_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 

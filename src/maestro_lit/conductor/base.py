@@ -16,13 +16,15 @@ Conductor choices where the paper is silent (docs/paper.md#method):
 - τ is learned as log τ (``learn_temperature``), which keeps it positive;
 - the floor clamps each probability at ε and renormalises, so after renormalising the
   smallest probability is at least ε / (1 + K·ε);
-- the ``emphasis`` action table (the class default) is a uniform row plus one row per component giving
-  it ``emphasis`` of the weight; ``one_hot`` is the paper's: action k puts all weight on reward k;
-- with ``eval_weights="continuous"`` a greedy choice returns π_φ(·|h) @ action table as the
+- ``one_hot`` (the class default) is the paper's action table: action k puts all weight on reward k;
+  ``emphasis`` is a uniform row plus one row per component giving it ``emphasis`` of the weight;
+- with ``eval_weights="continuous"`` (the default) a greedy choice returns π_φ(·|h) @ action table as the
   weights and the argmax as the action (only for the action-share metrics).
 
-The class defaults reproduce the project's earlier Conductor; ``configs/methods/maestro.yaml``
-sets the paper's preset.
+The class defaults are the paper's preset (``configs/methods/maestro.yaml`` writes it out): one-hot
+actions, learned τ from 1.0, floor 1e-4, entropy bonus 1e-3, continuous evaluation weights, and M
+from the run (``model.outer_loop.update_every``: 3, 6 on SS-GEN). The project's earlier emphasis-table
+Conductor is ``configs/methods/conductor_emphasis.yaml``, which sets every value it uses.
 """
 
 from __future__ import annotations
@@ -191,6 +193,21 @@ def policy_entropy(log_probs: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(-1).mean()
 
 
+EMPHASIS_SETTINGS: dict[str, Any] = {
+    "action_table": "emphasis",
+    "emphasis": 0.7,
+    "temperature": 1.0,
+    "learn_temperature": False,
+    "probability_floor": 0.0,
+    "entropy_coef": 0.01,
+    "eval_weights": "argmax",
+    "update_every": 1,
+    "normalize_hidden": True,
+}
+"""The project's earlier emphasis-table Conductor, every value (``configs/methods/conductor_emphasis.yaml``):
+``Conductor(**EMPHASIS_SETTINGS)``; the class defaults are the paper preset."""
+
+
 class Conductor(Scalarizer):
     """MAESTRO's meta-policy π_φ(a | h) = softmax((W h + b)/τ), floored; a linear head over the detached
     hidden state."""
@@ -200,20 +217,22 @@ class Conductor(Scalarizer):
     def __init__(
         self,
         temperature: float = 1.0,
-        entropy_coef: float = 0.01,
+        entropy_coef: float = 1e-3,
         actions: list[list[float]] | None = None,
         emphasis: float = 0.7,
         normalize_hidden: bool = True,
-        action_table: Literal["emphasis", "one_hot"] = "emphasis",
-        learn_temperature: bool = False,
-        probability_floor: float = 0.0,
-        eval_weights: Literal["argmax", "continuous"] = "argmax",
-        update_every: int = 1,
+        action_table: Literal["emphasis", "one_hot"] = "one_hot",
+        learn_temperature: bool = True,
+        probability_floor: float = 1e-4,
+        eval_weights: Literal["argmax", "continuous"] = "continuous",
+        update_every: int | None = None,
         action_names: list[str] | None = None,
     ) -> None:
         """``temperature``: τ, or its initial value when ``learn_temperature``. ``actions``: explicit
-        weight rows (overrides ``action_table``). ``probability_floor``: ε of the paper (1e-4).
-        ``update_every``: M, training steps per outer REINFORCE update on the buffered choices.
+        weight rows (overrides ``action_table``). ``emphasis``: the emphasis table's share (``action_table:
+        emphasis`` only). ``probability_floor``: ε of the paper (1e-4).
+        ``update_every``: M, training steps per outer REINFORCE update on the buffered choices; ``None``
+        (default): the run's ``model.outer_loop.update_every``, which a task file sets for every method.
         ``action_names``: labels for explicit ``actions`` (export round trip)."""
         super().__init__()
         if temperature <= 0:
@@ -222,7 +241,7 @@ class Conductor(Scalarizer):
             raise ValueError(f"Conductor.emphasis must be in [0, 1], got {emphasis}")
         if not 0.0 <= probability_floor < 1.0:
             raise ValueError(f"Conductor.probability_floor must be in [0, 1), got {probability_floor}")
-        if update_every < 1:
+        if update_every is not None and update_every < 1:
             raise ValueError(f"Conductor.update_every must be >= 1, got {update_every}")
         if action_table not in ("emphasis", "one_hot"):
             raise ValueError(f"Conductor.action_table must be 'emphasis' or 'one_hot', got {action_table!r}")

@@ -1,9 +1,17 @@
 """The Conductor's outer loop in plain torch: buffer each step's choices, update every M steps.
 
 docs/paper.md#method "two time scales": (h, a, Â) triplets are buffered during GRPO training and the
-Conductor takes one REINFORCE step on the whole buffer every M GRPO steps (paper: M = 3),
-L = −mean(Â·log π_φ(a|h)) − λ_ent·H(π_φ(·|h)), with log π recomputed under the current φ,
-then the buffer is cleared. M = 1 updates after every step.
+Conductor takes one REINFORCE step on the whole buffer every M GRPO steps (paper: M = 3, 6 on
+SS-GEN), L = −mean(Â·log π_φ(a|h)) − λ_ent·H(π_φ(·|h)), with log π recomputed under the current φ,
+then the buffer is cleared. M = 1 updates after every step (the paper's "joint" ablation,
+``configs/methods/maestro_joint.yaml``).
+
+Where M comes from: a scalariser that fixes its own (``update_every`` not ``None``: the joint
+ablation's 1, ``conductor_emphasis.yaml``'s 1, an explicit ``--model.scalarizer.init_args.update_every``)
+keeps it; otherwise the run's M, ``model.outer_loop.update_every`` (``OuterLoopSettings``, default the
+paper's 3). The run's M is a module setting, not a scalariser argument, so a task file can set it
+(``configs/tasks/ss_gen.yaml``: 6) whatever method it is composed with: a baseline without an outer
+loop parses the same key and ignores it.
 
 A scalariser with ``learns_through_policy_loss`` (``JointConductor``) takes the other path: the
 inner loop gets a detached leaf copy of the advantages, whose ``.grad`` collects ∂L_policy/∂Â
@@ -25,8 +33,33 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from jsonargparse.typing import PositiveInt
 
 from maestro_lit.conductor.base import Scalarization, Scalarizer, policy_entropy
+
+PAPER_UPDATE_EVERY = 3  # M of the paper (§ two time scales); SS-GEN uses 6
+
+
+@dataclass
+class OuterLoopSettings:
+    """The run's outer-loop cadence (``model.outer_loop``), the same for every method."""
+
+    update_every: PositiveInt = PAPER_UPDATE_EVERY
+    """M: training steps per Conductor update on the buffered choices; >= 1. The paper's 3 (6 on SS-GEN, set by
+    configs/tasks/ss_gen.yaml). Used by a learned scalariser whose own ``update_every`` is null (the paper preset);
+    one that fixes its own keeps it (the joint ablation: 1). Scalarisers without an outer loop ignore it."""
+
+    def __post_init__(self) -> None:
+        if not self.update_every >= 1:
+            raise ValueError(f"model.outer_loop.update_every must be >= 1, got {self.update_every!r}")
+
+
+def resolve_update_every(scalarizer: Scalarizer, run_update_every: int | None = None) -> int:
+    """M for ``scalarizer``: its own ``update_every`` when set, else the run's, else the paper's 3."""
+    own = getattr(scalarizer, "update_every", None)
+    if own is not None:
+        return int(own)
+    return int(run_update_every) if run_update_every is not None else PAPER_UPDATE_EVERY
 
 
 def _plain_backward(loss: torch.Tensor) -> None:
@@ -53,8 +86,9 @@ class OuterLoop:
     """
 
     def __init__(self, scalarizer: Scalarizer, update_every: int | None = None) -> None:
+        """``update_every``: the run's M (``model.outer_loop.update_every``), for a scalariser without its own."""
         self.scalarizer = scalarizer
-        self.update_every = update_every if update_every is not None else int(getattr(scalarizer, "update_every", 1))
+        self.update_every = resolve_update_every(scalarizer, update_every)
         if self.update_every < 1:
             raise ValueError(f"update_every must be >= 1, got {self.update_every}")
         self.buffer: list[BufferedChoices] = []

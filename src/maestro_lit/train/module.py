@@ -26,7 +26,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, Scalarizer
-from maestro_lit.conductor.outer_loop import OuterLoop
+from maestro_lit.conductor.outer_loop import OuterLoop, OuterLoopSettings
 from maestro_lit.policy.model import Policy
 from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
 from maestro_lit.policy.rollout import Rollout, expand_groups, reward_inputs
@@ -88,6 +88,7 @@ class MaestroModule(L.LightningModule):
         fast_rollout: FastRolloutSettings | None = None,
         scoring: ScoringSettings = ScoringSettings(),
         reference: ReferenceSettings = ReferenceSettings(),
+        outer_loop: OuterLoopSettings = OuterLoopSettings(),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -111,9 +112,8 @@ class MaestroModule(L.LightningModule):
         self.scalarizer.use_reward_normalization(
             self.grpo_settings.reward_normalization, self.reward_set.normalizations
         )
-        self.outer = OuterLoop(
-            self.scalarizer
-        )  # the Conductor's buffer and update schedule (every M steps); checkpointed
+        # the Conductor's buffer and update schedule (every M steps: its own M, else the run's); checkpointed
+        self.outer = OuterLoop(self.scalarizer, outer_loop.update_every)
         self.reference = ReferenceWeights(self.policy, reference)  # adapters off, or a synced second adapter (option)
         reference_nll = reference_nll_for(self.policy, self.reference.context) if self.reward_set.needs_policy else None
         self.reward_set.bind(self.policy.tokenizer, reference_nll)  # ppl's reference forward, built once
@@ -135,6 +135,7 @@ class MaestroModule(L.LightningModule):
         }
         self.run_summary = {
             **{key: asdict(value) for key, value in settings.items()},
+            "outer_loop": {"update_every": self.outer.update_every},  # M as used: the scalariser's own or the run's
             "rewards": ",".join(self.component_names),
             "scalarizer": type(self.scalarizer).__name__,
         }
