@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import maestro_lit.policy.sampler as module_lib
+from maestro_lit.conductor.outer_loop import OuterLoopSettings
 from maestro_lit.data.prompts import PromptDataModule
 from maestro_lit.rewards.base import RewardComponent, RewardInputs
 
@@ -46,6 +47,7 @@ def test_one_step_updates_lora_and_conductor_only(make_module):
         rewards=[_CharCount("chars"), _CharCount("chars_again")],
         policy_optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
         conductor_optimizer=lambda p: torch.optim.SGD(p, lr=1.0),
+        outer_loop=OuterLoopSettings(update_every=1),  # the paper's M = 3 would leave φ untouched after one step
     )
     before = _snapshot(module)
     trainer = _fit_one_step(module)

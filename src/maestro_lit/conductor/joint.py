@@ -8,7 +8,7 @@ policy"; ``configs/methods/maestro_joint.yaml`` ships the first:
   REINFORCE meta-loss and entropy bonus) with M = 1 whatever the run's M: each step's triplets
   update φ right after that step's policy update, and no buffer carries them further. Everything
   else in the training step, the policy loss included, is what every other method runs.
-- ``gradient: policy_loss`` (the class default, for code that built it before): the training
+- ``gradient: policy_loss`` (the class default, the literal joint gradient): the training
   weights are the continuous π_φ(·|h) @ action table, which carry grad, so the scalar rewards and
   advantages depend on φ and the policy loss's gradient flows into the Conductor.
   ``maestro_lit.conductor.outer_loop.OuterLoop`` collects ∂L_policy/∂A during the inner loop and
