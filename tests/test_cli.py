@@ -32,7 +32,7 @@ def _quick_config(tmp_path, max_steps):
         "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1},
     }
     views = {
-        "class_path": "maestro_lit.callbacks.tb_views.TensorBoardViews",
+        "class_path": "maestro_lit.callbacks.views.LoggerViews",
         "init_args": {"log_completions_every_n_steps": 1},
     }
     config = small_fit_config(

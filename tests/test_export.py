@@ -1,6 +1,7 @@
 """Export round trip: a short fit → ``python -m maestro_lit export`` → a plain HF model with the same logits."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -114,3 +115,63 @@ def test_export_never_overwrites_files_it_did_not_create(run, tmp_path, capsys):
     cli.main([*args, "--out", str(out), "--overwrite"])  # asked for: the folder is replaced as a whole
     assert json.loads((out / "config.json").read_text())["model_type"] and (out / "maestro_export.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary folder left beside it
+
+
+class _FakeHub:
+    """Stands in for ``huggingface_hub.HfApi``: records the calls and what the folder held at upload time."""
+
+    calls: list = []
+
+    def create_repo(self, repo_id, repo_type, exist_ok):
+        self.calls.append(("create_repo", repo_id, repo_type, exist_ok))
+
+    def upload_folder(self, folder_path, repo_id, repo_type, commit_message):
+        files = sorted(p.name for p in __import__("pathlib").Path(folder_path).iterdir())
+        self.calls.append(("upload_folder", folder_path, repo_id, files))
+        return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/abc")
+
+
+def test_export_writes_a_model_card_and_pushes_the_folder(run, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    from maestro_lit.model_card import is_hub_id
+
+    run_dir, trained = run
+    run_config = next((run_dir / "run").rglob("config.yaml"))
+    out = tmp_path / "export"
+    _FakeHub.calls = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", _FakeHub)
+    args = ["export", "--ckpt", str(run_dir / "ckpt" / "last.ckpt"), "--config", str(run_config), "--out", str(out)]
+    cli.main([*args, "--push-to-hub", "me/tiny-maestro"])
+
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers\n")  # the embedded tiny base is not on the Hub
+    assert is_hub_id("Qwen/Qwen3-8B") and not is_hub_id(str(run_dir)) and not is_hub_id("./org/name")
+    assert f"| base model | `{trained.model_settings.name_or_path}` |" in card
+    assert "| method (scalariser) | `Conductor` |" in card
+    assert "| training steps (rollouts) | 2 (2 policy optimiser steps) |" in card
+    assert "| `length` | `maestro_lit.rewards.length.LengthBand` |" in card and "| `diversity` |" in card
+    assert f"| exported | {__import__('datetime').datetime.now(__import__('datetime').timezone.utc).date()} |" in card
+    assert run_config.read_text().rstrip() in card  # the whole config, verbatim
+    create, upload = _FakeHub.calls
+    assert create == ("create_repo", "me/tiny-maestro", "model", True)
+    assert upload[:3] == ("upload_folder", str(out), "me/tiny-maestro") and "README.md" in upload[3]
+    assert "model.safetensors" in upload[3]  # the export was complete before the upload
+    assert "pushed to https://huggingface.co/me/tiny-maestro/commit/abc" in capsys.readouterr().out
+
+
+def test_an_unreachable_hub_is_one_error_line_and_keeps_the_export(run, tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as on a machine without the network: no request made
+    run_dir, _ = run
+    run_config = next((run_dir / "run").rglob("config.yaml"))
+    out = tmp_path / "export"
+    args = ["export", "--ckpt", str(run_dir / "ckpt" / "last.ckpt"), "--config", str(run_config), "--out", str(out)]
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*args, "--push-to-hub", "me/tiny-maestro"])
+    assert stop.value.code == 2
+    [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "--push-to-hub me/tiny-maestro: cannot upload to the Hugging Face Hub" in error
+    assert f"the export is complete in {out}" in error and "hf upload me/tiny-maestro" in error
+    assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()

@@ -7,7 +7,7 @@ and plain containers.
 
 Standard callbacks are CLI defaults with their own config keys, so config files name only what
 differs: ``checkpoint`` (AdapterCheckpoint), ``exception_checkpoint``, ``views``
-(TensorBoardViews), ``progress_bar``, ``lr_monitor``, ``run_info`` (``run_info.json`` for
+(LoggerViews), ``progress_bar``, ``lr_monitor``, ``run_info`` (``run_info.json`` for
 ``compare``) and, when listed, ``device_stats``.
 ``standard_callbacks`` lists the ones in use; one of the same kind in ``trainer.callbacks``
 replaces the default, and ``trainer.enable_checkpointing``/``enable_progress_bar: false`` drop theirs.
@@ -40,7 +40,7 @@ from maestro_lit.callbacks.checkpointing import (
 )
 from maestro_lit.callbacks.progress import MaestroProgressBar
 from maestro_lit.callbacks.run_info import RunInfo
-from maestro_lit.callbacks.tb_views import TensorBoardViews
+from maestro_lit.callbacks.views import LoggerViews
 from maestro_lit.data.prompts import DataFileError, PromptDataModule
 from maestro_lit.rewards.base import RewardError
 from maestro_lit.train.module import MaestroModule
@@ -57,7 +57,7 @@ class ConfigError(ValueError):
 STANDARD_CALLBACKS: dict[str, tuple[type, type]] = {
     "checkpoint": (AdapterCheckpoint, ModelCheckpoint),
     "exception_checkpoint": (ExceptionCheckpoint, ExceptionCheckpoint),
-    "views": (TensorBoardViews, TensorBoardViews),
+    "views": (LoggerViews, LoggerViews),
     "progress_bar": (MaestroProgressBar, ProgressBar),
     "lr_monitor": (LearningRateMonitor, LearningRateMonitor),
     "device_stats": (DeviceStatsMonitor, DeviceStatsMonitor),

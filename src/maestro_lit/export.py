@@ -13,7 +13,14 @@ fine-tuning run's checkpoint already holds every weight, written as is) and writ
   serves with vLLM/TGI, needs neither peft nor maestro_lit;
 - ``<out>/conductor/`` : ``conductor.safetensors`` (head + action table) and
   ``conductor.json`` (component names, action names and table, temperature, hidden size):
-  the Conductor reads the policy's terminal hidden state, which only the merged model gives.
+  the Conductor reads the policy's terminal hidden state, which only the merged model gives;
+- ``<out>/README.md`` : the model card (``model_card``): base model, method, rewards, steps, export
+  date and the run's config.
+
+``--push-to-hub REPO`` then uploads the folder with ``huggingface_hub`` (create the repo if absent,
+one commit). The export is complete before the upload starts, so a hub that cannot be reached (an
+offline machine, no token, a repo of someone else) costs nothing but the upload: one ``error:`` line
+names the repo and the reason, and says how to push the folder later.
 
 ``--out`` must be new or empty (``--overwrite`` replaces it as a whole) and never holds the checkpoint
 or config; the folder appears only once complete (written under a temporary name, then renamed).
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +42,15 @@ import torch
 import yaml
 
 from maestro_lit import atomic_io
+from maestro_lit.model_card import ModelCard, RewardLine, is_hub_id, render
+from maestro_lit.tiny import resolve_model_path
 
 CONDUCTOR_DIR = "conductor"
+CARD_FILE = "README.md"
+
+
+class HubError(ValueError):
+    """The upload to the Hugging Face Hub failed; the exported folder is complete and untouched."""
 
 
 def build_module(config_path: str | Path, dtype: str | None = None):
@@ -133,6 +148,52 @@ def load_conductor(directory: str | Path):
     return conductor.eval()
 
 
+def model_card(module, checkpoint: dict[str, Any], config: str | Path, date: str | None = None) -> ModelCard:
+    """The card's facts: from the module (base, scalariser, rewards), the checkpoint (steps) and the config file."""
+    rewards = [
+        RewardLine(c.name, f"{type(c).__module__}.{type(c).__qualname__}", c.normalization)
+        for c in module.reward_set.components
+    ]
+    base = module.model_settings.name_or_path
+    return ModelCard(
+        base_model=base,
+        method=type(module.scalarizer).__name__,
+        rewards=rewards,
+        rollouts_done=(checkpoint.get("maestro") or {}).get("rollouts_done"),
+        global_step=checkpoint.get("global_step"),
+        date=date or datetime.now(timezone.utc).date().isoformat(),
+        config_text=Path(config).read_text(encoding="utf-8"),
+        action_names=list(module.scalarizer.action_names),
+        lora_merged=not module.policy.full_finetuning,
+        base_on_hub=is_hub_id(base) and resolve_model_path(base) == base,  # not the embedded tiny model
+    )
+
+
+def push_to_hub(folder: str | Path, repo_id: str, api: Any = None) -> str:
+    """Upload ``folder`` to the model repo ``repo_id`` (created if absent); returns the commit's URL.
+
+    ``api``: an ``huggingface_hub.HfApi`` (the default) or a stand-in with ``create_repo`` and
+    ``upload_folder``. Any failure of the hub calls (no network, offline mode, no token, no rights)
+    becomes one ``HubError`` that names the repo, the reason and the folder to push later.
+    """
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        commit = api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="maestro_lit export"
+        )
+    except Exception as err:  # the hub's errors span requests/httpx/huggingface_hub classes; none is ours
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise HubError(
+            f"--push-to-hub {repo_id}: cannot upload to the Hugging Face Hub ({type(err).__name__}: {reason}); "
+            f"the export is complete in {folder}: push it later with `hf upload {repo_id} {folder}`"
+        ) from err
+    return str(getattr(commit, "commit_url", commit))
+
+
 def export(
     ckpt: str | Path,
     config: str | Path,
@@ -171,6 +232,7 @@ def export(
         tokenizer.save_pretrained(str(tmp))
         save_conductor(module, tmp / CONDUCTOR_DIR)
         (tmp / "maestro_export.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        (tmp / CARD_FILE).write_text(render(model_card(module, checkpoint, config)), encoding="utf-8")
     return out
 
 
@@ -187,6 +249,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--dtype", default=None, help="weights dtype of the export (float32, bfloat16, float16); default: the run's"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder as a whole")
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        default=None,
+        help="then upload the folder to this Hugging Face model repo (org/name; created if absent; needs a token)",
+    )
     args = parser.parse_args(argv)
     path = export(args.ckpt, args.config, args.out, args.dtype, overwrite=args.overwrite)
-    print(f"exported merged model to {path} and the Conductor to {path / CONDUCTOR_DIR}")
+    print(f"exported merged model to {path}, the Conductor to {path / CONDUCTOR_DIR}, the card to {path / CARD_FILE}")
+    if args.push_to_hub:
+        print(f"pushed to {push_to_hub(path, args.push_to_hub)}")

@@ -1,1 +1,1 @@
-"""Lightning callbacks of a run: checkpointing, progress bar, TensorBoard views and ``run_info.json``."""
+"""Lightning callbacks of a run: checkpointing, progress bar, views for any logger and ``run_info.json``."""

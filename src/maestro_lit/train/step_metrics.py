@@ -1,5 +1,5 @@
 """Turn one step's tensors into the scalar tags of docs/design.md §1 step 8 (the completion table is in
-``tb_views``)."""
+``callbacks/view_content``)."""
 
 from __future__ import annotations
 
