@@ -1,0 +1,122 @@
+"""The meta-reward's bias under null rewards (conductor.null_credit), the centred modes, and the diagnose command."""
+
+import importlib
+import inspect
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from maestro_lit import grpo
+from maestro_lit.conductor.base import Conductor, StaticWeights
+from maestro_lit.conductor.null_credit import NullModel, null_credit, run_start_null_credit
+from maestro_lit.conductor.trusted import TrustedConductor
+from maestro_lit.diagnose import main as diagnose_main
+
+ROOT = Path(__file__).resolve().parents[1]
+REWARD_FILES = sorted((ROOT / "configs" / "rewards").glob("*.yaml"))
+
+
+def test_hand_computed_two_completions_rank_against_zscore():
+    """G = 2, one rank and one z-score component, one-hot actions drawn uniformly.
+
+    Within a group the rank column is {1, 1/2} and the z-score column {+1/√2, −1/√2}; with two rows the
+    advantage is ±1/√2 by the sign of s_j − s_other. A rank action meeting a rank action: ±, mean 0. Meeting a
+    z-score action (probability 1/2): s_j = 1 beats both z values, s_j = 1/2 beats only −1/√2, so the sign is +
+    with probability 3/4 and its mean 1/2. E[credit | rank] = 1/2 · 1/2 · 1/√2 = 0.1768; the z action gets the
+    opposite (the advantages of a group sum to 0).
+    """
+    result = null_credit(torch.eye(2), ["r", "z"], ["r", "z"], ["rank", "zscore"], 2, NullModel(groups=100_000))
+    expected = 0.5 * 0.5 / math.sqrt(2)
+    assert result.credit[0] == pytest.approx(expected, abs=0.01)
+    assert result.credit[1] == pytest.approx(-expected, abs=0.01)
+    assert max(result.standard_error) < 0.004
+
+
+def test_the_paper_preset_credits_rank_actions_for_their_normalisation():
+    names = ["ppl", "fmt", "ent", "len", "pref"]
+    modes = ["rank", "zscore", "rank", "zscore", "zscore"]
+    credit = null_credit(torch.eye(5), names, names, modes, 4, NullModel(groups=20_000)).as_dict()
+    assert credit["ppl"] > 0.3 and credit["ent"] > 0.3
+    assert all(credit[n] < -0.15 for n in ("fmt", "len", "pref"))
+    invalid = null_credit(torch.eye(5), names, names, modes, 4, NullModel(groups=20_000, invalid_rates={"ppl": 0.3}))
+    assert invalid.as_dict()["ent"] > invalid.as_dict()["ppl"] + 0.1  # missing ppl rows rank 0: ent gains
+
+
+def test_centre_within_groups_by_hand():
+    scores = torch.tensor([[3.0], [1.0], [float("nan")], [2.0]])
+    assert grpo.normalize_components(scores, 4, ["centered"]).flatten().tolist() == [1.0, -1.0, 0.0, 0.0]
+    ranked = grpo.normalize_components(scores, 4, ["rank_centered"]).flatten()
+    assert torch.allclose(ranked, torch.tensor([1 / 3, -1 / 3, 0.0, 0.0]))  # ranks 1, 1/3, —, 2/3 minus 2/3
+    assert grpo.centered_modes(["rank", "zscore", "none", "rank_centered"]) == [
+        "rank_centered",
+        "zscore",
+        "centered",
+        "rank_centered",
+    ]
+
+
+def _file_components(path: Path) -> tuple[list[str], list[str]]:
+    """Names and normalisations of a rewards file, class defaults filled in, without building the components."""
+    names, modes = [], []
+    for entry in yaml.safe_load(path.read_text())["model"]["rewards"]:
+        module, _, cls_name = entry["class_path"].rpartition(".")
+        cls = getattr(importlib.import_module(module), cls_name)
+        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+        args = {**defaults, **(entry.get("init_args") or {})}
+        names.append(args.get("name", cls.name))
+        modes.append(args.get("normalization", cls.normalization))
+    return names, modes
+
+
+@pytest.mark.parametrize("path", REWARD_FILES, ids=lambda p: p.stem)
+def test_centred_modes_leave_no_null_credit_in_any_shipped_rewards_file(path):
+    names, modes = _file_components(path)
+    rates = {names[0]: 0.3}  # a share of format failures on the first component, as ppl has
+    null = NullModel(groups=30_000, seed=0, invalid_rates=rates)
+    result = null_credit(torch.eye(len(names)), names, names, grpo.centered_modes(modes), 4, null)
+    assert max(abs(c) for c in result.credit) <= 0.02, result.as_dict()
+
+
+def test_run_start_credit_only_for_a_conductor_credited_with_its_advantage():
+    names = ["ppl", "fmt"]
+    conductor = Conductor()
+    conductor.bind(names, 8)
+    metrics = run_start_null_credit(conductor, ["rank", "zscore"], 4)
+    assert set(metrics) == {"conductor/null_credit/only_ppl", "conductor/null_credit/only_fmt"}
+    assert metrics["conductor/null_credit/only_ppl"] > 0.2 > -0.2 > metrics["conductor/null_credit/only_fmt"]
+    state = torch.random.get_rng_state()
+    run_start_null_credit(conductor, ["rank", "zscore"], 4)
+    assert torch.equal(state, torch.random.get_rng_state())  # a run's own draws are left alone
+    static, trusted = StaticWeights(), TrustedConductor(trusted_component="fmt")
+    static.bind(names, 8)
+    trusted.bind(names, 8)
+    assert run_start_null_credit(static, ["rank", "zscore"], 4) == {}
+    assert run_start_null_credit(trusted, ["rank", "zscore"], 4) == {}
+
+
+def test_diagnose_command_prints_the_table(capsys):
+    rewards = str(ROOT / "configs" / "rewards" / "quickstart.yaml")
+    assert diagnose_main(["--config", rewards, "--groups", "2000", "--invalid", "length=0.5", "--centered"]) == 0
+    out = capsys.readouterr().out
+    assert "| only_length |" in out and "| only_diversity |" in out and "centred modes" in out
+    with pytest.raises(ValueError, match="not among the reward components"):
+        diagnose_main(["--config", rewards, "--groups", "10", "--invalid", "ppl=0.3"])
+    with pytest.raises(ValueError, match="expected NAME=VALUE"):
+        diagnose_main(["--config", rewards, "--invalid", "ppl"])
+
+
+def test_a_conductor_run_logs_its_null_credit_once_at_the_start(tmp_path):
+    from fit_configs import small_fit_config, tensorboard_logger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from maestro_lit.cli import cli_main
+
+    config = small_fit_config(tmp_path, 1, [], logger=tensorboard_logger(tmp_path), enable_checkpointing=False)
+    cli = cli_main({"fit": config})
+    events = EventAccumulator(str(next((tmp_path / "run").rglob("events.out.tfevents*")))).Reload()
+    tags = [t for t in events.Tags()["scalars"] if t.startswith("conductor/null_credit/")]
+    assert sorted(tags) == sorted(f"conductor/null_credit/{a}" for a in cli.model.scalarizer.action_names)
+    assert all([e.step for e in events.Scalars(t)] == [0] for t in tags)
