@@ -113,6 +113,32 @@ def pooled_mi_bits(runs: list[RunResult]) -> float:
     return mutual_information_bits(torch.stack([r.action_joint for r in runs]).sum(0).double())
 
 
+LABEL_FRACTIONS = (0.05, 0.10, 0.25, 0.50)
+
+
+def fraction_methods() -> list[Method]:
+    """``trusted`` with each labelled share, beside ``equal`` and ``oracle`` (the gap's ends); z-score for all."""
+    trusted = METHODS["trusted"]
+    sweep = [
+        Method(f"trusted/{share:.0%}", trusted.model, share, note=f"TrustedConductor, {share:.0%} of prompts labelled")
+        for share in LABEL_FRACTIONS
+    ]
+    return [METHODS["equal"], *sweep, METHODS["oracle"]]
+
+
+def fractions_markdown(results: dict[str, list[RunResult]], world: World) -> list[str]:
+    summaries = summarise(results, world)
+    lines = [
+        "### C. Label fraction: the trusted Conductor against the share of prompts with a trusted score",
+        "",
+        "| method | U | gap closure | MI cat (bits) |",
+        "|---|---|---|---|",
+    ]
+    for name, s in summaries.items():
+        lines.append(f"| {name} | {s.utility[0]:.3f} ± {s.utility[1]:.3f} | {s.gap_closure:.2f} | {s.mi[0]:.2f} |")
+    return lines
+
+
 def _pm(values: list[float], digits: int = 3) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
@@ -167,7 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m maestro_lab.sim.bias", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per method (0..N-1)")
     parser.add_argument("--steps", type=int, default=SimConfig.steps)
-    parser.add_argument("--experiments", nargs="+", default=["null", "default"], choices=["null", "default"])
+    parser.add_argument(
+        "--experiments", nargs="+", default=["null", "default"], choices=["null", "default", "fractions"]
+    )
     parser.add_argument("--out", type=Path, default=Path("results/sim_bias"))
     args = parser.parse_args(argv)
     if args.seeds < 1:
@@ -184,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     if "default" in args.experiments:
         world = build_world()
         lines += [""] + default_world_markdown(compare(default_world_methods(), seeds, world, config, progress), world)
+    if "fractions" in args.experiments:
+        world = build_world()
+        lines += [""] + fractions_markdown(compare(fraction_methods(), seeds, world, config, progress), world)
     command = "python -m maestro_lab.sim.bias " + " ".join(sys.argv[1:] if argv is None else argv)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [
