@@ -113,6 +113,14 @@ def pooled_mi_bits(runs: list[RunResult]) -> float:
     return mutual_information_bits(torch.stack([r.action_joint for r in runs]).sum(0).double())
 
 
+def unscaled(methods: list[Method]) -> list[Method]:
+    """The same methods with ``scale_rewards: none``: advantages centred, not divided by the group's std."""
+    return [
+        Method(f"{m.name}+unscaled", m.model, m.trusted_share, m.keep_file_lr, m.note, m.normalizations, "none")
+        for m in methods
+    ]
+
+
 LABEL_FRACTIONS = (0.05, 0.10, 0.25, 0.50)
 
 
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=20, help="seeds per method (0..N-1)")
     parser.add_argument("--steps", type=int, default=SimConfig.steps)
     parser.add_argument(
-        "--experiments", nargs="+", default=["null", "default"], choices=["null", "default", "fractions"]
+        "--experiments", nargs="+", default=["null", "default"], choices=["null", "default", "fractions", "unscaled"]
     )
     parser.add_argument("--out", type=Path, default=Path("results/sim_bias"))
     args = parser.parse_args(argv)
@@ -212,6 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     if "default" in args.experiments:
         world = build_world()
         lines += [""] + default_world_markdown(compare(default_world_methods(), seeds, world, config, progress), world)
+    if "unscaled" in args.experiments:  # added after A and B had run: centring without the group-std division
+        world = build_null_world()
+        methods = unscaled(maestro_with({k: NULL_WORLD_NORMALIZATIONS[k] for k in ("paper_yaml", "centered")}))
+        lines += [""] + null_world_markdown(compare(methods, seeds, world, config, progress), world)
+        world = build_world()
+        methods = unscaled(maestro_with({k: DEFAULT_WORLD_NORMALIZATIONS[k] for k in ("paper_yaml", "centered")}))
+        lines += [""] + default_world_markdown(compare(methods, seeds, world, config, progress), world)
     if "fractions" in args.experiments:
         world = build_world()
         lines += [""] + fractions_markdown(compare(fraction_methods(), seeds, world, config, progress), world)

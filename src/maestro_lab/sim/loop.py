@@ -102,7 +102,8 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
 
         choice = scalarizer.choose(hidden, columns, greedy=False, group_size=G)
         scalar = grpo.scalarize(raw, choice.weights, G, config.normalization, modes)
-        advantages = grpo.group_advantages(scalar, G, valid=~grpo.unscored_rows(raw))  # as the training step
+        valid = ~grpo.unscored_rows(raw)  # as the training step
+        advantages = grpo.group_advantages(scalar, G, scale=method.scale_rewards, valid=valid)
         policy_advantages = outer.policy_advantages(advantages)  # detached, or the joint's grad-collecting leaf
         policy_step(policy, optimizer, categories, types, policy_advantages)
         if scalarizer.learns_through_policy_loss:

@@ -32,6 +32,7 @@ class Method:
     note: str = ""
     # per-component group normalisation of the world's components (grpo.scalarize's modes); None: z-score for all
     normalizations: tuple[str, ...] | None = None
+    scale_rewards: str = "group"  # grpo.group_advantages' scale (TRL's scale_rewards): group, batch or none
 
     def build(self, world: World, conductor_lr: float) -> tuple[Scalarizer, Callable[..., torch.optim.Optimizer]]:
         return build(self.model(world), None if self.keep_file_lr else conductor_lr)
