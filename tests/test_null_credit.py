@@ -120,3 +120,28 @@ def test_a_conductor_run_logs_its_null_credit_once_at_the_start(tmp_path):
     tags = [t for t in events.Tags()["scalars"] if t.startswith("conductor/null_credit/")]
     assert sorted(tags) == sorted(f"conductor/null_credit/{a}" for a in cli.model.scalarizer.action_names)
     assert all([e.step for e in events.Scalars(t)] == [0] for t in tags)
+
+
+def test_a_shared_format_failure_shows_in_each_component_as_declared():
+    names = ["ppl", "fmt", "len", "pref"]
+    null = NullModel(format_failure=0.3, on_failure={"fmt": "indicator", "ppl": "missing", "len": "zero"})
+    raw = null.draw(names, 20_000, torch.Generator().manual_seed(1))
+    failed = raw[:, 1] == 0
+    assert set(raw[:, 1].tolist()) == {0.0, 1.0} and abs(float(failed.double().mean()) - 0.3) < 0.015
+    assert torch.equal(torch.isnan(raw[:, 0]), failed)
+    assert bool((raw[failed, 2] == 0).all()) and bool(((raw[~failed, 2] > 0) & (raw[~failed, 2] < 1)).all())
+    assert bool(torch.isfinite(raw[:, 3]).all())
+    with pytest.raises(ValueError, match="on_failure"):
+        NullModel(on_failure={"fmt": "sometimes"})
+
+
+def test_centred_and_unscaled_advantages_leave_no_credit_even_for_skewed_components():
+    """A shared format failure makes fmt and len skewed within a group; centring keeps their mean at 0, and
+    without the division by the group's std (scale_rewards none) the credit is linear in them, so exactly 0."""
+    names = ["ppl", "fmt", "ent", "len", "pref"]
+    modes = grpo.centered_modes(["rank", "zscore", "rank", "zscore", "zscore"])
+    null = NullModel(
+        groups=20_000, format_failure=0.3, on_failure={"fmt": "indicator", "ppl": "missing", "len": "zero"}
+    )
+    result = null_credit(torch.eye(5), names, names, modes, 4, null, scale="none")
+    assert max(abs(c) for c in result.credit) <= 0.02, result.as_dict()

@@ -89,10 +89,9 @@ def diagnose(
 ) -> NullCredit:
     """The null credit of ``scalarizer``'s actions (bound here), or of a one-hot Conductor when it has none."""
     names = [c.name for c in components]
-    unknown = sorted(set(null.invalid_rates) | set(null.means) | set(null.stds)) if names else []
-    unknown = [n for n in unknown if n not in names]
+    unknown = sorted(n for n in null.names() if n not in names)
     if unknown:
-        raise ValueError(f"--invalid/--null name {unknown} not among the reward components {names}")
+        raise ValueError(f"--invalid/--null/--on-failure name {unknown} not among the reward components {names}")
     if not credits_own_advantage(scalarizer):
         scalarizer = Conductor(action_table="one_hot")
     scalarizer.bind(names, 8)
@@ -125,12 +124,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group-size", type=int, default=None, help="G (default: the config's num_generations)")
     parser.add_argument("--invalid", action="append", default=[], help="NAME=RATE: share of NaN scores (repeat)")
     parser.add_argument("--null", action="append", default=[], help="NAME=MEAN:STD of the raw null scores (repeat)")
+    parser.add_argument("--format-failure", type=float, default=0.0, help="share of completions failing the format")
+    parser.add_argument(
+        "--on-failure",
+        action="append",
+        default=[],
+        help="NAME=indicator|missing|zero: how a component shows a format failure (repeat; e.g. fmt=indicator)",
+    )
     parser.add_argument("--centered", action="store_true", help="also the same reward set with centred modes")
+    parser.add_argument("--scale-rewards", default=None, help="override grpo_settings.scale_rewards (group|batch|none)")
     args = parser.parse_args(argv)
     model = compose_model(args.config)
-    settings = GRPOSettings(**model["grpo_settings"])
-    if args.group_size is not None:
-        settings = GRPOSettings(**{**model["grpo_settings"], "num_generations": args.group_size})
+    overrides = {"num_generations": args.group_size, "scale_rewards": args.scale_rewards}
+    settings = GRPOSettings(**{**model["grpo_settings"], **{k: v for k, v in overrides.items() if v is not None}})
     rates = {k: _number(v, f"--invalid {k}") for k, v in _pairs(args.invalid, "--invalid").items()}
     means, stds = {}, {}
     for name, spec in _pairs(args.null, "--null").items():
@@ -138,7 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sep:
             raise ValueError(f"--null {name}={spec}: expected NAME=MEAN:STD")
         means[name], stds[name] = _number(mean, f"--null {name} mean"), _number(std, f"--null {name} std")
-    null = NullModel(groups=args.groups, seed=args.seed, invalid_rates=rates, means=means, stds=stds)
+    on_failure = _pairs(args.on_failure, "--on-failure")
+    null = NullModel(
+        groups=args.groups,
+        seed=args.seed,
+        invalid_rates=rates,
+        means=means,
+        stds=stds,
+        format_failure=args.format_failure,
+        on_failure=on_failure,
+    )
     torch.set_num_threads(1)
     components, scalarizer = instantiate(model)
     modes = dict(zip([c.name for c in components], normalizations(components)))
@@ -146,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (
         f"G = {settings.num_generations}, {args.groups} groups, seed {args.seed}, "
         f"{settings.reward_normalization}, scale_rewards {settings.scale_rewards}; normalisations {modes}; "
-        f"invalid rates {rates or 'none'}; raw null (mean, std) {raw_null or 'N(0, 1) for all'}"
+        f"invalid rates {rates or 'none'}; raw null (mean, std) {raw_null or 'N(0, 1) for all'}; "
+        f"format failure {args.format_failure:g} shown by {on_failure or 'none'}"
     )
     print(header + "\n\n" + table(diagnose(components, scalarizer, settings, null)))
     if args.centered:

@@ -27,6 +27,8 @@ RUN_START_GROUPS = 4000
 
 RUN_START_SEED = 0
 
+FAILURE_KINDS = ("indicator", "missing", "zero")
+
 
 @dataclass(frozen=True)
 class NullModel:
@@ -34,6 +36,11 @@ class NullModel:
 
     ``invalid_rates`` / ``means`` / ``stds`` are keyed by component name; absent names get 0 / 0 / 1. Only
     components normalised with ``none`` or ``centered`` see the mean and std; rank and z-score forget them.
+
+    ``format_failure`` couples components through one shared event, as a format failure does in the paper's
+    reward set: with that probability a completion fails, and each component named in ``on_failure`` shows it,
+    ``indicator`` (1 if the completion passes, else 0: ``fmt``), ``missing`` (NaN on failure: ``ppl``) or
+    ``zero`` (U(0, 1) on a pass, 0 on failure: NOVER's ``len``). Still independent of every action.
     """
 
     groups: int = RUN_START_GROUPS
@@ -41,6 +48,8 @@ class NullModel:
     invalid_rates: Mapping[str, float] = field(default_factory=dict)
     means: Mapping[str, float] = field(default_factory=dict)
     stds: Mapping[str, float] = field(default_factory=dict)
+    format_failure: float = 0.0
+    on_failure: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.groups < 1:
@@ -51,6 +60,15 @@ class NullModel:
         for name, std in self.stds.items():
             if std < 0:
                 raise ValueError(f"null model: std of '{name}' must be >= 0, got {std}")
+        if not 0.0 <= self.format_failure <= 1.0:
+            raise ValueError(f"null model: format_failure must be in [0, 1], got {self.format_failure}")
+        for name, kind in self.on_failure.items():
+            if kind not in FAILURE_KINDS:
+                raise ValueError(f"null model: on_failure of '{name}' must be one of {FAILURE_KINDS}, got {kind!r}")
+
+    def names(self) -> set[str]:
+        """Every component name the model mentions."""
+        return set(self.invalid_rates) | set(self.means) | set(self.stds) | set(self.on_failure)
 
     def draw(self, component_names: Sequence[str], rows: int, generator: torch.Generator) -> torch.Tensor:
         """Raw scores [rows, K] in float64."""
@@ -60,7 +78,19 @@ class NullModel:
         raw = mean + std * torch.randn(rows, k, generator=generator, dtype=torch.float64)
         rate = torch.tensor([float(self.invalid_rates.get(n, 0.0)) for n in component_names], dtype=torch.float64)
         missing = torch.rand(rows, k, generator=generator, dtype=torch.float64) < rate
-        return raw.masked_fill(missing, float("nan"))
+        raw = raw.masked_fill(missing, float("nan"))
+        if self.on_failure:
+            passed = torch.rand(rows, generator=generator, dtype=torch.float64) >= self.format_failure
+            uniform = torch.rand(rows, generator=generator, dtype=torch.float64)
+            for name, kind in self.on_failure.items():
+                m = list(component_names).index(name)
+                if kind == "indicator":
+                    raw[:, m] = passed.to(raw.dtype)
+                elif kind == "missing":
+                    raw[:, m] = raw[:, m].masked_fill(~passed, float("nan"))
+                else:
+                    raw[:, m] = torch.where(passed, uniform, torch.zeros_like(uniform))
+        return raw
 
 
 @dataclass(frozen=True)
