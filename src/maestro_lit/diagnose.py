@@ -2,10 +2,14 @@
 
 Prints the credit each Conductor action expects when no reward component carries any information
 (``conductor.null_credit``): every component's raw scores drawn i.i.d. N(mean, std²) (default N(0, 1),
-``--null NAME=MEAN:STD``), a share of them missing (``--invalid NAME=RATE``), actions uniform per completion,
+``--null NAME=MEAN:STD``), a share of them missing (``--invalid NAME=RATE``) or one shared format failure
+shown by several components (``--format-failure 0.3 --on-failure fmt=indicator --on-failure ppl=missing``),
+actions uniform per completion,
 through the training step's own normalisation and advantage code. A bias-free reward set gives every action
 about 0 (within the printed standard error); a positive value is credit the Conductor earns for the
-normalisation alone. ``--centered`` also prints the same reward set with every component's centred mode.
+normalisation alone. ``--centered`` also prints the same reward set with every component's centred mode;
+``--scale-rewards`` overrides ``grpo_settings.scale_rewards`` (the group-std division turns a skewed
+component's shape into credit; ``none`` leaves only the centre).
 
 Reads ``model.rewards``, ``model.scalarizer`` and ``model.grpo_settings`` (``num_generations``,
 ``reward_normalization``, ``scale_rewards``) from the ``--config`` files, later files winning per key, as
