@@ -108,18 +108,31 @@ def test_diagnose_command_prints_the_table(capsys):
         diagnose_main(["--config", rewards, "--invalid", "ppl"])
 
 
-def test_a_conductor_run_logs_its_null_credit_once_at_the_start(tmp_path):
-    from fit_configs import small_fit_config, tensorboard_logger
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+class _Logger:
+    def __init__(self):
+        self.metrics: list[tuple[dict, int]] = []
 
-    from maestro_lit.cli import cli_main
+    def log_hyperparams(self, params):
+        pass
 
-    config = small_fit_config(tmp_path, 1, [], logger=tensorboard_logger(tmp_path), enable_checkpointing=False)
-    cli = cli_main({"fit": config})
-    events = EventAccumulator(str(next((tmp_path / "run").rglob("events.out.tfevents*")))).Reload()
-    tags = [t for t in events.Tags()["scalars"] if t.startswith("conductor/null_credit/")]
-    assert sorted(tags) == sorted(f"conductor/null_credit/{a}" for a in cli.model.scalarizer.action_names)
-    assert all([e.step for e in events.Scalars(t)] == [0] for t in tags)
+    def log_metrics(self, metrics, step):
+        self.metrics.append((dict(metrics), step))
+
+
+def test_a_conductor_run_logs_its_null_credit_once_at_the_start(make_module, monkeypatch):
+    from maestro_lit.train.module import MaestroModule
+
+    logger = _Logger()
+    monkeypatch.setattr(MaestroModule, "logger", property(lambda self: logger))
+    module = make_module(scalarizer=Conductor())
+    module.on_fit_start()
+    assert len(logger.metrics) == 1
+    metrics, step = logger.metrics[0]
+    assert step == 0 and set(metrics) == {f"conductor/null_credit/{a}" for a in module.scalarizer.action_names}
+    assert all(abs(v) < 0.05 for v in metrics.values())  # two z-scored components: no bias
+    logger.metrics.clear()
+    make_module(scalarizer=StaticWeights()).on_fit_start()
+    assert logger.metrics == []  # no Conductor, nothing to diagnose
 
 
 def test_a_shared_format_failure_shows_in_each_component_as_declared():
