@@ -299,6 +299,7 @@ OWN_COMMANDS = {
     "export": "maestro_lit.export",  # merged HF folder + Conductor from a checkpoint
     "convert": "maestro_lit.data.convert",  # a task's original release -> NOVER's prepared format
     "compare": "maestro_lit.evals.compare",  # run folders -> the paper's Tables 1 and 2
+    "diagnose": "maestro_lit.diagnose",  # rewards + method -> the Conductor's credit per action under null rewards
 }
 
 
@@ -306,7 +307,7 @@ SIGTERM_EXIT = 128 + signal.SIGTERM  # 143: the shell's status for "terminated b
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``export``, ``convert`` and ``compare`` are ours (``OWN_COMMANDS``); every other subcommand is LightningCLI's.
+    """``export``, ``convert``, ``compare`` and ``diagnose`` are ours (``OWN_COMMANDS``); the others are LightningCLI's.
 
     ``--debug`` (anywhere) or ``MAESTRO_LIT_DEBUG=1`` shows full tracebacks and usage text.
 

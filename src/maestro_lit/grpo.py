@@ -75,7 +75,29 @@ def rank_within_groups(scores: torch.Tensor, group_size: int) -> torch.Tensor:
     return torch.where(valid, ranked, torch.zeros_like(ranked)).reshape_as(scores)
 
 
-COMPONENT_NORMALIZATIONS = ("rank", "zscore", "none")
+def centre_within_groups(values: torch.Tensor, scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """``values`` [N, K] minus their group mean over the rows whose ``scores`` are finite; the other rows get 0.
+
+    Why: a component whose normalised values do not average 0 within a group hands a one-hot Conductor's
+    action on it a constant share of every advantage (rank in (0, 1] averages (n + 1)/2n), whatever the
+    component measures. Centring removes that; a missing score sits at the centre, so it favours no action
+    (under a null component the credit of every action is symmetric around 0).
+    """
+    grouped, valid = _grouped(values, group_size), torch.isfinite(_grouped(scores, group_size))
+    count = valid.sum(dim=1, keepdim=True).clamp(min=1)
+    filled = torch.where(valid, grouped, torch.zeros_like(grouped))
+    mean = filled.sum(dim=1, keepdim=True) / count
+    return torch.where(valid, filled - mean, torch.zeros_like(filled)).reshape_as(values)
+
+
+COMPONENT_NORMALIZATIONS = ("rank", "zscore", "none", "rank_centered", "centered")
+CENTERED_COUNTERPART = {"rank": "rank_centered", "none": "centered", "zscore": "zscore"}
+"""The centred mode for each mode: z-scores are centred already; the centred modes map to themselves."""
+
+
+def centered_modes(modes: Sequence[str]) -> list[str]:
+    """The per-component modes with every uncentred one replaced by its centred counterpart."""
+    return [CENTERED_COUNTERPART.get(mode, mode) for mode in modes]
 
 
 def normalize_components(scores: torch.Tensor, group_size: int, modes: Sequence[str] | None = None) -> torch.Tensor:
@@ -83,7 +105,9 @@ def normalize_components(scores: torch.Tensor, group_size: int, modes: Sequence[
 
     ``modes[m]`` is ``rank`` (:func:`rank_within_groups`), ``zscore``
     (:func:`normalize_within_groups`, the default for every column when ``modes`` is None) or
-    ``none`` (raw score, NaN → 0). Missing scores always come out as 0.
+    ``none`` (raw score, NaN → 0), ``rank_centered`` (the rank minus the group's mean rank over the
+    valid rows) or ``centered`` (the raw score minus the group's mean over the valid rows): see
+    :func:`centre_within_groups`. Missing scores always come out as 0.
     """
     modes = ["zscore"] * scores.shape[-1] if modes is None else list(modes)
     if len(modes) != scores.shape[-1]:
@@ -96,6 +120,12 @@ def normalize_components(scores: torch.Tensor, group_size: int, modes: Sequence[
         columns = [m for m, chosen in enumerate(modes) if chosen == mode]
         if columns:
             out[:, columns] = transform(scores[:, columns], group_size)
+    for mode, transform in (("rank_centered", rank_within_groups), ("centered", None)):
+        columns = [m for m, chosen in enumerate(modes) if chosen == mode]
+        if columns:
+            picked = scores[:, columns]
+            values = picked if transform is None else transform(picked, group_size)
+            out[:, columns] = centre_within_groups(values, picked, group_size)
     return out
 
 

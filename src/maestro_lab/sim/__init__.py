@@ -47,5 +47,9 @@ is no length cost in compute. With one token per completion every loss type weig
 completions equally, so the joint Conductor's policy-loss gradient is exactly 0 here
 (group advantages sum to 0), whatever ``loss_type``.
 
+A method may set its own per-component normalisations and ``scale_rewards`` (``Method``); ``bias.py`` uses
+that for the meta-reward's bias experiments (``python -m maestro_lab.sim.bias``), with a null world whose
+components carry no utility information but whose format failures differ by category.
+
 Run: ``python -m maestro_lab.sim --seeds 20 --out results/sim``.
 """

@@ -69,6 +69,12 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
     names = list(world.components) + ([TRUSTED_COLUMN] if method.trusted_share > 0 else [])
     scalarizer, make_optimizer = method.build(world, config.conductor_lr)
     scalarizer.bind(names, world.hidden_size)
+    modes = None if method.normalizations is None else list(method.normalizations)
+    if modes is not None and len(modes) != len(world.components):
+        raise ValueError(f"method {method.name}: {len(modes)} normalisations for {len(world.components)} components")
+    if modes is not None and method.trusted_share > 0:
+        modes.append("zscore")  # the trusted column (weight 0 in every action)
+    scalarizer.use_reward_normalization(config.normalization, modes)
     outer = OuterLoop(scalarizer)
     conductor_optimizer = make_optimizer(scalarizer.parameters()) if scalarizer.learnable else None
     joint_signal = 0.0
@@ -84,7 +90,7 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
         categories = prompt_categories.repeat_interleave(G)
         with torch.no_grad():
             types = policy.sample(categories)
-            raw = world.scores(types)
+            raw = world.scores(types, categories=categories)
             if method.trusted_share > 0:
                 labelled = (torch.rand(B) < method.trusted_share).repeat_interleave(G)
                 label = world.utility[categories, types]
@@ -95,8 +101,9 @@ def run(method: Method, seed: int, world: World, config: SimConfig = SimConfig()
         columns = {"category": [world.categories[c] for c in categories.tolist()]}
 
         choice = scalarizer.choose(hidden, columns, greedy=False, group_size=G)
-        scalar = grpo.scalarize(raw, choice.weights, G, config.normalization)
-        advantages = grpo.group_advantages(scalar, G)
+        scalar = grpo.scalarize(raw, choice.weights, G, config.normalization, modes)
+        valid = ~grpo.unscored_rows(raw)  # as the training step
+        advantages = grpo.group_advantages(scalar, G, scale=method.scale_rewards, valid=valid)
         policy_advantages = outer.policy_advantages(advantages)  # detached, or the joint's grad-collecting leaf
         policy_step(policy, optimizer, categories, types, policy_advantages)
         if scalarizer.learns_through_policy_loss:

@@ -30,6 +30,9 @@ class Method:
     trusted_share: float = 0.0
     keep_file_lr: bool = False  # True: the method file's Conductor lr; False: SimConfig.conductor_lr
     note: str = ""
+    # per-component group normalisation of the world's components (grpo.scalarize's modes); None: z-score for all
+    normalizations: tuple[str, ...] | None = None
+    scale_rewards: str = "group"  # grpo.group_advantages' scale (TRL's scale_rewards): group, batch or none
 
     def build(self, world: World, conductor_lr: float) -> tuple[Scalarizer, Callable[..., torch.optim.Optimizer]]:
         return build(self.model(world), None if self.keep_file_lr else conductor_lr)

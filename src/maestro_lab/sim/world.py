@@ -86,8 +86,12 @@ class World:
     def type_names(self) -> list[str]:
         return [f"{t.length_band}/{t.style}" for t in self.types]
 
-    def scores(self, types: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Observed component scores [N, K] of completions of the given types: means plus N(0, noise²)."""
+    def scores(
+        self, types: torch.Tensor, generator: torch.Generator | None = None, categories: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Observed component scores [N, K] of completions of the given types: means plus N(0, noise²).
+
+        ``categories`` (each completion's prompt category) is for worlds whose scores depend on it; unused here."""
         mean = self.means[types]
         return mean + self.noise * torch.randn(mean.shape, generator=generator)
 

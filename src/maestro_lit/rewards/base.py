@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import torch
 
-Normalization = Literal["rank", "zscore", "none"]
-NORMALIZATIONS: tuple[str, ...] = ("rank", "zscore", "none")
+Normalization = Literal["rank", "zscore", "none", "rank_centered", "centered"]
+NORMALIZATIONS: tuple[str, ...] = ("rank", "zscore", "none", "rank_centered", "centered")
 
 
 class RewardComponent:

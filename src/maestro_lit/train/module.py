@@ -26,6 +26,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, Scalarizer
+from maestro_lit.conductor.null_credit import run_start_null_credit
 from maestro_lit.conductor.outer_loop import OuterLoop, OuterLoopSettings
 from maestro_lit.policy.model import Policy
 from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
@@ -154,6 +155,17 @@ class MaestroModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.logger is not None:  # plain values: hparams.yaml must load with yaml.safe_load
             self.logger.log_hyperparams(plain_values(self.run_summary))
+            # the reward set's bias as this Conductor sees it: the credit per action under null rewards
+            settings = self.grpo_settings
+            null = run_start_null_credit(
+                self.scalarizer,
+                self.reward_set.normalizations,
+                settings.num_generations,
+                settings.reward_normalization,
+                settings.scale_rewards,
+            )
+            if null:
+                self.logger.log_metrics(null, step=0)
 
     def trainable_policy_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.policy.parameters() if p.requires_grad]
