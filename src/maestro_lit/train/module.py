@@ -27,6 +27,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, Scalarizer
 from maestro_lit.conductor.outer_loop import OuterLoop, OuterLoopSettings
+from maestro_lit.policy.engines import build_engine
 from maestro_lit.policy.model import Policy
 from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
 from maestro_lit.policy.rollout import Rollout, expand_groups, reward_inputs
@@ -41,11 +42,11 @@ from maestro_lit.policy.scoring import ScoringPass
 from maestro_lit.rewards.base import RewardComponent
 from maestro_lit.rewards.reward_set import MissingScores, RewardSet, missing_counts
 from maestro_lit.settings import (
-    FastRolloutSettings,
     GRPOSettings,
     ModelSettings,
     OnRewardError,
     ReferenceSettings,
+    RolloutSettings,
     SamplingSettings,
     ScoringSettings,
 )
@@ -85,7 +86,7 @@ class MaestroModule(L.LightningModule):
         val_max_new_tokens: int | None = None,
         on_reward_error: OnRewardError = "raise",
         generation_batch_size: int = 64,
-        fast_rollout: FastRolloutSettings | None = None,
+        rollout: RolloutSettings = RolloutSettings(),
         scoring: ScoringSettings = ScoringSettings(),
         reference: ReferenceSettings = ReferenceSettings(),
         outer_loop: OuterLoopSettings = OuterLoopSettings(),
@@ -121,7 +122,7 @@ class MaestroModule(L.LightningModule):
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.generation_batch_size = generation_batch_size
-        self.sampler = Sampler(self.policy, sampling, fast_rollout)  # fast_rollout: opt-in decode loop
+        self.sampler = Sampler(self.policy, sampling, build_engine(rollout))  # model.rollout.engine
         self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens)
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
@@ -132,6 +133,7 @@ class MaestroModule(L.LightningModule):
             "grpo": grpo_settings,
             "scoring": scoring,
             "reference": reference,
+            "rollout": rollout,
         }
         self.run_summary = {
             **{key: asdict(value) for key, value in settings.items()},
