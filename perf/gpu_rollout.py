@@ -13,7 +13,8 @@ machines); EOS is disabled so every row decodes the full ``--new-tokens``. For e
 size and variant: one warm-up call (its time includes any compilation), then ``--repeats``
 timed calls. Reported: tokens/s, ms per decode step (call time / new tokens, prefill
 included), the memory-bandwidth floor per step (weights + mean KV cache read once, over
-``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``.
+``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``. On CPU the times
+are process CPU time (every thread), so a loaded shared machine still gives comparable ratios.
 ``--check`` first compares greedy tokens of every other variant with ``generate``; where they differ it
 prints each row's first differing position and the reference's top-1 minus top-2 logit there (a
 near-tie flipped by a different kernel's rounding has a margin near 0; a broken cache does not need one).
@@ -135,13 +136,17 @@ def greedy_margins(model, ids: torch.Tensor, completion: torch.Tensor) -> torch.
 
 
 def timed(fn, device):
+    """Seconds one call takes: wall time on CUDA; on CPU the process's CPU time (all threads: the continuous
+    batching engine decodes in a thread of its own), which a shared machine's load does not inflate."""
     if device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+    start = time.process_time()
     fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def floor_ms(model, batch, prompt_len, new_tokens, tbs):
@@ -177,6 +182,8 @@ def main() -> None:
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)  # tiny matmuls gain nothing from more, and OpenMP spin-waits would count as work
     # Every (variant, batch) pair builds its own decoder, i.e. one more compile of the same step;
     # past dynamo's default of 8 it would fall back to eager without a word and time the wrong thing.
     torch._dynamo.config.recompile_limit = 64

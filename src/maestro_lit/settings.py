@@ -228,6 +228,8 @@ class ModelSettings:
 
 
 RolloutEngineName = Literal["generate", "fast", "continuous_batching", "vllm_server"]  # keys of policy.engines.ENGINES
+# same values as maestro_lit.grpo.SAMPLER_CORRECTION_MODES (TRL's vllm_importance_sampling_mode)
+SamplerCorrectionMode = Literal["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]
 
 
 @dataclass
@@ -267,13 +269,11 @@ class VllmServerSettings:
 
     base_url: str = "http://127.0.0.1:8000"
     """The server's address, without ``/v1``."""
-    model: str = ""
-    """The base model's name on the server (``--served-model-name``); empty: the server's first model."""
     adapter_name: str = "maestro_policy"
-    """Name the pushed LoRA adapter is served under; the completions request asks for it."""
+    """Name the pushed LoRA adapter is served under; the completions requests ask for it by this name."""
     adapter_dir: str = ""
-    """Folder the adapter is written to before each load; the server must read the same path (shared disk).
-    Empty: a temporary folder of this process."""
+    """Folder the adapter is written to (as ``<adapter_dir>/<adapter_name>``) before each load; the server reads
+    that path, so on another machine it must be a shared disk. Empty: a temporary folder of this process."""
     timeout_s: PositiveFloat = 600.0
     """Seconds one request (adapter load or completions) may take before the rollout stops with a named error."""
 
@@ -294,14 +294,23 @@ class RolloutSettings:
     """Settings of the vllm_server engine."""
     importance_sampling_correction: bool = True
     """TRL's vllm_importance_sampling_correction: when the engine returns its own log-probs of the sampled tokens
-    (vllm_server), the loss weighs each token by min(exp(logp_train − logp_engine), cap), correcting for the
-    engine's numerics differing from the training forward. Engines that sample from the training forward itself
-    (generate, fast, continuous_batching) return none, and the loss is unchanged."""
-    importance_sampling_cap: PositiveFloat = 3.0
-    """TRL's vllm_importance_sampling_cap (C): the truncation of the correction ratio; > 0."""
+    (vllm_server, continuous_batching), the loss weighs each token by the importance ratio of the scoring pass's
+    log-probs over the engine's, bounded as ``importance_sampling_mode`` says, correcting for the engine's
+    numerics differing from the training forward. generate and fast sample from the training forward itself,
+    return no log-probs, and the loss is unchanged (with μ = 1 the sampler is the trainer)."""
+    importance_sampling_mode: SamplerCorrectionMode = "sequence_mask"
+    """TRL's vllm_importance_sampling_mode (and its default): the ratio per token or per completion (the sum of
+    its tokens' log-ratios), clamped to the bounds (truncate) or set to 0 outside them (mask)."""
+    importance_sampling_clip_max: PositiveFloat | None = 3.0
+    """TRL's vllm_importance_sampling_clip_max (C, default 3); > 0, null: no upper bound."""
+    importance_sampling_clip_min: NonNegativeFloat | None = None
+    """TRL's vllm_importance_sampling_clip_min; >= 0, null (default): no lower bound."""
 
     def __post_init__(self) -> None:
         valid = RolloutEngineName.__args__
         _check(self.engine in valid, "model.rollout.engine", f"one of {valid}", self.engine)
-        cap = self.importance_sampling_cap
-        _check(cap > 0, "model.rollout.importance_sampling_cap", "> 0", cap)
+        mode, valid = self.importance_sampling_mode, SamplerCorrectionMode.__args__
+        _check(mode in valid, "model.rollout.importance_sampling_mode", f"one of {valid}", mode)
+        high, low = self.importance_sampling_clip_max, self.importance_sampling_clip_min
+        _check(high is None or high > 0, "model.rollout.importance_sampling_clip_max", "> 0 or null", high)
+        _check(low is None or low >= 0, "model.rollout.importance_sampling_clip_min", ">= 0 or null", low)
