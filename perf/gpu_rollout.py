@@ -1,16 +1,21 @@
-"""Rollout speed: HF ``generate`` (dynamic cache) against ``maestro_lit.policy.fast_rollout`` in one run.
+"""Rollout speed of each rollout engine (``maestro_lit.policy.engines``) against HF ``generate``, in one run.
 
     python perf/gpu_rollout.py                      # GPU: Qwen2-0.5B-shaped, random bf16 weights
     python perf/gpu_rollout.py --tiny               # CPU smoke run on the embedded tiny model
-    python perf/gpu_rollout.py --batches 64 --variants generate,fast_compiled
+    python perf/gpu_rollout.py --batches 64 --variants generate,fast_compiled,continuous_batching
+
+Variants: ``generate`` and ``generate_static`` (HF ``generate``, dynamic or static cache), the ``fast`` engine's
+settings presets ``fast_dynamic`` (= ``fast``), ``fast_static``, ``fast_compiled``, ``fast_compiled_nograph``, and
+``continuous_batching`` (transformers' paged attention; its KV cache sized for the rollout, as in training).
 
 The model is built from a config with random weights (nothing can be downloaded on the GPU
 machines); EOS is disabled so every row decodes the full ``--new-tokens``. For each batch
 size and variant: one warm-up call (its time includes any compilation), then ``--repeats``
 timed calls. Reported: tokens/s, ms per decode step (call time / new tokens, prefill
 included), the memory-bandwidth floor per step (weights + mean KV cache read once, over
-``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``.
-``--check`` first compares greedy tokens of every fast variant with ``generate``; where they differ it
+``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``. On CPU the times
+are process CPU time (every thread), so a loaded shared machine still gives comparable ratios.
+``--check`` first compares greedy tokens of every other variant with ``generate``; where they differ it
 prints each row's first differing position and the reference's top-1 minus top-2 logit there (a
 near-tie flipped by a different kernel's rounding has a margin near 0; a broken cache does not need one).
 ``--check-only`` stops after the check; ``--dtype float32`` repeats it without bf16 rounding.
@@ -24,8 +29,9 @@ import time
 import benchutil as bu
 import torch
 
+from maestro_lit.policy.continuous_batching import ContinuousBatchingEngine
 from maestro_lit.policy.fast_rollout import decode_loop
-from maestro_lit.settings import FastRolloutSettings, SamplingSettings
+from maestro_lit.settings import ContinuousBatchingSettings, FastRolloutSettings, SamplingSettings
 
 QWEN2_05B = dict(
     vocab_size=151936,
@@ -38,7 +44,8 @@ QWEN2_05B = dict(
     rope_theta=1e6,
     tie_word_embeddings=True,
 )
-FAST = {  # variant -> fast-path settings
+FAST = {  # variant -> the fast engine's settings
+    "fast": FastRolloutSettings(),
     "fast_dynamic": FastRolloutSettings(),
     "fast_static": FastRolloutSettings(static_cache=True),
     "fast_compiled": FastRolloutSettings(
@@ -48,7 +55,28 @@ FAST = {  # variant -> fast-path settings
         static_cache=True, compile=True, compile_mode="default", stop_check_every=16
     ),
 }
+ENGINES = ("continuous_batching",)  # variants run through their engine class, as training runs them
 PEAK_TBS = {"H200": 4.8, "H100": 3.35, "A100": 2.0}
+
+
+class _BarePolicy:
+    """What an engine reads of a ``Policy``, for a bare HF model: ids in, ids out, no EOS (every row runs full)."""
+
+    def __init__(self, model) -> None:
+        self.causal_lm = self.model = model
+
+        class _Tokenizer:
+            pad_token_id = 0
+
+            @staticmethod
+            def batch_decode(ids, skip_special_tokens=True):
+                return [""] * len(ids)
+
+        self.tokenizer = _Tokenizer()
+
+    @staticmethod
+    def eos_token_ids() -> list[int]:
+        return []
 
 
 def build_model(tiny: bool, device: str, dtype: torch.dtype):
@@ -84,6 +112,10 @@ def run_variant(model, name, ids, mask, new_tokens, greedy=False):
             **extra,
         )
         return out[:, ids.shape[1] :]
+    if name == "continuous_batching":
+        engine = ContinuousBatchingEngine(ContinuousBatchingSettings())
+        sampling = SamplingSettings(max_new_tokens=new_tokens, max_prompt_tokens=ids.shape[1])
+        return engine.generate(_BarePolicy(model), ids, mask, 1, sampling, greedy).completion_ids
     return decode_loop(model, ids, mask, 1, SamplingSettings(max_new_tokens=new_tokens), greedy, [], 0, FAST[name])
 
 
@@ -104,13 +136,17 @@ def greedy_margins(model, ids: torch.Tensor, completion: torch.Tensor) -> torch.
 
 
 def timed(fn, device):
+    """Seconds one call takes: wall time on CUDA; on CPU the process's CPU time (all threads: the continuous
+    batching engine decodes in a thread of its own), which a shared machine's load does not inflate."""
     if device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+    start = time.process_time()
     fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def floor_ms(model, batch, prompt_len, new_tokens, tbs):
@@ -129,7 +165,9 @@ def main() -> None:
     parser.add_argument("--batches", default=None, help="comma list; default 64,256 (GPU) or 4,16 (--tiny)")
     parser.add_argument("--prompt-len", type=int, default=None)
     parser.add_argument("--new-tokens", type=int, default=None)
-    parser.add_argument("--variants", default=None, help="comma list of generate, generate_static, " + ", ".join(FAST))
+    parser.add_argument(
+        "--variants", default=None, help="comma list of generate, generate_static, " + ", ".join([*FAST, *ENGINES])
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--bandwidth-tbs", type=float, default=None, help="peak memory bandwidth; default from the GPU's name"
@@ -144,6 +182,8 @@ def main() -> None:
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)  # tiny matmuls gain nothing from more, and OpenMP spin-waits would count as work
     # Every (variant, batch) pair builds its own decoder, i.e. one more compile of the same step;
     # past dynamo's default of 8 it would fall back to eager without a word and time the wrong thing.
     torch._dynamo.config.recompile_limit = 64
@@ -153,9 +193,9 @@ def main() -> None:
     prompt_len = args.prompt_len or (16 if args.tiny else 128)
     new_tokens = args.new_tokens or (32 if args.tiny else 256)
     default_variants = (
-        "generate,fast_dynamic,fast_static"
+        "generate,fast_dynamic,fast_static,continuous_batching"
         if device == "cpu"
-        else "generate,generate_static,fast_dynamic,fast_static,fast_compiled,fast_compiled_nograph"
+        else "generate,generate_static,fast_dynamic,fast_static,fast_compiled,fast_compiled_nograph,continuous_batching"
     )
     variants = (args.variants or default_variants).split(",")
     name = torch.cuda.get_device_name(0) if device == "cuda" else ""
@@ -174,7 +214,7 @@ def main() -> None:
             flush=True,
         )
         for v in variants:
-            if v.startswith("fast"):
+            if not v.startswith("generate"):
                 try:
                     tokens = run_variant(model, v, ids, mask, 32, greedy=True)
                     agree = (tokens == reference).float().mean().item()

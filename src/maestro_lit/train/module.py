@@ -27,6 +27,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, Scalarizer
 from maestro_lit.conductor.outer_loop import OuterLoop, OuterLoopSettings
+from maestro_lit.policy.engines import build_engine
 from maestro_lit.policy.model import Policy
 from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
 from maestro_lit.policy.rollout import Rollout, expand_groups, reward_inputs
@@ -41,11 +42,11 @@ from maestro_lit.policy.scoring import ScoringPass
 from maestro_lit.rewards.base import RewardComponent
 from maestro_lit.rewards.reward_set import MissingScores, RewardSet, missing_counts
 from maestro_lit.settings import (
-    FastRolloutSettings,
     GRPOSettings,
     ModelSettings,
     OnRewardError,
     ReferenceSettings,
+    RolloutSettings,
     SamplingSettings,
     ScoringSettings,
 )
@@ -57,6 +58,7 @@ from maestro_lit.train.step_metrics import (
     keep_for_this_step,
     logger_writes_this_step,
     reduce_over_ranks,
+    sampler_weight_metrics,
     step_metrics,
 )
 from maestro_lit.train.timing import PhaseTimer
@@ -85,7 +87,7 @@ class MaestroModule(L.LightningModule):
         val_max_new_tokens: int | None = None,
         on_reward_error: OnRewardError = "raise",
         generation_batch_size: int = 64,
-        fast_rollout: FastRolloutSettings | None = None,
+        rollout: RolloutSettings = RolloutSettings(),
         scoring: ScoringSettings = ScoringSettings(),
         reference: ReferenceSettings = ReferenceSettings(),
         outer_loop: OuterLoopSettings = OuterLoopSettings(),
@@ -121,7 +123,8 @@ class MaestroModule(L.LightningModule):
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.generation_batch_size = generation_batch_size
-        self.sampler = Sampler(self.policy, sampling, fast_rollout)  # fast_rollout: opt-in decode loop
+        self.rollout_settings = rollout
+        self.sampler = Sampler(self.policy, sampling, build_engine(rollout))  # model.rollout.engine
         self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens)
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
@@ -132,6 +135,7 @@ class MaestroModule(L.LightningModule):
             "grpo": grpo_settings,
             "scoring": scoring,
             "reference": reference,
+            "rollout": rollout,
         }
         self.run_summary = {
             **{key: asdict(value) for key, value in settings.items()},
@@ -272,8 +276,14 @@ class MaestroModule(L.LightningModule):
         # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy (a joint Conductor collects ∂L/∂A here).
         with timer("inner"):
             policy_advantages = self.outer.policy_advantages(advantages)
+            weights = self._sampler_weights(rollout, old_logprobs)  # None: the sampler is the training forward
+            if weights is not None:
+                policy_advantages = policy_advantages.unsqueeze(-1) * weights  # per token (grpo.clipped_policy_loss)
             fused_pass = scored if fused else None
             inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, policy_advantages, fused_pass)
+            self.sampler.engine.weights_changed()  # an engine holding a copy of the adapter refreshes it
+            if weights is not None:
+                inner.update(sampler_weight_metrics(weights, rollout.completion_mask))
             check_finite_weights(self._trainable)
 
         # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
@@ -314,6 +324,22 @@ class MaestroModule(L.LightningModule):
             counts = trainer.strategy.reduce(counts, reduce_op="sum")
         report = trainer is None or trainer.is_global_zero
         self.missing_scores.update(counts, self._rollouts_done + 1, report=report)
+
+    def _sampler_weights(self, rollout: Rollout, old_logprobs: torch.Tensor) -> torch.Tensor | None:
+        """The importance weights [N, T] of an engine that returned its own log-probs (TRL's vLLM correction);
+        None when it returned none (generate, fast: the scoring pass is the distribution sampled) or the
+        correction is off."""
+        settings = self.rollout_settings
+        if rollout.sampler_logprobs is None or not settings.importance_sampling_correction:
+            return None
+        return grpo.sampler_importance_weights(
+            old_logprobs,
+            rollout.sampler_logprobs,
+            rollout.completion_mask,
+            settings.importance_sampling_mode,
+            settings.importance_sampling_clip_max,
+            settings.importance_sampling_clip_min,
+        )
 
     def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused: ScoringPass | None) -> dict:
         optimizer = self.optimizers()
