@@ -16,17 +16,19 @@
 # Other words: check (the greedy check in bf16), fit (gpu_fit.py: the user's `fit` command, 0.5B shape).
 # Environment: ROLLOUT_VARIANTS (the variants of every rollout step, one comma list), GPU_CHECK_SECONDS
 # (the run's deadline, default 500), PYTHON (default python3).
-# --tiny: the same plumbing on a CPU in seconds (tiny shapes, one step, a few tokens): a smoke run, no numbers.
+# --tiny: the same plumbing on a CPU (tiny shapes, one step, a few tokens; ~70 s of CPU, mostly imports): a smoke
+# run, no numbers.
 #
 # Before the call, on a machine with a network, from the repository root:
 #   echo /.whl/ >> .git/info/exclude; echo /.maestro_cache/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-#     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
-#     bitsandbytes==0.50.2 jsonargparse==4.53.0 docstring_parser==0.18.0 typeshed_client==2.15.0
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+#     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
+#     bitsandbytes==0.50.2 jsonargparse==4.53.0 docstring_parser==0.18.0 typeshed_client==2.15.0   # 43 MB
 #   MAESTRO_LIT_CACHE=$PWD/.maestro_cache PYTHONPATH=src python -c \
 #     "from maestro_lit.tiny import ensure_tiny_model as m; from maestro_lit.rewards.tiny_rm import ensure_tiny_reward_model as r; m(); r()"
-# The GPU image lacks those four packages; building the tiny models costs a fresh machine ~1 min. Then one
+# The GPU image lacks those four packages (bitsandbytes' wheel is tagged manylinux_2_24); building the tiny models
+# (~5 MB, within the 64 MiB a call carries with the wheels) costs a fresh machine ~1 min. Then one
 # call carrying [".whl", ".maestro_cache"] runs `bash perf/gpu_check.sh "$OUT"`: this script installs
 # .whl/*.whl into /tmp/site and uses .maestro_cache when they are there; src/ comes first on PYTHONPATH.
 #
