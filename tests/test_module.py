@@ -88,6 +88,8 @@ class _ForwardCounter:
         ({"num_iterations": 1, "beta": 0.1}, 2),  # + one adapter-disabled reference forward
         ({"num_iterations": 2, "beta": 0.1}, 4),  # scoring + reference + μ training forwards
         ({"num_minibatches": 2, "accumulate_minibatches": True}, 3),  # scoring + one forward per minibatch
+        # CPU: auto plans one minibatch, never fused with the scoring pass: scoring + one training forward
+        ({"num_minibatches": "auto", "accumulate_minibatches": True}, 2),
     ],
 )
 def test_no_forward_is_computed_twice(make_module, monkeypatch, grpo, expected_forwards):
@@ -98,6 +100,7 @@ def test_no_forward_is_computed_twice(make_module, monkeypatch, grpo, expected_f
     assert counter.forwards == expected_forwards
     # one policy update per minibatch, or per pass when accumulating
     per_pass = 1 if grpo.get("accumulate_minibatches") else grpo.get("num_minibatches", 1)
+    assert module.updater.planner.plan is None or module.updater.planner.plan.num_minibatches == 1
     assert trainer.global_step == grpo.get("num_iterations", 1) * per_pass
 
 

@@ -79,9 +79,12 @@ class GRPOSettings:
     num_iterations: PositiveInt = 1
     """μ: passes of policy updates over each rollout; >= 1. trainer.max_steps counts policy updates, so a
     rollout takes μ of them (× num_minibatches without accumulation); checkpoint cadence counts rollouts."""
-    num_minibatches: PositiveInt = 1
+    num_minibatches: PositiveInt | Literal["auto"] = 1
     """Minibatches per pass; >= 1 and must divide batch_size × num_generations (checked before the model loads).
-    Without accumulate_minibatches each is one policy update, as trainer.max_steps counts them."""
+    Without accumulate_minibatches each is one policy update, as trainer.max_steps counts them. ``auto`` (needs
+    accumulate_minibatches, one device): the most rows per backward that fit auto_memory_fraction of the GPU's free
+    memory, from a measured one-row probe (maestro_lit.train.minibatch_plan); one minibatch on a CPU; logged as
+    train/num_minibatches."""
     epsilon_low: NonNegativeFloat = 0.2
     """Lower clip range of the importance ratio (1 − ε_low); >= 0."""
     epsilon_high: NonNegativeFloat = 0.2
@@ -110,6 +113,9 @@ class GRPOSettings:
     """Group-normalise each reward component before weighting, or weight first and normalise the sum."""
     accumulate_minibatches: bool = False
     """One optimiser step per pass (gradients of its minibatches summed) instead of one per minibatch."""
+    auto_memory_fraction: UnitIntervalOpenBelow = 0.8
+    """With num_minibatches auto: the share of the GPU's free memory one backward's rows may take, in (0, 1]; the
+    rest covers the optimiser state and allocator fragmentation."""
     max_consecutive_skips: PositiveInt = 10
     """Stop with DivergenceError after this many non-finite policy updates in a row; >= 1."""
 
@@ -122,7 +128,17 @@ class GRPOSettings:
             self.num_generations,
         )
         _check(self.num_iterations >= 1, key + "num_iterations", ">= 1", self.num_iterations)
-        _check(self.num_minibatches >= 1, key + "num_minibatches", ">= 1", self.num_minibatches)
+        if self.num_minibatches == "auto":
+            _check(
+                self.accumulate_minibatches,
+                key + "num_minibatches",
+                "a number unless accumulate_minibatches is true (auto keeps the update independent of the device)",
+                self.num_minibatches,
+            )
+        else:
+            _check(self.num_minibatches >= 1, key + "num_minibatches", ">= 1 or auto", self.num_minibatches)
+        fraction = self.auto_memory_fraction
+        _check(0 < fraction <= 1, key + "auto_memory_fraction", "in (0, 1]", fraction)
         _check(self.epsilon_low >= 0, key + "epsilon_low", ">= 0", self.epsilon_low)
         _check(self.epsilon_high >= 0, key + "epsilon_high", ">= 0", self.epsilon_high)
         _check(self.beta >= 0, key + "beta", ">= 0", self.beta)

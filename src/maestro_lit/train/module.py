@@ -6,8 +6,9 @@ It orchestrates; the pieces are units of their own (``policy.sampler``, ``policy
 Choices where the paper is silent:
 - the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
   counts policy updates only (μ × num_minibatches per step);
-- with μ = 1 and one minibatch the scoring pass *is* the training forward (old log-probs =
-  current ones detached): one forward with grad per step;
+- with μ = 1 and one set minibatch the scoring pass *is* the training forward (old log-probs =
+  current ones detached): one forward with grad per step; never under ``num_minibatches: auto``, whose
+  probe cannot see a graph kept alive through the reward models' forwards;
 - ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
 - step metrics go through ``self.log`` only on steps a logger writes (Lightning's per-key cost).
 """
@@ -23,6 +24,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, Scalarizer
@@ -50,6 +52,7 @@ from maestro_lit.settings import (
     SamplingSettings,
     ScoringSettings,
 )
+from maestro_lit.train.minibatch_plan import MinibatchPlanner
 from maestro_lit.train.module_state import load_module_state, save_module_state
 from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
 from maestro_lit.train.records import EvaluationResult, StepRecord, TrainerState
@@ -125,7 +128,8 @@ class MaestroModule(L.LightningModule):
         self.generation_batch_size = generation_batch_size
         self.rollout_settings = rollout
         self.sampler = Sampler(self.policy, sampling, build_engine(rollout))  # model.rollout.engine
-        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens)
+        planner = MinibatchPlanner(grpo_settings.auto_memory_fraction, report=rank_zero_info)  # num_minibatches auto
+        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens, planner)
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
@@ -153,6 +157,11 @@ class MaestroModule(L.LightningModule):
         return self.reward_set.names
 
     def setup(self, stage: str) -> None:
+        if self.grpo_settings.num_minibatches == "auto" and self._trainer and self.trainer.world_size > 1:
+            raise ValueError(
+                "model.grpo_settings.num_minibatches=auto plans for one device; with "
+                f"{self.trainer.world_size} processes set a number (every rank must run as many backwards)"
+            )
         self.reward_set.to(self.device)
 
     def on_fit_start(self) -> None:
@@ -363,6 +372,7 @@ class MaestroModule(L.LightningModule):
             backward=self.manual_backward,
             reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
             last_checkpoint=last_checkpoint_path(self.trainer),
+            row_tokens=rollout.input_ids.shape[1],
         )
         scheduler = self.lr_schedulers()
         if scheduler is not None:
