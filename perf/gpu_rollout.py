@@ -3,6 +3,7 @@
     python perf/gpu_rollout.py                      # GPU: Qwen2-0.5B-shaped, random bf16 weights
     python perf/gpu_rollout.py --tiny               # CPU smoke run on the embedded tiny model
     python perf/gpu_rollout.py --batches 64 --variants generate,fast_compiled,continuous_batching
+    python perf/gpu_rollout.py --shape qwen3-8b --batches 32 --new-tokens 128   # the 8B training rollout's shape
 
 Variants: ``generate`` and ``generate_static`` (HF ``generate``, dynamic or static cache), the ``fast`` engine's
 settings presets ``fast_dynamic`` (= ``fast``), ``fast_static``, ``fast_compiled``, ``fast_compiled_nograph``, and
@@ -79,7 +80,8 @@ class _BarePolicy:
         return []
 
 
-def build_model(tiny: bool, device: str, dtype: torch.dtype):
+def build_model(tiny: bool, device: str, dtype: torch.dtype, shape: str = "qwen2-0.5b"):
+    """Random weights of ``shape``: the Qwen2-0.5B numbers above, or any ``perf/memory_estimate.py`` model."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     if tiny:
@@ -87,9 +89,12 @@ def build_model(tiny: bool, device: str, dtype: torch.dtype):
 
         model = AutoModelForCausalLM.from_pretrained(str(ensure_tiny_model()), dtype=dtype).to(device)
     else:
+        from memory_estimate import MODELS, hf_config
+
+        config = Qwen2Config(**QWEN2_05B) if shape == "qwen2-0.5b" else hf_config(MODELS[shape])
         torch.manual_seed(0)
         with torch.device(device):
-            model = AutoModelForCausalLM.from_config(Qwen2Config(**QWEN2_05B), dtype=dtype)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.config.eos_token_id = model.generation_config.eos_token_id = None  # random weights: decode every token
     return model.eval()
 
@@ -169,6 +174,7 @@ def main() -> None:
         "--variants", default=None, help="comma list of generate, generate_static, " + ", ".join([*FAST, *ENGINES])
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shape", default="qwen2-0.5b", help="qwen2-0.5b, or a model of perf/memory_estimate.py")
     parser.add_argument(
         "--bandwidth-tbs", type=float, default=None, help="peak memory bandwidth; default from the GPU's name"
     )
@@ -200,7 +206,7 @@ def main() -> None:
     variants = (args.variants or default_variants).split(",")
     name = torch.cuda.get_device_name(0) if device == "cuda" else ""
     tbs = args.bandwidth_tbs or next((v for k, v in PEAK_TBS.items() if k in name), None)
-    model = build_model(args.tiny, device, dtype)
+    model = build_model(args.tiny, device, dtype, args.shape)
     gen = torch.Generator(device).manual_seed(0)
 
     if args.check or args.check_only:
@@ -269,7 +275,7 @@ def main() -> None:
                 ]
             )
             print(f"  batch {batch} {v}: {tps:,.0f} tok/s, {ms:.2f} ms/step (first call {first:.1f} s)", flush=True)
-    what = "tiny Llama (fp32)" if args.tiny else f"Qwen2-0.5B-shaped, random weights ({dtype})"
+    what = "tiny Llama (fp32)" if args.tiny else f"{args.shape}-shaped, random weights ({dtype})"
     print(
         f"\n{bu.today()} · {name or bu.machine()} · {what} · "
         f"prompt {prompt_len} + {new_tokens} new tokens · median of {args.repeats}"
