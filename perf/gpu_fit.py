@@ -48,6 +48,7 @@ SHOWN = (
     "conductor/updates",
     "time/rollout",
     "time/inner",
+    "train/num_minibatches",
 )
 
 

@@ -10,9 +10,10 @@ not know decode to nothing; EOS is switched off, so every completion is ``--new-
 Each method runs in its own child (``maestro_run.py``) on the composition
 ``base/gpu.yaml`` + ``models/qwen3-8b.yaml`` + ``rewards/<--rewards>.yaml`` + ``methods/<m>.yaml``
 (shipped prompts; prompts × G from ``base/gpu.yaml``: 4 × 8), only the weights, the token budget
-and, with ``--tiny``, the accelerator substituted. ``single`` and ``trusted`` need a component
+and, with ``--tiny``, the accelerator and prompts per step substituted; minibatches are ``base/gpu.yaml``'s
+``auto`` (the table gives the count chosen; on a CPU one). ``single`` and ``trusted`` need a component
 name: ``--component`` (default ``pref``) is given to both. Rollout tokens/s = completion tokens
-of a step / its rollout seconds.
+of a step / its rollout seconds; the phase columns are medians over the timed steps.
 A method that fails is reported with its last error line instead of stopping the others.
 ``--max-seconds`` bounds each method's training time (a lent machine's per-call limit); the table
 says how many steps were timed.
@@ -77,7 +78,6 @@ def method_runs(model_dir: Path, args) -> dict[str, list[str]]:
             "trainer.accelerator=cpu",
             "trainer.devices=1",
             "data.batch_size=2",
-            "model.grpo_settings.num_minibatches=2",
         ]
     runs = {}
     for method in args.methods:
@@ -126,10 +126,11 @@ def main() -> None:
         shutil.rmtree(model_dir, ignore_errors=True)
 
     completions = (2 if args.tiny else 4) * 8
+    phases = ("rollout", "scoring", "rewards", "inner", "outer")
     rows = []
     for name, done in results.items():
         if not done:
-            rows.append([name, "failed", "-", "-", "-", "-", "-", failures.get(name, "")])
+            rows.append([name, "failed", *["-"] * (len(phases) + 5), failures.get(name, "")])
             continue
         tokens = [
             length * completions / rollout
@@ -139,14 +140,16 @@ def main() -> None:
         gpu = max(run["peak_gpu_mb"] or 0 for run in done)
         rss = max(run["peak_rss_mb"] for run in done)
         timed = sum(len(run["step_s"]) for run in done)
-        rollout = bu.median([s for run in done for s in run["phases"]["rollout"]])
+        seconds = [f"{bu.median([s for run in done for s in run['phases'][p]]):.2f}" for p in phases]
+        minibatches = ",".join(sorted({str(run.get("num_minibatches", "-")) for run in done}))
         rows.append(
             [
                 name,
                 timed,
                 bu.pooled_median(done),
-                rollout,
+                *seconds,
                 bu.median(tokens),
+                minibatches,
                 f"{gpu:.0f}" if gpu else "-",
                 f"{rss:.0f}",
                 "",
@@ -161,8 +164,9 @@ def main() -> None:
         "method",
         "timed steps",
         "wall s/step",
-        "rollout s/step",
+        *[f"{p} s" for p in phases],
         "rollout tokens/s",
+        "minibatches",
         "peak GPU MB",
         "peak RSS MB",
         "note",

@@ -1,16 +1,22 @@
-"""Rollout speed: HF ``generate`` (dynamic cache) against ``maestro_lit.policy.fast_rollout`` in one run.
+"""Rollout speed of each rollout engine (``maestro_lit.policy.engines``) against HF ``generate``, in one run.
 
     python perf/gpu_rollout.py                      # GPU: Qwen2-0.5B-shaped, random bf16 weights
     python perf/gpu_rollout.py --tiny               # CPU smoke run on the embedded tiny model
-    python perf/gpu_rollout.py --batches 64 --variants generate,fast_compiled
+    python perf/gpu_rollout.py --batches 64 --variants generate,fast_compiled,continuous_batching
+    python perf/gpu_rollout.py --shape qwen3-8b --batches 32 --new-tokens 128   # the 8B training rollout's shape
+
+Variants: ``generate`` and ``generate_static`` (HF ``generate``, dynamic or static cache), the ``fast`` engine's
+settings presets ``fast_dynamic`` (= ``fast``), ``fast_static``, ``fast_compiled``, ``fast_compiled_nograph``, and
+``continuous_batching`` (transformers' paged attention; its KV cache sized for the rollout, as in training).
 
 The model is built from a config with random weights (nothing can be downloaded on the GPU
 machines); EOS is disabled so every row decodes the full ``--new-tokens``. For each batch
 size and variant: one warm-up call (its time includes any compilation), then ``--repeats``
 timed calls. Reported: tokens/s, ms per decode step (call time / new tokens, prefill
 included), the memory-bandwidth floor per step (weights + mean KV cache read once, over
-``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``.
-``--check`` first compares greedy tokens of every fast variant with ``generate``; where they differ it
+``--bandwidth-tbs``) and its fraction, peak GPU memory, and the speed-up over ``generate``. On CPU the times
+are process CPU time (every thread), so a loaded shared machine still gives comparable ratios.
+``--check`` first compares greedy tokens of every other variant with ``generate``; where they differ it
 prints each row's first differing position and the reference's top-1 minus top-2 logit there (a
 near-tie flipped by a different kernel's rounding has a margin near 0; a broken cache does not need one).
 ``--check-only`` stops after the check; ``--dtype float32`` repeats it without bf16 rounding.
@@ -24,8 +30,9 @@ import time
 import benchutil as bu
 import torch
 
+from maestro_lit.policy.continuous_batching import ContinuousBatchingEngine
 from maestro_lit.policy.fast_rollout import decode_loop
-from maestro_lit.settings import FastRolloutSettings, SamplingSettings
+from maestro_lit.settings import ContinuousBatchingSettings, FastRolloutSettings, SamplingSettings
 
 QWEN2_05B = dict(
     vocab_size=151936,
@@ -38,7 +45,8 @@ QWEN2_05B = dict(
     rope_theta=1e6,
     tie_word_embeddings=True,
 )
-FAST = {  # variant -> fast-path settings
+FAST = {  # variant -> the fast engine's settings
+    "fast": FastRolloutSettings(),
     "fast_dynamic": FastRolloutSettings(),
     "fast_static": FastRolloutSettings(static_cache=True),
     "fast_compiled": FastRolloutSettings(
@@ -48,10 +56,32 @@ FAST = {  # variant -> fast-path settings
         static_cache=True, compile=True, compile_mode="default", stop_check_every=16
     ),
 }
+ENGINES = ("continuous_batching",)  # variants run through their engine class, as training runs them
 PEAK_TBS = {"H200": 4.8, "H100": 3.35, "A100": 2.0}
 
 
-def build_model(tiny: bool, device: str, dtype: torch.dtype):
+class _BarePolicy:
+    """What an engine reads of a ``Policy``, for a bare HF model: ids in, ids out, no EOS (every row runs full)."""
+
+    def __init__(self, model) -> None:
+        self.causal_lm = self.model = model
+
+        class _Tokenizer:
+            pad_token_id = 0
+
+            @staticmethod
+            def batch_decode(ids, skip_special_tokens=True):
+                return [""] * len(ids)
+
+        self.tokenizer = _Tokenizer()
+
+    @staticmethod
+    def eos_token_ids() -> list[int]:
+        return []
+
+
+def build_model(tiny: bool, device: str, dtype: torch.dtype, shape: str = "qwen2-0.5b"):
+    """Random weights of ``shape``: the Qwen2-0.5B numbers above, or any ``perf/memory_estimate.py`` model."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     if tiny:
@@ -59,9 +89,12 @@ def build_model(tiny: bool, device: str, dtype: torch.dtype):
 
         model = AutoModelForCausalLM.from_pretrained(str(ensure_tiny_model()), dtype=dtype).to(device)
     else:
+        from memory_estimate import MODELS, hf_config
+
+        config = Qwen2Config(**QWEN2_05B) if shape == "qwen2-0.5b" else hf_config(MODELS[shape])
         torch.manual_seed(0)
         with torch.device(device):
-            model = AutoModelForCausalLM.from_config(Qwen2Config(**QWEN2_05B), dtype=dtype)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.config.eos_token_id = model.generation_config.eos_token_id = None  # random weights: decode every token
     return model.eval()
 
@@ -84,6 +117,10 @@ def run_variant(model, name, ids, mask, new_tokens, greedy=False):
             **extra,
         )
         return out[:, ids.shape[1] :]
+    if name == "continuous_batching":
+        engine = ContinuousBatchingEngine(ContinuousBatchingSettings())
+        sampling = SamplingSettings(max_new_tokens=new_tokens, max_prompt_tokens=ids.shape[1])
+        return engine.generate(_BarePolicy(model), ids, mask, 1, sampling, greedy).completion_ids
     return decode_loop(model, ids, mask, 1, SamplingSettings(max_new_tokens=new_tokens), greedy, [], 0, FAST[name])
 
 
@@ -104,13 +141,17 @@ def greedy_margins(model, ids: torch.Tensor, completion: torch.Tensor) -> torch.
 
 
 def timed(fn, device):
+    """Seconds one call takes: wall time on CUDA; on CPU the process's CPU time (all threads: the continuous
+    batching engine decodes in a thread of its own), which a shared machine's load does not inflate."""
     if device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+    start = time.process_time()
     fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def floor_ms(model, batch, prompt_len, new_tokens, tbs):
@@ -129,8 +170,11 @@ def main() -> None:
     parser.add_argument("--batches", default=None, help="comma list; default 64,256 (GPU) or 4,16 (--tiny)")
     parser.add_argument("--prompt-len", type=int, default=None)
     parser.add_argument("--new-tokens", type=int, default=None)
-    parser.add_argument("--variants", default=None, help="comma list of generate, generate_static, " + ", ".join(FAST))
+    parser.add_argument(
+        "--variants", default=None, help="comma list of generate, generate_static, " + ", ".join([*FAST, *ENGINES])
+    )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shape", default="qwen2-0.5b", help="qwen2-0.5b, or a model of perf/memory_estimate.py")
     parser.add_argument(
         "--bandwidth-tbs", type=float, default=None, help="peak memory bandwidth; default from the GPU's name"
     )
@@ -144,6 +188,8 @@ def main() -> None:
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)  # tiny matmuls gain nothing from more, and OpenMP spin-waits would count as work
     # Every (variant, batch) pair builds its own decoder, i.e. one more compile of the same step;
     # past dynamo's default of 8 it would fall back to eager without a word and time the wrong thing.
     torch._dynamo.config.recompile_limit = 64
@@ -153,14 +199,14 @@ def main() -> None:
     prompt_len = args.prompt_len or (16 if args.tiny else 128)
     new_tokens = args.new_tokens or (32 if args.tiny else 256)
     default_variants = (
-        "generate,fast_dynamic,fast_static"
+        "generate,fast_dynamic,fast_static,continuous_batching"
         if device == "cpu"
-        else "generate,generate_static,fast_dynamic,fast_static,fast_compiled,fast_compiled_nograph"
+        else "generate,generate_static,fast_dynamic,fast_static,fast_compiled,fast_compiled_nograph,continuous_batching"
     )
     variants = (args.variants or default_variants).split(",")
     name = torch.cuda.get_device_name(0) if device == "cuda" else ""
     tbs = args.bandwidth_tbs or next((v for k, v in PEAK_TBS.items() if k in name), None)
-    model = build_model(args.tiny, device, dtype)
+    model = build_model(args.tiny, device, dtype, args.shape)
     gen = torch.Generator(device).manual_seed(0)
 
     if args.check or args.check_only:
@@ -174,7 +220,7 @@ def main() -> None:
             flush=True,
         )
         for v in variants:
-            if v.startswith("fast"):
+            if not v.startswith("generate"):
                 try:
                     tokens = run_variant(model, v, ids, mask, 32, greedy=True)
                     agree = (tokens == reference).float().mean().item()
@@ -229,7 +275,7 @@ def main() -> None:
                 ]
             )
             print(f"  batch {batch} {v}: {tps:,.0f} tok/s, {ms:.2f} ms/step (first call {first:.1f} s)", flush=True)
-    what = "tiny Llama (fp32)" if args.tiny else f"Qwen2-0.5B-shaped, random weights ({dtype})"
+    what = "tiny Llama (fp32)" if args.tiny else f"{args.shape}-shaped, random weights ({dtype})"
     print(
         f"\n{bu.today()} · {name or bu.machine()} · {what} · "
         f"prompt {prompt_len} + {new_tokens} new tokens · median of {args.repeats}"

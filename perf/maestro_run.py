@@ -8,7 +8,8 @@ checkpointing, progress bar and validation switched off so that only training st
 ``--max-seconds`` bounds a run on a lent machine: training stops after the step that passes
 the budget, so the result may hold fewer than ``--steps - --warmup`` timed steps (it says how many).
 Prints one ``RESULT {json}`` line: seconds per step after warm-up, ``time/*`` phases per
-step, mean completion length, peak RSS / CUDA memory. Used by the other harnesses.
+step, mean completion length, peak RSS / CUDA memory, and the minibatches per pass (under
+``num_minibatches: auto``, the planner's last choice). Used by the other harnesses.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def main() -> None:
     cli.trainer.callbacks.append(recorder)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     keep = slice(args.warmup, None)
+    plan = cli.model.updater.planner.plan
     emit(
         {
             **recorder.clock.result(args.warmup),
@@ -104,6 +106,7 @@ def main() -> None:
             "rewards": {name: values[keep] for name, values in recorder.rewards.items()},
             "peak_rss_mb": peak_rss_mb(),
             "peak_gpu_mb": peak_gpu_mb(),
+            "num_minibatches": plan.num_minibatches if plan else cli.model.grpo_settings.num_minibatches,
         }
     )
 

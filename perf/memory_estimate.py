@@ -16,7 +16,9 @@ the composed configs themselves (``base/gpu.yaml`` + model + ``rewards/helpfulne
   bf16 autocast's cached copy of the weights 2·P.
 - merged rollout buffer (``merge_adapters_for_rollout``): one bf16 copy of the decoder linears.
 - rollout KV cache: N completions × (prompt + new tokens) × layers × 2 (K, V) × kv_heads × head_dim × 2 B.
-- activations kept for one minibatch's backward (m = N / num_minibatches rows of T tokens, bf16):
+- activations kept for one minibatch's backward (m = N / num_minibatches rows of T tokens, bf16; with
+  ``num_minibatches: auto``, m is the largest divisor of N whose row terms fit ``auto_memory_fraction`` of what the
+  other terms leave of a ``--card-gb`` card: arithmetic standing in for the run's measured one-row probe):
   without checkpointing each layer keeps ≈ 6·d + 2·kv_dim + 4·i values per token (norm inputs and
   outputs, q/k/v, attention output, gate/up/SiLU/product of the MLP); with gradient checkpointing
   only each layer's input (d per token) plus one layer's full set during its recompute.
@@ -40,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1e9
+CARD_GB = 80.0  # the card ``num_minibatches: auto`` rows are sized for (--card-gb)
 
 
 @dataclass(frozen=True)
@@ -141,12 +144,13 @@ class Run:
     generations: int
     prompt_tokens: int
     new_tokens: int
-    minibatches: int
+    minibatches: int | str  # a count, or "auto" (see estimate)
     lora_r: int | None  # None: full fine-tuning
     load_in_4bit: bool
     merged_rollout: bool
     gradient_checkpointing: bool
     devices: int
+    auto_memory_fraction: float = 0.8
 
     @classmethod
     def from_config(cls, config: dict) -> Run:
@@ -163,17 +167,34 @@ class Run:
             merged_rollout=bool(m["sampling"].get("merge_adapters_for_rollout")),
             gradient_checkpointing=bool(m["policy"].get("gradient_checkpointing")),
             devices=int(config["trainer"].get("devices") or 1),
+            auto_memory_fraction=float(m["grpo_settings"].get("auto_memory_fraction", 0.8)),
         )
 
 
-def estimate(shape: ModelShape, run: Run, sharded_over: int = 1) -> dict[str, float]:
+def rows_per_backward(shape: ModelShape, run: Run, card_gb: float = CARD_GB, sharded_over: int = 1) -> int:
+    """Rows per backward: N / num_minibatches, or under ``auto`` the largest divisor of N whose per-row terms
+    (activations, logits) fit ``auto_memory_fraction`` of what the other terms leave of the card."""
+    n_rows = run.prompts * run.generations
+    if run.minibatches != "auto":
+        return max(1, n_rows // int(run.minibatches))
+    one = estimate(shape, run, sharded_over, rows=1)
+    per_row = one["activations"] + one["logits"]
+    free = card_gb * GB - (sum(one.values()) - per_row)
+    fitting = [d for d in range(1, n_rows + 1) if n_rows % d == 0 and d * per_row <= run.auto_memory_fraction * free]
+    return max(fitting, default=1)
+
+
+def estimate(
+    shape: ModelShape, run: Run, sharded_over: int = 1, rows: int | None = None, card_gb: float = CARD_GB
+) -> dict[str, float]:
     """Bytes per term for one GPU; ``sharded_over`` > 1 divides weights and trainable state (FSDP FULL_SHARD with a
-    per-layer ``auto_wrap_policy``; ``overlays/fsdp.yaml`` has none, so its peak holds the gathered model: 1)."""
+    per-layer ``auto_wrap_policy``; ``overlays/fsdp.yaml`` has none, so its peak holds the gathered model: 1).
+    ``rows``: rows per backward (default: ``rows_per_backward`` on a ``card_gb`` card)."""
     p, d, kv = shape.params, shape.hidden, shape.kv_heads * shape.head_dim
     linear = shape.layers * shape.linear_params_per_layer
     n_rows = run.prompts * run.generations
     tokens = run.prompt_tokens + run.new_tokens
-    rows = max(1, n_rows // run.minibatches)
+    rows = rows_per_backward(shape, run, card_gb, sharded_over) if rows is None else rows
     terms: dict[str, float] = {}
     if run.lora_r is None:
         terms["weights"] = 4 * p / sharded_over
@@ -206,7 +227,7 @@ def recipe_config(model: str, overlay: str) -> dict:
     return compose([arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))])
 
 
-def table(detail: bool = False) -> str:
+def table(detail: bool = False, card_gb: float = CARD_GB) -> str:
     lines = [
         "ESTIMATES (arithmetic, not measured), GB per GPU, rollout + backward peak:",
         f"{'model':24s} {'overlay':8s} {'params':>7s} {'N':>4s} {'rows':>4s} {'total':>7s} {'no ckpt':>8s}  "
@@ -216,9 +237,10 @@ def table(detail: bool = False) -> str:
         for overlay in OVERLAYS:
             run = Run.from_config(recipe_config(model, overlay))
             shards = 1  # fsdp.yaml sets no auto_wrap_policy: one unit, all weights gathered for every forward
-            terms = estimate(shape, run, shards)
-            off = estimate(shape, Run(**{**run.__dict__, "gradient_checkpointing": False}), shards)
-            rows = max(1, run.prompts * run.generations // run.minibatches)
+            terms = estimate(shape, run, shards, card_gb=card_gb)
+            no_ckpt = Run(**{**run.__dict__, "gradient_checkpointing": False})
+            off = estimate(shape, no_ckpt, shards, card_gb=card_gb)
+            rows = rows_per_backward(shape, run, card_gb, shards)
             text = ", ".join(f"{k} {v / GB:.1f}" for k, v in terms.items()) if detail else ""
             lines.append(
                 f"{model:24s} {overlay or '-':8s} {shape.params / 1e9:6.2f}B {run.prompts * run.generations:4d} "
@@ -230,7 +252,9 @@ def table(detail: bool = False) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--detail", action="store_true", help="print every term of each row")
-    print(table(parser.parse_args().detail))
+    parser.add_argument("--card-gb", type=float, default=CARD_GB, help="GPU memory num_minibatches: auto sizes for")
+    args = parser.parse_args()
+    print(table(args.detail, args.card_gb))
 
 
 if __name__ == "__main__":

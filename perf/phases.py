@@ -17,7 +17,7 @@ VARIANTS = {
     "maestro": "tests/configs/two_rewards.yaml",
     "static": "tests/configs/two_rewards.yaml+configs/methods/static.yaml",
     "single": "tests/configs/two_rewards.yaml+configs/methods/single.yaml",
-    "maestro+generate": "tests/configs/two_rewards.yaml,model.fast_rollout=null",
+    "maestro+generate": "tests/configs/two_rewards.yaml,model.rollout.engine=generate",
     "maestro+beta": "tests/configs/two_rewards.yaml,model.grpo_settings.beta=0.04",
 }
 

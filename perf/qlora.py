@@ -13,6 +13,7 @@ does not know decode to nothing, and random weights never emit EOS, so every com
 linear layers, adapters not merged for the rollout, which 4-bit weights do not allow);
 ``qlora`` adds ``model.policy.load_in_4bit=true``. Alternating rounds; a contender that
 fails (no CUDA, no bitsandbytes) is reported with its reason instead of stopping the others.
+``--contenders qlora`` runs the 4-bit one alone (a lent machine's time: its s/step and peak memory).
 """
 
 from __future__ import annotations
@@ -79,7 +80,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=None, help="B; default 8 (GPU) or 2 (--tiny)")
     parser.add_argument("--generations", type=int, default=None, help="G; default 8 (GPU) or 4 (--tiny)")
     parser.add_argument("--new-tokens", type=int, default=None, help="default 128 (GPU) or 16 (--tiny)")
+    parser.add_argument(
+        "--contenders", default="lora,qlora", help="comma list of lora (bf16; fp32 with --tiny) and qlora"
+    )
     args = bu.parse_harness_args(parser)
+    wanted = set(args.contenders.split(","))
+    if not wanted or wanted - {"lora", "qlora"}:
+        parser.error(f"--contenders: choose among lora, qlora; got {args.contenders!r}")
     prompts, generations = args.prompts or (2 if args.tiny else 8), args.generations or (4 if args.tiny else 8)
     new_tokens = args.new_tokens or (16 if args.tiny else 128)
 
@@ -87,6 +94,7 @@ def main() -> None:
     try:
         save_random_model(model_dir, args.tiny)
         runs = contenders(model_dir, args.tiny, args.steps, args.warmup, prompts, generations, new_tokens)
+        runs = {name: argv for name, argv in runs.items() if name.split("_")[0] in wanted}
         failures: dict[str, str] = {}
         results = bu.alternate(runs, args.repeats, failures=failures)
     finally:
@@ -100,6 +108,7 @@ def main() -> None:
             continue
         gpu = max(run["peak_gpu_mb"] or 0 for run in done)
         ratio = bu.paired_ratio(done, results[base_name]) if results[base_name] else float("nan")
+        ratio = ratio if len(runs) > 1 else "-"
         rows.append(
             [
                 name,

@@ -9,7 +9,7 @@ training loop (wall and process-CPU time); a ratio is the median over rounds of
 (run / TRL run of the same round), so load that drifts between rounds cancels.
 Contenders: ``ours`` = ``tests/configs/two_rewards.yaml`` + ``configs/methods/static.yaml`` as shipped
 (LoRA merged for the rollout, the project's decode loop), ``ours_generate`` = the same with HF ``generate``
-(``model.fast_rollout=null``), ``trl`` = ``perf/trl_run.py``; with ``--unmerged`` also
+(``model.rollout.engine=generate``), ``trl`` = ``perf/trl_run.py``; with ``--unmerged`` also
 ``ours_unmerged_generate``, our loop the way TRL runs it (unmerged LoRA, HF ``generate``).
 Both sides log metrics every ``--log-every`` steps (default: the config's ``log_every_n_steps``).
 Matched and unmatched settings are listed in ``perf/README.md``.
@@ -40,7 +40,7 @@ def contenders(steps: int, warmup: int, beta: float, log_every: int, unmerged: b
         "--set",
         f"trainer.log_every_n_steps={log_every}",
     ]
-    hf_generate = [*ours, "--set", "model.fast_rollout=null"]
+    hf_generate = [*ours, "--set", "model.rollout.engine=generate"]
     runs = {"ours": ours, "ours_generate": hf_generate}
     if unmerged:
         runs["ours_unmerged_generate"] = [*hf_generate, "--set", "model.sampling.merge_adapters_for_rollout=false"]

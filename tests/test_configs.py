@@ -156,8 +156,9 @@ OLD_RECIPES = {
     ("qwen2.5-0.5b-instruct", "qlora"): (500, 8, False, 2.0e-5, 4, True, 1),
     ("qwen2.5-1.5b-instruct", ""): (400, 16, True, 1.5e-5, 8, False, 1),
     ("qwen2.5-1.5b-instruct", "qlora"): (400, 8, False, 1.5e-5, 4, True, 1),
-    ("qwen2.5-7b-instruct", ""): (300, 32, False, 1.0e-5, 4, False, 1),
-    ("qwen2.5-7b-instruct", "qlora"): (300, 32, False, 1.0e-5, 4, True, 1),
+    # base/gpu.yaml sizes the 7-8B minibatches to the GPU's free memory (the files had 32: one row per backward)
+    ("qwen2.5-7b-instruct", ""): (300, "auto", False, 1.0e-5, 4, False, 1),
+    ("qwen2.5-7b-instruct", "qlora"): (300, "auto", False, 1.0e-5, 4, True, 1),
     ("qwen2.5-1.5b-instruct", "ddp"): (400, 16, False, 1.5e-5, 2, False, 4),
     ("qwen2.5-7b-instruct", "fsdp"): (300, 32, False, 1.0e-5, 4, False, 8),
 }

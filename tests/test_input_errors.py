@@ -259,9 +259,9 @@ def test_convert_names_a_non_utf8_csv(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------ divergence
-@pytest.mark.parametrize("rollout", ["fast_rollout", "hf_generate"])
+@pytest.mark.parametrize("rollout", ["fast", "hf_generate"])
 def test_huge_learning_rate_stops_as_a_divergence_naming_the_last_checkpoint(tmp_path, capsys, rollout):
-    extra = ["--model.fast_rollout=null"] if rollout == "hf_generate" else []
+    extra = ["--model.rollout.engine=generate"] if rollout == "hf_generate" else []
     args = _fit_args(tmp_path, "--model.policy_optimizer.init_args.lr=1e30", "--trainer.max_steps=4", *extra)
     line = _fails(capsys, args)
     assert "the policy diverged at training step 2" in line and str(tmp_path / "ckpt" / "last.ckpt") in line, line

@@ -88,6 +88,8 @@ class _ForwardCounter:
         ({"num_iterations": 1, "beta": 0.1}, 2),  # + one adapter-disabled reference forward
         ({"num_iterations": 2, "beta": 0.1}, 4),  # scoring + reference + μ training forwards
         ({"num_minibatches": 2, "accumulate_minibatches": True}, 3),  # scoring + one forward per minibatch
+        # CPU: auto plans one minibatch, never fused with the scoring pass: scoring + one training forward
+        ({"num_minibatches": "auto", "accumulate_minibatches": True}, 2),
     ],
 )
 def test_no_forward_is_computed_twice(make_module, monkeypatch, grpo, expected_forwards):
@@ -98,6 +100,7 @@ def test_no_forward_is_computed_twice(make_module, monkeypatch, grpo, expected_f
     assert counter.forwards == expected_forwards
     # one policy update per minibatch, or per pass when accumulating
     per_pass = 1 if grpo.get("accumulate_minibatches") else grpo.get("num_minibatches", 1)
+    assert module.updater.planner.plan is None or module.updater.planner.plan.num_minibatches == 1
     assert trainer.global_step == grpo.get("num_iterations", 1) * per_pass
 
 
@@ -179,16 +182,20 @@ def test_generate_chat_batches_and_keeps_order(make_module):
     assert len(chunked) == 5 and chunked == whole  # greedy: batching must not change answers or their order
 
 
-def test_opt_in_fast_rollout_trains_and_answers_like_generate(make_module):
-    from maestro_lit.settings import FastRolloutSettings
+@pytest.mark.parametrize("engine", ["fast", "continuous_batching"])
+def test_rollout_engine_trains_and_answers_like_generate(make_module, engine):
+    from maestro_lit.policy.engines import build_engine
+    from maestro_lit.policy.rollout import GenerateEngine
+    from maestro_lit.settings import RolloutSettings
 
-    module = make_module(rewards=[_CharCount("chars"), _CharCount("again")], fast_rollout=FastRolloutSettings())
+    module = make_module(rewards=[_CharCount("chars"), _CharCount("again")], rollout=RolloutSettings(engine=engine))
+    assert type(module.sampler.engine) is type(build_engine(RolloutSettings(engine=engine)))
     conversations = [[{"role": "user", "content": p}] for p in ("What is rain?", "Name a colour.")]
-    fast = module.generate_chat(conversations, max_new_tokens=6)
-    module.sampler.fast_rollout = None
+    answers = module.generate_chat(conversations, max_new_tokens=6)
+    engine_used, module.sampler.engine = module.sampler.engine, GenerateEngine()
     plain = module.generate_chat(conversations, max_new_tokens=6)
-    assert fast == plain  # greedy: the fast path must decode the same tokens
-    module.sampler.fast_rollout = FastRolloutSettings()
+    assert answers == plain  # greedy: the engine must decode the same tokens
+    module.sampler.engine = engine_used
     before = {n: p.detach().clone() for n, p in module.named_parameters() if "lora_B" in n}
     _fit_one_step(module)
     assert any(not torch.equal(before[n], p) for n, p in module.named_parameters() if n in before)

@@ -21,6 +21,7 @@ BAD_VALUES = [
     ("grpo_settings.epsilon_low", "-0.2", "v>=0"),
     ("grpo_settings.epsilon_high", "-0.2", "v>=0"),
     ("grpo_settings.num_minibatches", "0", "v>0"),
+    ("grpo_settings.num_minibatches", "many", "Literal['auto']"),
     ("grpo_settings.max_grad_norm", "0", "v>0"),
     ("grpo_settings.loss_type", "bogus", "dr_grpo"),
     ("on_reward_error", "ignore", "skip"),

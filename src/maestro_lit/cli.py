@@ -87,6 +87,11 @@ def check_step_settings(config: Any) -> None:
         raise ConfigError(f"trainer.max_steps must be -1 (no limit) or >= 0, got {max_steps}")
     batch_size, group = config.get("data.batch_size"), config.get("model.grpo_settings.num_generations")
     minibatches = config.get("model.grpo_settings.num_minibatches")
+    if minibatches == "auto" and _process_count(config) > 1:
+        raise ConfigError(
+            f"model.grpo_settings.num_minibatches=auto plans for one device, and trainer.devices × trainer.num_nodes "
+            f"gives {_process_count(config)} processes; set a number that divides each rank's completions"
+        )
     if not (isinstance(batch_size, int) and isinstance(group, int) and isinstance(minibatches, int)):
         return  # another check names the bad value
     rollout = batch_size * group
@@ -96,6 +101,24 @@ def check_step_settings(config: Any) -> None:
             f"(data.batch_size × model.grpo_settings.num_generations = {batch_size} × {group}); "
             "choose a divisor of that product"
         )
+
+
+def _process_count(config: Any) -> int:
+    """Processes the trainer settings ask for, where the config says (``devices: auto`` counts as 1)."""
+    devices = config.get("trainer.devices")
+    if isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif isinstance(devices, str) and "," in devices:
+        count = len([d for d in devices.split(",") if d.strip()])
+    else:
+        try:
+            count = max(int(devices), 1)
+        except (TypeError, ValueError):
+            count = 1
+    try:
+        return count * max(int(config.get("trainer.num_nodes") or 1), 1)
+    except (TypeError, ValueError):
+        return count
 
 
 def folder_problem(folder: str | os.PathLike) -> str | None:

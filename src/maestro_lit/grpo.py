@@ -19,10 +19,12 @@ rows, and, through ``train.policy_update.PolicyUpdater``, the loss and its gradi
 ``loss_type`` × β ∈ {0, 0.04} × (ε_low, ε_high) ∈ {(0.2, 0.2), (0.1, 0.28)} × ``importance_sampling_level`` ×
 ``top_entropy_quantile`` ∈ {1, 0.2} × ``mask_truncated_completions`` × minibatching (fused, one, two, two
 accumulated) × μ ∈ {1, 2} agree within 1e-6. ``normalize_then_sum`` and ``rank`` are this project's, not TRL's.
+``sampler_importance_weights`` is TRL's vLLM importance-sampling correction (``tests/test_sampler_correction.py``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -256,7 +258,9 @@ def clipped_policy_loss(
     """GRPO's clipped surrogate plus β·k3 KL, per token, aggregated by ``loss_type``.
 
     ``logprobs``/``old_logprobs``/``ref_logprobs``/``mask``/``token_entropy`` are [N, T];
-    ``advantages`` is [N] and applies to every token of its completion.
+    ``advantages`` is [N] and applies to every token of its completion, or [N, T] per token: an advantage times
+    the sampler's importance weight (``sampler_importance_weights``; a weight w >= 0 commutes with the min, so
+    −min(r·A, clip(r)·A)·w = −min(r·A·w, clip(r)·A·w), TRL's per_token_loss × importance_sampling_ratio).
     ``importance_sampling_level``: ``token`` (one ratio per token) or ``sequence`` (GSPO: one ratio
     per completion, exp of the masked mean log-ratio), as TRL's option of that name.
     ``top_entropy_quantile`` q < 1 keeps the surrogate only on the share q of tokens with the
@@ -272,7 +276,7 @@ def clipped_policy_loss(
         m = mask.to(log_ratio.dtype)
         log_ratio = ((log_ratio * m).sum(-1) / m.sum(-1).clamp(min=1)).unsqueeze(-1)  # [N, 1]
     ratio = torch.exp(log_ratio)
-    adv = advantages.unsqueeze(-1)
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high) * adv
     per_token = (-torch.min(unclipped, clipped)).expand_as(logprobs)
@@ -295,6 +299,39 @@ def clipped_policy_loss(
             ratio_mean=(ratio.detach() * m).sum() / n_tokens,
         )
     return loss, stats
+
+
+SAMPLER_CORRECTION_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+
+
+def sampler_importance_weights(
+    logprobs: torch.Tensor,
+    sampler_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "sequence_mask",
+    clip_max: float | None = 3.0,
+    clip_min: float | None = None,
+) -> torch.Tensor:
+    """Importance weights [N, T] of tokens drawn by an engine whose numerics differ from the training forward.
+
+    TRL's ``vllm_importance_sampling_correction``: the log-ratio ``logprobs − sampler_logprobs`` (the scoring
+    pass's log-probs over the engine's, masked, NaN → 0) per token (``token_*``) or summed over the completion
+    (``sequence_*``, one ratio for all its tokens), exponentiated, then clamped to [clip_min, clip_max]
+    (``*_truncate``) or set to 0 outside it (``*_mask``); ``None`` bounds are open.
+    """
+    if mode not in SAMPLER_CORRECTION_MODES:
+        raise ValueError(f"unknown importance sampling mode {mode!r}; choose one of {SAMPLER_CORRECTION_MODES}")
+    diff = torch.nan_to_num((logprobs - sampler_logprobs) * mask.to(logprobs.dtype), nan=0.0)
+    if mode.startswith("sequence"):
+        diff = diff.sum(-1, keepdim=True)
+    ratio = torch.exp(diff)
+    if mode.endswith("truncate"):
+        ratio = torch.clamp(ratio, min=clip_min, max=clip_max)
+    else:
+        low = -math.inf if clip_min is None else clip_min
+        high = math.inf if clip_max is None else clip_max
+        ratio = ratio.masked_fill((ratio < low) | (ratio > high), 0.0)
+    return ratio.expand_as(logprobs)
 
 
 def minibatch_slices(n: int, num_minibatches: int) -> list[slice]:

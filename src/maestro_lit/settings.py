@@ -5,8 +5,8 @@ Each field carries an attribute docstring (the string right after it, as in litg
 ``Literal`` types, so a typo fails at parse time with the valid values listed; ranges are
 checked in ``__post_init__`` with the config key and the valid range in the message.
 
-``ModelSettings``/``LoraSettings`` (``maestro_lit.policy.model``) and ``FastRolloutSettings``
-(``maestro_lit.policy.fast_rollout``) stay beside the code they configure; they are re-exported here.
+``RolloutSettings`` chooses the rollout engine (``maestro_lit.policy.engines``) and holds each engine's own
+settings under the engine's name (docs/rollout.md says when to pick which).
 """
 
 from __future__ import annotations
@@ -79,9 +79,12 @@ class GRPOSettings:
     num_iterations: PositiveInt = 1
     """μ: passes of policy updates over each rollout; >= 1. trainer.max_steps counts policy updates, so a
     rollout takes μ of them (× num_minibatches without accumulation); checkpoint cadence counts rollouts."""
-    num_minibatches: PositiveInt = 1
+    num_minibatches: PositiveInt | Literal["auto"] = 1
     """Minibatches per pass; >= 1 and must divide batch_size × num_generations (checked before the model loads).
-    Without accumulate_minibatches each is one policy update, as trainer.max_steps counts them."""
+    Without accumulate_minibatches each is one policy update, as trainer.max_steps counts them. ``auto`` (needs
+    accumulate_minibatches, one device): the most rows per backward that fit auto_memory_fraction of the GPU's free
+    memory, from a measured one-row probe (maestro_lit.train.minibatch_plan); one minibatch on a CPU; logged as
+    train/num_minibatches."""
     epsilon_low: NonNegativeFloat = 0.2
     """Lower clip range of the importance ratio (1 − ε_low); >= 0."""
     epsilon_high: NonNegativeFloat = 0.2
@@ -110,6 +113,9 @@ class GRPOSettings:
     """Group-normalise each reward component before weighting, or weight first and normalise the sum."""
     accumulate_minibatches: bool = False
     """One optimiser step per pass (gradients of its minibatches summed) instead of one per minibatch."""
+    auto_memory_fraction: UnitIntervalOpenBelow = 0.8
+    """With num_minibatches auto: the share of the GPU's free memory one backward's rows may take, in (0, 1]; the
+    rest covers the optimiser state and allocator fragmentation."""
     max_consecutive_skips: PositiveInt = 10
     """Stop with DivergenceError after this many non-finite policy updates in a row; >= 1."""
 
@@ -122,7 +128,17 @@ class GRPOSettings:
             self.num_generations,
         )
         _check(self.num_iterations >= 1, key + "num_iterations", ">= 1", self.num_iterations)
-        _check(self.num_minibatches >= 1, key + "num_minibatches", ">= 1", self.num_minibatches)
+        if self.num_minibatches == "auto":
+            _check(
+                self.accumulate_minibatches,
+                key + "num_minibatches",
+                "a number unless accumulate_minibatches is true (auto keeps the update independent of the device)",
+                self.num_minibatches,
+            )
+        else:
+            _check(self.num_minibatches >= 1, key + "num_minibatches", ">= 1 or auto", self.num_minibatches)
+        fraction = self.auto_memory_fraction
+        _check(0 < fraction <= 1, key + "auto_memory_fraction", "in (0, 1]", fraction)
         _check(self.epsilon_low >= 0, key + "epsilon_low", ">= 0", self.epsilon_low)
         _check(self.epsilon_high >= 0, key + "epsilon_high", ">= 0", self.epsilon_high)
         _check(self.beta >= 0, key + "beta", ">= 0", self.beta)
@@ -227,12 +243,90 @@ class ModelSettings:
     gradient_checkpointing: bool = False
 
 
+RolloutEngineName = Literal["generate", "fast", "continuous_batching", "vllm_server"]  # keys of policy.engines.ENGINES
+# same values as maestro_lit.grpo.SAMPLER_CORRECTION_MODES (TRL's vllm_importance_sampling_mode)
+SamplerCorrectionMode = Literal["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]
+
+
 @dataclass
 class FastRolloutSettings:
-    """How the fast path decodes; the defaults suit CPU. On CUDA: static_cache, compile, check every 8–16."""
+    """The ``fast`` engine's decode loop; the defaults suit CPU. On CUDA: static_cache, compile, check every 8–16."""
 
     static_cache: bool = False
+    """Fixed-shape KV cache (reused between calls of the same shape); needed by compile."""
     compile: bool = False
+    """``torch.compile`` the decode step (with a static cache)."""
     compile_mode: str = "reduce-overhead"
-    stop_check_every: int = 1
-    length_bucket: int = 64  # static cache only: prompt length rounded up to a multiple of this
+    """torch.compile mode; reduce-overhead replays the step as a CUDA graph on CUDA."""
+    stop_check_every: PositiveInt = 1
+    """Decode steps between checks that every row has ended (each check is one host sync); >= 1."""
+    length_bucket: PositiveInt = 64
+    """Static cache only: prompt length rounded up to a multiple of this, so new lengths reuse the compiled step."""
+
+
+@dataclass
+class ContinuousBatchingSettings:
+    """The ``continuous_batching`` engine: transformers' paged-attention continuous batching on the trained module."""
+
+    max_memory_percent: UnitIntervalOpenBelow = 0.3
+    """Upper bound, in (0, 1], on the share of the device's free memory (after model and optimiser) that the KV cache
+    and its batch buffers may take. The cache is sized for the rollout itself (rows × (prompt + max_new_tokens)
+    tokens); when that does not fit in this share the rollout stops with an error naming this key, so it never
+    takes the memory the training step needs."""
+    max_batch_tokens: PositiveInt = 8192
+    """Most tokens in one forward (prompts are prefilled in chunks of this size); at least the rollout's row count
+    is used, so one decode step serves every row."""
+
+
+@dataclass
+class VllmServerSettings:
+    """The ``vllm_server`` engine: an OpenAI-compatible vLLM server started with
+    ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True --enable-lora --logprobs-mode processed_logprobs`` (docs/rollout.md)."""
+
+    base_url: str = "http://127.0.0.1:8000"
+    """The server's address, without ``/v1``."""
+    adapter_name: str = "maestro_policy"
+    """Name the pushed LoRA adapter is served under; the completions requests ask for it by this name."""
+    adapter_dir: str = ""
+    """Folder the adapter is written to (as ``<adapter_dir>/<adapter_name>``) before each load; the server reads
+    that path, so on another machine it must be a shared disk. Empty: a temporary folder of this process."""
+    timeout_s: PositiveFloat = 600.0
+    """Seconds one request (adapter load or completions) may take before the rollout stops with a named error."""
+
+
+@dataclass
+class RolloutSettings:
+    """Which engine samples the training rollout, validation and evals, and each engine's settings."""
+
+    engine: RolloutEngineName = "generate"
+    """generate (HF ``generate``: the reference), fast (the project's decode loop), continuous_batching
+    (transformers' paged attention on the trained module), vllm_server (an OpenAI-compatible vLLM server that
+    gets the adapter every step). docs/rollout.md says when to pick which."""
+    fast: FastRolloutSettings = field(default_factory=FastRolloutSettings)
+    """Settings of the fast engine."""
+    continuous_batching: ContinuousBatchingSettings = field(default_factory=ContinuousBatchingSettings)
+    """Settings of the continuous_batching engine."""
+    vllm_server: VllmServerSettings = field(default_factory=VllmServerSettings)
+    """Settings of the vllm_server engine."""
+    importance_sampling_correction: bool = True
+    """TRL's vllm_importance_sampling_correction: when the engine returns its own log-probs of the sampled tokens
+    (vllm_server, continuous_batching), the loss weighs each token by the importance ratio of the scoring pass's
+    log-probs over the engine's, bounded as ``importance_sampling_mode`` says, correcting for the engine's
+    numerics differing from the training forward. generate and fast sample from the training forward itself,
+    return no log-probs, and the loss is unchanged (with μ = 1 the sampler is the trainer)."""
+    importance_sampling_mode: SamplerCorrectionMode = "sequence_mask"
+    """TRL's vllm_importance_sampling_mode (and its default): the ratio per token or per completion (the sum of
+    its tokens' log-ratios), clamped to the bounds (truncate) or set to 0 outside them (mask)."""
+    importance_sampling_clip_max: PositiveFloat | None = 3.0
+    """TRL's vllm_importance_sampling_clip_max (C, default 3); > 0, null: no upper bound."""
+    importance_sampling_clip_min: NonNegativeFloat | None = None
+    """TRL's vllm_importance_sampling_clip_min; >= 0, null (default): no lower bound."""
+
+    def __post_init__(self) -> None:
+        valid = RolloutEngineName.__args__
+        _check(self.engine in valid, "model.rollout.engine", f"one of {valid}", self.engine)
+        mode, valid = self.importance_sampling_mode, SamplerCorrectionMode.__args__
+        _check(mode in valid, "model.rollout.importance_sampling_mode", f"one of {valid}", mode)
+        high, low = self.importance_sampling_clip_max, self.importance_sampling_clip_min
+        _check(high is None or high > 0, "model.rollout.importance_sampling_clip_max", "> 0 or null", high)
+        _check(low is None or low >= 0, "model.rollout.importance_sampling_clip_min", ">= 0 or null", low)

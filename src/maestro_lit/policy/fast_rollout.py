@@ -1,4 +1,4 @@
-"""Opt-in fast rollout: a hand-written decode loop in place of HF ``generate``.
+"""The ``fast`` rollout engine: a hand-written decode loop in place of HF ``generate``.
 
 Why: for small models, and for any model once the GPU kernels are fast, a decode step
 costs more in ``generate``'s per-step Python (input preparation, logits-processor list,
@@ -30,7 +30,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from maestro_lit.policy.rollout import Rollout, finish_rollout
+from maestro_lit.policy.rollout import Rollout, RolloutEngine, finish_rollout
 from maestro_lit.settings import FastRolloutSettings, SamplingSettings
 
 
@@ -156,6 +156,16 @@ def fast_generate(
     finally:
         model.train(was_training)
     return finish_rollout(policy, prompt_ids, prompt_mask, num_generations, completion_ids)
+
+
+class FastEngine(RolloutEngine):
+    """The decode loop above as a rollout engine (``model.rollout.engine: fast``, settings ``model.rollout.fast``)."""
+
+    def __init__(self, settings: FastRolloutSettings | None = None) -> None:
+        self.settings = settings or FastRolloutSettings()
+
+    def generate(self, policy, prompt_ids, prompt_mask, num_generations, sampling, greedy=False) -> Rollout:
+        return fast_generate(policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.settings)
 
 
 @torch.no_grad()

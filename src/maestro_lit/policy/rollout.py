@@ -1,7 +1,8 @@
-"""Rollout: G sampled completions per prompt, in one batched ``generate`` call.
+"""Rollout: G sampled completions per prompt, and the engine interface every way of sampling them follows.
 
 Rows come out grouped: completion g of prompt b is row ``b * G + g``, the layout every
-group statistic in ``grpo.py`` assumes.
+group statistic in ``grpo.py`` assumes. ``generate`` (HF ``generate``, one batched call) is the
+reference engine; the others (``maestro_lit.policy.engines``) must sample from the same distribution.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class Rollout:
     completion_mask: torch.Tensor  # [N, T], 1 up to and including the first EOS
     completions: list[str]
     truncated: torch.Tensor  # [N] bool: no EOS within max_new_tokens
+    # [N, T] the engine's own log-probs of the sampled tokens (0 past the mask), from the distribution it sampled
+    # (temperature, top-k, top-p applied); None when the engine is the training forward itself (generate, fast)
+    sampler_logprobs: torch.Tensor | None = None
 
     @property
     def input_ids(self) -> torch.Tensor:
@@ -146,11 +150,18 @@ def generate(
 
 
 def finish_rollout(
-    policy, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, num_generations: int, completion_ids: torch.Tensor
+    policy,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    num_generations: int,
+    completion_ids: torch.Tensor,
+    sampler_logprobs: torch.Tensor | None = None,
 ) -> Rollout:
     """Mask everything after the first EOS, decode, and lay the prompts out in groups."""
     mask, truncated = completion_mask_from_ids(completion_ids, policy.eos_token_ids())
     completion_ids = completion_ids.masked_fill(mask == 0, policy.tokenizer.pad_token_id)
+    if sampler_logprobs is not None:
+        sampler_logprobs = sampler_logprobs.masked_fill(mask == 0, 0.0)
     texts = policy.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
     return Rollout(
         prompt_ids=prompt_ids.repeat_interleave(num_generations, dim=0),
@@ -159,4 +170,42 @@ def finish_rollout(
         completion_mask=mask,
         completions=[t.strip() for t in texts],
         truncated=truncated,
+        sampler_logprobs=sampler_logprobs,
     )
+
+
+class RolloutEngine:
+    """One way of sampling a rollout. ``generate`` returns the same ``Rollout`` as ``rollout.generate``: rows
+    grouped b·G + g, masked after the first EOS, sampled with ``sampling``'s temperature, top-p and top-k (greedy:
+    argmax) up to ``max_new_tokens``, from the policy as it is now (LoRA active, or merged when the caller merged
+    it). ``weights_changed`` is called after each policy update, so an engine holding a copy can refresh it."""
+
+    def generate(
+        self,
+        policy,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        num_generations: int,
+        sampling: SamplingSettings,
+        greedy: bool = False,
+    ) -> Rollout:
+        raise NotImplementedError
+
+    def weights_changed(self) -> None:
+        """Engines that run the trained module itself have nothing to refresh."""
+
+
+class RolloutEngineError(RuntimeError):
+    """An engine could not return the rollout it was asked for (a server error or timeout, missing completions)."""
+
+
+class GenerateEngine(RolloutEngine):
+    """HF ``generate``: the reference every engine is checked against; samples with the training forward's
+    module and kernels, so the importance ratio of the first update is exactly 1 (with μ = 1 the sampler is the
+    trainer)."""
+
+    def __init__(self, settings: None = None) -> None:
+        del settings  # no settings of its own
+
+    def generate(self, policy, prompt_ids, prompt_mask, num_generations, sampling, greedy=False) -> Rollout:
+        return generate(policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)

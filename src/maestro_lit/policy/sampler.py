@@ -2,7 +2,7 @@
 
 One path for the training rollout, validation and the evals' ``generate_chat``: tokenise
 once, generate with LoRA merged when ``model.sampling.merge_adapters_for_rollout`` is on,
-through HF ``generate`` or, when ``fast_rollout`` is set, the project's decode loop.
+through the rollout engine ``model.rollout.engine`` names (``maestro_lit.policy.engines``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from dataclasses import replace
 
 import torch
 
-from maestro_lit.policy.fast_rollout import fast_generate
-from maestro_lit.policy.rollout import Rollout, generate, tokenize_prompts
-from maestro_lit.settings import FastRolloutSettings, SamplingSettings
+from maestro_lit.policy.rollout import GenerateEngine, Rollout, RolloutEngine, tokenize_prompts
+from maestro_lit.settings import SamplingSettings
 
 Conversation = list[dict[str, str]]
 
@@ -60,10 +59,11 @@ def check_merge_allowed(sampling: SamplingSettings, load_in_4bit: bool) -> None:
 
 
 class Sampler:
-    """Samples completions from a ``Policy``; ``fast_rollout`` may be swapped between calls."""
+    """Samples completions from a ``Policy`` through a rollout engine (``engine`` may be swapped between calls)."""
 
-    def __init__(self, policy, sampling: SamplingSettings, fast_rollout: FastRolloutSettings | None = None) -> None:
-        self.policy, self.sampling, self.fast_rollout = policy, sampling, fast_rollout
+    def __init__(self, policy, sampling: SamplingSettings, engine: RolloutEngine | None = None) -> None:
+        self.policy, self.sampling = policy, sampling
+        self.engine = engine if engine is not None else GenerateEngine()
 
     def conversations(
         self,
@@ -80,12 +80,7 @@ class Sampler:
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         with self.policy.merged_adapters(self.sampling.merge_adapters_for_rollout):
             try:
-                if self.fast_rollout is None:
-                    rollout = generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
-                else:
-                    rollout = fast_generate(
-                        self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy, self.fast_rollout
-                    )
+                rollout = self.engine.generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
             except RuntimeError as err:
                 if SAMPLING_NON_FINITE in str(err):
                     raise NonFinitePolicy("sampling met inf/NaN next-token probabilities") from err

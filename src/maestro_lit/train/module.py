@@ -6,8 +6,9 @@ It orchestrates; the pieces are units of their own (``policy.sampler``, ``policy
 Choices where the paper is silent:
 - the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
   counts policy updates only (μ × num_minibatches per step);
-- with μ = 1 and one minibatch the scoring pass *is* the training forward (old log-probs =
-  current ones detached): one forward with grad per step;
+- with μ = 1 and one set minibatch the scoring pass *is* the training forward (old log-probs =
+  current ones detached): one forward with grad per step; never under ``num_minibatches: auto``, whose
+  probe cannot see a graph kept alive through the reward models' forwards;
 - ``train/policy_entropy`` is the Monte-Carlo estimate −mean log π(sampled token);
 - step metrics go through ``self.log`` only on steps a logger writes (Lightning's per-key cost).
 """
@@ -23,11 +24,13 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 
 from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, Scalarizer
 from maestro_lit.conductor.null_credit import run_start_null_credit
 from maestro_lit.conductor.outer_loop import OuterLoop, OuterLoopSettings
+from maestro_lit.policy.engines import build_engine
 from maestro_lit.policy.model import Policy
 from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
 from maestro_lit.policy.rollout import Rollout, expand_groups, reward_inputs
@@ -42,14 +45,15 @@ from maestro_lit.policy.scoring import ScoringPass
 from maestro_lit.rewards.base import RewardComponent
 from maestro_lit.rewards.reward_set import MissingScores, RewardSet, missing_counts
 from maestro_lit.settings import (
-    FastRolloutSettings,
     GRPOSettings,
     ModelSettings,
     OnRewardError,
     ReferenceSettings,
+    RolloutSettings,
     SamplingSettings,
     ScoringSettings,
 )
+from maestro_lit.train.minibatch_plan import MinibatchPlanner
 from maestro_lit.train.module_state import load_module_state, save_module_state
 from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
 from maestro_lit.train.records import EvaluationResult, StepRecord, TrainerState
@@ -58,6 +62,7 @@ from maestro_lit.train.step_metrics import (
     keep_for_this_step,
     logger_writes_this_step,
     reduce_over_ranks,
+    sampler_weight_metrics,
     step_metrics,
 )
 from maestro_lit.train.timing import PhaseTimer
@@ -86,7 +91,7 @@ class MaestroModule(L.LightningModule):
         val_max_new_tokens: int | None = None,
         on_reward_error: OnRewardError = "raise",
         generation_batch_size: int = 64,
-        fast_rollout: FastRolloutSettings | None = None,
+        rollout: RolloutSettings = RolloutSettings(),
         scoring: ScoringSettings = ScoringSettings(),
         reference: ReferenceSettings = ReferenceSettings(),
         outer_loop: OuterLoopSettings = OuterLoopSettings(),
@@ -122,8 +127,10 @@ class MaestroModule(L.LightningModule):
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.generation_batch_size = generation_batch_size
-        self.sampler = Sampler(self.policy, sampling, fast_rollout)  # fast_rollout: opt-in decode loop
-        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens)
+        self.rollout_settings = rollout
+        self.sampler = Sampler(self.policy, sampling, build_engine(rollout))  # model.rollout.engine
+        planner = MinibatchPlanner(grpo_settings.auto_memory_fraction, report=rank_zero_info)  # num_minibatches auto
+        self.updater = PolicyUpdater(grpo_settings, sampling.max_new_tokens, planner)
         self._rollouts_done = 0
         self.last_step: StepRecord | None = None  # the latest step's tensors, for callbacks
         # Not save_hyperparameters(): LightningCLI would parse these back as init args on resume.
@@ -133,6 +140,7 @@ class MaestroModule(L.LightningModule):
             "grpo": grpo_settings,
             "scoring": scoring,
             "reference": reference,
+            "rollout": rollout,
         }
         self.run_summary = {
             **{key: asdict(value) for key, value in settings.items()},
@@ -150,6 +158,11 @@ class MaestroModule(L.LightningModule):
         return self.reward_set.names
 
     def setup(self, stage: str) -> None:
+        if self.grpo_settings.num_minibatches == "auto" and self._trainer and self.trainer.world_size > 1:
+            raise ValueError(
+                "model.grpo_settings.num_minibatches=auto plans for one device; with "
+                f"{self.trainer.world_size} processes set a number (every rank must run as many backwards)"
+            )
         self.reward_set.to(self.device)
 
     def on_fit_start(self) -> None:
@@ -284,8 +297,14 @@ class MaestroModule(L.LightningModule):
         # 6. Inner loop: μ clipped-GRPO updates of the LoRA policy (a joint Conductor collects ∂L/∂A here).
         with timer("inner"):
             policy_advantages = self.outer.policy_advantages(advantages)
+            weights = self._sampler_weights(rollout, old_logprobs)  # None: the sampler is the training forward
+            if weights is not None:
+                policy_advantages = policy_advantages.unsqueeze(-1) * weights  # per token (grpo.clipped_policy_loss)
             fused_pass = scored if fused else None
             inner = self._policy_updates(rollout, old_logprobs, ref_logprobs, policy_advantages, fused_pass)
+            self.sampler.engine.weights_changed()  # an engine holding a copy of the adapter refreshes it
+            if weights is not None:
+                inner.update(sampler_weight_metrics(weights, rollout.completion_mask))
             check_finite_weights(self._trainable)
 
         # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
@@ -327,6 +346,22 @@ class MaestroModule(L.LightningModule):
         report = trainer is None or trainer.is_global_zero
         self.missing_scores.update(counts, self._rollouts_done + 1, report=report)
 
+    def _sampler_weights(self, rollout: Rollout, old_logprobs: torch.Tensor) -> torch.Tensor | None:
+        """The importance weights [N, T] of an engine that returned its own log-probs (TRL's vLLM correction);
+        None when it returned none (generate, fast: the scoring pass is the distribution sampled) or the
+        correction is off."""
+        settings = self.rollout_settings
+        if rollout.sampler_logprobs is None or not settings.importance_sampling_correction:
+            return None
+        return grpo.sampler_importance_weights(
+            old_logprobs,
+            rollout.sampler_logprobs,
+            rollout.completion_mask,
+            settings.importance_sampling_mode,
+            settings.importance_sampling_clip_max,
+            settings.importance_sampling_clip_min,
+        )
+
     def _policy_updates(self, rollout, old_logprobs, ref_logprobs, advantages, fused: ScoringPass | None) -> dict:
         optimizer = self.optimizers()
         optimizer = optimizer[0] if isinstance(optimizer, list) else optimizer
@@ -349,6 +384,7 @@ class MaestroModule(L.LightningModule):
             backward=self.manual_backward,
             reduce_tokens=partial(self.trainer.strategy.reduce, reduce_op="mean"),
             last_checkpoint=last_checkpoint_path(self.trainer),
+            row_tokens=rollout.input_ids.shape[1],
         )
         scheduler = self.lr_schedulers()
         if scheduler is not None:

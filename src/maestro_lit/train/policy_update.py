@@ -15,7 +15,9 @@ Choices where the paper is silent:
   in a row stop the run with ``DivergenceError``;
 - with ``accumulate_minibatches`` the minibatch losses are weighted by their share of the
   rollout, so one step on the summed gradient equals one full-batch step (dapo already divides
-  by the whole rollout's token count).
+  by the whole rollout's token count);
+- ``num_minibatches: auto`` takes the split from ``train.minibatch_plan`` (a measured one-row probe
+  against the device's free memory); the update is the hand-set split's with that count.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 
 from maestro_lit import grpo
 from maestro_lit.settings import GRPOSettings
+from maestro_lit.train.minibatch_plan import MinibatchPlanner
 
 
 class DivergenceError(RuntimeError):
@@ -63,10 +66,27 @@ def _scored(scored: torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]) -> 
 class PolicyUpdater:
     """Runs the μ × minibatch clipped-GRPO updates and keeps the skipped-update counters."""
 
-    def __init__(self, settings: GRPOSettings, max_new_tokens: int) -> None:
+    def __init__(self, settings: GRPOSettings, max_new_tokens: int, planner: MinibatchPlanner | None = None) -> None:
+        """``planner``: chooses the split under ``num_minibatches: auto`` (default: a ``MinibatchPlanner`` with
+        the settings' ``auto_memory_fraction``)."""
         self.settings, self.max_new_tokens = settings, max_new_tokens
+        self.planner = planner or MinibatchPlanner(settings.auto_memory_fraction)
         self.skipped_updates = 0  # persisted in checkpoints by the module
         self.consecutive_skips = 0
+
+    def num_minibatches(
+        self, rows: int, row_tokens: int, device: torch.device, score: Callable[[slice], torch.Tensor | tuple]
+    ) -> int:
+        """The set count, or under ``auto`` the planner's (its probe: one row's forward and backward, whose
+        gradient the update's ``zero_grad`` clears)."""
+        if self.settings.num_minibatches != "auto":
+            return self.settings.num_minibatches
+
+        def probe() -> None:
+            logprobs, _ = _scored(score(slice(0, 1)))
+            (logprobs.sum() * 0.0).backward()
+
+        return self.planner.choose(rows, row_tokens, device, probe).num_minibatches
 
     def run(
         self,
@@ -84,6 +104,7 @@ class PolicyUpdater:
         backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
         reduce_tokens: Callable[[torch.Tensor], torch.Tensor] | None = None,
         last_checkpoint: str | None = None,
+        row_tokens: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Update ``parameters``; ``score(rows)`` gives the current log-probs of those rows with grad (and,
         when ``top_entropy_quantile`` < 1, their token entropies: a ``(logprobs, token_entropy)`` pair).
@@ -93,15 +114,18 @@ class PolicyUpdater:
         with no EOS, left out of the loss under ``mask_truncated_completions``. ``backward``: e.g.
         Lightning's ``manual_backward``; ``reduce_tokens``: averages dapo's token count over ranks (TRL's
         num_items_in_batch / num_processes; identity when None); ``last_checkpoint``: named by
-        ``DivergenceError``. Returns ``train/*`` metrics.
+        ``DivergenceError``; ``row_tokens``: padded tokens of the rows ``score`` runs on (default: the completion
+        mask's width), which ``num_minibatches: auto`` plans for. Returns ``train/*`` metrics.
         """
         s, n = self.settings, advantages.shape[0]
-        if n % s.num_minibatches:
+        row_tokens = completion_mask.shape[1] if row_tokens is None else row_tokens
+        count = self.num_minibatches(n, row_tokens, completion_mask.device, score)
+        if n % count:
             raise ValueError(
                 f"{n} completions per step (data.batch_size × grpo_settings.num_generations) do not split into "
-                f"grpo_settings.num_minibatches={s.num_minibatches} equal minibatches"
+                f"grpo_settings.num_minibatches={count} equal minibatches"
             )
-        slices = grpo.minibatch_slices(n, s.num_minibatches)
+        slices = grpo.minibatch_slices(n, count)
         tokens = None
         if s.loss_type == "dapo":  # the whole rollout's completion tokens, before truncated rows are masked (TRL)
             tokens = completion_mask.sum().float()
@@ -152,6 +176,7 @@ class PolicyUpdater:
         metrics["train/grad_norm"] = torch.tensor(sums["grad_norm"] / max(updates, 1))
         metrics["train/skipped_updates"] = torch.tensor(float(self.skipped_updates))
         metrics["train/lr"] = torch.tensor(optimizer.param_groups[0]["lr"])
+        metrics["train/num_minibatches"] = torch.tensor(float(count))
         return metrics
 
     def _step(

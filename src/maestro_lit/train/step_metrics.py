@@ -72,6 +72,16 @@ def step_metrics(
     }
 
 
+def sampler_weight_metrics(weights: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """How far the engine's numerics are from the training forward: the mean importance weight over completion
+    tokens and the share of them masked to 0 (TRL's sampling/importance_sampling_ratio/*)."""
+    on = mask.bool()
+    values = weights.detach()[on]
+    if values.numel() == 0:
+        return {}
+    return {"train/sampler_weight_mean": values.mean(), "train/sampler_weight_zero": (values == 0).float().mean()}
+
+
 def evaluation_metrics(
     result: EvaluationResult, component_names: Sequence[str], action_names: Sequence[str], categories: Sequence | None
 ) -> dict[str, torch.Tensor]:
