@@ -180,6 +180,8 @@ class RolloutEngine:
     argmax) up to ``max_new_tokens``, from the policy as it is now (LoRA active, or merged when the caller merged
     it). ``weights_changed`` is called after each policy update, so an engine holding a copy can refresh it."""
 
+    samples_the_module = True  # False: it samples elsewhere (a server), so merging LoRA for it would be wasted
+
     def generate(
         self,
         policy,

@@ -78,7 +78,8 @@ class Sampler:
             self.policy.tokenizer, conversations, sampling.max_prompt_tokens
         )
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
-        with self.policy.merged_adapters(self.sampling.merge_adapters_for_rollout):
+        merge = self.sampling.merge_adapters_for_rollout and self.engine.samples_the_module
+        with self.policy.merged_adapters(merge):
             try:
                 rollout = self.engine.generate(self.policy, prompt_ids, prompt_mask, num_generations, sampling, greedy)
             except RuntimeError as err:

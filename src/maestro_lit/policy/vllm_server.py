@@ -85,6 +85,8 @@ def choice_tokens(choice: dict) -> tuple[list[int], list[float]]:
 class VllmServerEngine(RolloutEngine):
     """``model.rollout.engine: vllm_server`` (settings ``model.rollout.vllm_server``); module docstring."""
 
+    samples_the_module = False
+
     def __init__(self, settings: VllmServerSettings | None = None) -> None:
         self.settings = settings or VllmServerSettings()
         parts = urllib.parse.urlsplit(self.settings.base_url)
