@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import torch
 
+from maestro_lit.data.messages import Prompt, as_conversation
 from maestro_lit.policy.fast_rollout import fast_generate
 from maestro_lit.policy.rollout import Rollout, generate, tokenize_prompts
 from maestro_lit.settings import FastRolloutSettings, SamplingSettings
@@ -19,8 +20,9 @@ from maestro_lit.settings import FastRolloutSettings, SamplingSettings
 Conversation = list[dict[str, str]]
 
 
-def user_turn(prompt: str) -> Conversation:
-    return [{"role": "user", "content": prompt}]
+def user_turn(prompt: Prompt) -> Conversation:
+    """A plain prompt as one user turn; a conversational prompt (a list of messages) as it is."""
+    return as_conversation(prompt)
 
 
 class NonFinitePolicy(RuntimeError):
@@ -75,7 +77,7 @@ class Sampler:
     ) -> tuple[Rollout, int]:
         """The rollout, and how many prompts were cut to ``max_prompt_tokens``."""
         prompt_ids, prompt_mask, n_truncated = tokenize_prompts(
-            self.policy.tokenizer, conversations, sampling.max_prompt_tokens
+            self.policy.tokenizer, conversations, sampling.max_prompt_tokens, self.sampling.chat_template_kwargs
         )
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         with self.policy.merged_adapters(self.sampling.merge_adapters_for_rollout):
@@ -94,13 +96,13 @@ class Sampler:
 
     def prompts(
         self,
-        prompts: Sequence[str],
+        prompts: Sequence[Prompt],
         num_generations: int,
         greedy: bool,
         device: torch.device,
         max_new_tokens: int | None = None,
     ) -> tuple[Rollout, int]:
-        """G completions per plain-text prompt (a single user turn), sampled or greedy."""
+        """G completions per prompt (plain text as a single user turn, or a conversation), sampled or greedy."""
         sampling = self.sampling if max_new_tokens is None else replace(self.sampling, max_new_tokens=max_new_tokens)
         return self.conversations([user_turn(p) for p in prompts], num_generations, sampling, greedy, device)
 
