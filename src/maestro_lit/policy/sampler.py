@@ -12,12 +12,10 @@ from dataclasses import replace
 
 import torch
 
-from maestro_lit.data.messages import Prompt, as_conversation
+from maestro_lit.data.messages import Conversation, Prompt, as_conversation
 from maestro_lit.policy.fast_rollout import fast_generate
 from maestro_lit.policy.rollout import Rollout, generate, tokenize_prompts
 from maestro_lit.settings import FastRolloutSettings, SamplingSettings
-
-Conversation = list[dict[str, str]]
 
 
 def user_turn(prompt: Prompt) -> Conversation:
