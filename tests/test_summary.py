@@ -104,20 +104,17 @@ def test_lightning_tips_are_dropped_and_other_lines_kept():
     assert quiet.filter(record("GPU available: False, used: False"))
 
 
-def test_the_parameter_summary_shows_no_unmeasured_flops():
+def test_the_parameter_summary_shows_no_unmeasured_flops(monkeypatch):
+    import rich
     from rich.console import Console
 
     from maestro_lit.callbacks.model_summary import ParameterSummary
 
     data = [(" ", ["0"]), ("Name", ["policy"]), ("Type", ["Policy"]), ("Params", ["1.1 M"]), ("FLOPs", ["0"])]
     console = Console(record=True, width=100)
-    import rich
-
-    previous = rich.get_console()
-    rich._console = console
-    try:
-        ParameterSummary.summarize(data, 1_100_000, 74_300, 4.2, {"train": 3, "eval": 0}, 0)
-    finally:
-        rich._console = previous
+    monkeypatch.setattr(rich, "get_console", lambda: console)
+    ParameterSummary.summarize(data, 1_100_000, 74_300, 4.2, {"train": 3, "eval": 0}, 0)
     text = console.export_text()
     assert "FLOPs" not in text and "policy" in text and "Trainable parameters: 74.3 K of 1.1 M" in text
+    ParameterSummary.summarize(data, 1_100_000, 74_300, 4.2, {"train": 3, "eval": 0}, 5_000)
+    assert "Total FLOPs: 5.0 K" in console.export_text()  # measured FLOPs: Lightning's own table
