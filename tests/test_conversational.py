@@ -145,8 +145,11 @@ def test_a_trl_conversational_reward_scores_a_two_step_fit(tmp_path, monkeypatch
     (tmp_path / "trl_chat_rewards.py").write_text(textwrap.dedent(CONVERSATIONAL_REWARD))
     monkeypatch.syspath_prepend(str(tmp_path))
     rewards = importlib.import_module("trl_chat_rewards")
-    config = small_fit_config(tmp_path, max_steps=2, callbacks=[])
-    config["data"]["train_path"] = _jsonl(tmp_path / "chat.jsonl", ROWS[:2] * 4)
+    config = small_fit_config(
+        tmp_path, max_steps=2, callbacks=[], val_check_interval=2, limit_val_batches=1, num_sanity_val_steps=0
+    )
+    config["data"]["train_path"] = config["data"]["val_path"] = _jsonl(tmp_path / "chat.jsonl", ROWS[:2] * 4)
+    config["data"]["val_batch_size"] = 2
     config["model"]["rewards"] = [
         {
             "class_path": "maestro_lit.rewards.callable.CallableReward",
@@ -156,8 +159,13 @@ def test_a_trl_conversational_reward_scores_a_two_step_fit(tmp_path, monkeypatch
     ]
     cli = cli_main({"fit": config})
 
-    assert cli.model.rollouts_done == 2 and len(rewards.CALLS) == 2
-    prompts, completions = rewards.CALLS[-1]
+    rollout = config["data"]["batch_size"] * config["model"]["grpo_settings"]["num_generations"]
+    training = [call for call in rewards.CALLS if len(call[1]) == rollout]
+    validation = [call for call in rewards.CALLS if len(call[1]) == config["data"]["val_batch_size"]]
+    assert cli.model.rollouts_done == 2 and len(training) == 2 and validation  # greedy validation scores too
+    assert torch.isfinite(cli.trainer.callback_metrics["val/reward/brevity"])
+    assert all(isinstance(prompt, list) for prompts, _ in validation for prompt in prompts)
+    prompts, completions = training[-1]
     assert all(prompt in (ROWS[0]["prompt"], ROWS[1]["prompt"]) for prompt in prompts)
     assert all(len(c) == 1 and c[0]["role"] == "assistant" for c in completions)
     record = cli.model.last_step
