@@ -267,7 +267,7 @@ class MaestroCLI(LightningCLI):
         self.trainer.fit(model, weights_only=True if weights_only is None else weights_only, **kwargs)
         for callback in self.trainer.callbacks:  # after fit: below the progress bars, which stop at teardown
             if isinstance(callback, EndOfRunSummary) and callback.text:
-                print("\n" + callback.text + (f"(saved as {callback.path})\n" if callback.path else ""), flush=True)
+                print("\n" + callback.text + (f"\n(saved as {callback.path})\n" if callback.path else ""), flush=True)
 
     def validate(self, model, weights_only: bool | None = None, **kwargs: Any) -> Any:
         return self.trainer.validate(model, weights_only=True if weights_only is None else weights_only, **kwargs)
