@@ -7,8 +7,9 @@ and plain containers.
 
 Standard callbacks are CLI defaults with their own config keys, so config files name only what
 differs: ``checkpoint`` (AdapterCheckpoint), ``exception_checkpoint``, ``views``
-(LoggerViews), ``progress_bar``, ``lr_monitor``, ``run_info`` (``run_info.json`` for
-``compare``) and, when listed, ``device_stats``.
+(LoggerViews), ``progress_bar``, ``model_summary`` (parameters at fit start), ``lr_monitor``, ``run_info``
+(``run_info.json`` for ``compare``), ``summary`` (the end-of-run summary, printed after ``fit`` and saved as
+``summary.md``) and, when listed, ``device_stats``.
 ``standard_callbacks`` lists the ones in use; one of the same kind in ``trainer.callbacks``
 replaces the default, and ``trainer.enable_checkpointing``/``enable_progress_bar: false`` drop theirs.
 
@@ -19,6 +20,7 @@ file and ``--ckpt_path last`` from the newest ``last.ckpt`` in the checkpoint fo
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -28,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import (
+    DeviceStatsMonitor,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+)
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -38,11 +46,13 @@ from maestro_lit.callbacks.checkpointing import (
     ExceptionCheckpoint,
     verify_checkpoint,
 )
+from maestro_lit.callbacks.model_summary import ParameterSummary
 from maestro_lit.callbacks.progress import MaestroProgressBar
 from maestro_lit.callbacks.run_info import RunInfo
 from maestro_lit.callbacks.views import LoggerViews
 from maestro_lit.data.prompts import DataFileError, PromptDataModule
 from maestro_lit.rewards.base import RewardError
+from maestro_lit.summary import EndOfRunSummary
 from maestro_lit.train.module import MaestroModule
 from maestro_lit.train.policy_update import DivergenceError
 
@@ -59,11 +69,22 @@ STANDARD_CALLBACKS: dict[str, tuple[type, type]] = {
     "exception_checkpoint": (ExceptionCheckpoint, ExceptionCheckpoint),
     "views": (LoggerViews, LoggerViews),
     "progress_bar": (MaestroProgressBar, ProgressBar),
+    "model_summary": (ParameterSummary, ModelSummary),
     "lr_monitor": (LearningRateMonitor, LearningRateMonitor),
     "device_stats": (DeviceStatsMonitor, DeviceStatsMonitor),
     "run_info": (RunInfo, RunInfo),
+    "summary": (EndOfRunSummary, EndOfRunSummary),
 }
-DEFAULT_STANDARD = ["checkpoint", "exception_checkpoint", "views", "progress_bar", "lr_monitor", "run_info"]
+DEFAULT_STANDARD = [
+    "checkpoint",
+    "exception_checkpoint",
+    "views",
+    "progress_bar",
+    "model_summary",
+    "lr_monitor",
+    "run_info",
+    "summary",
+]
 LR_KEYS = ("model.policy_optimizer", "model.conductor_optimizer")
 
 
@@ -254,6 +275,8 @@ class MaestroCLI(LightningCLI):
                 continue
             if key == "progress_bar" and trainer.get("enable_progress_bar") is False:
                 continue
+            if key == "model_summary" and trainer.get("enable_model_summary") is False:
+                continue
             if key == "lr_monitor" and trainer.get("logger") is False:
                 continue
             keep.append(callback)
@@ -265,14 +288,35 @@ class MaestroCLI(LightningCLI):
         if kwargs.get("ckpt_path") == "last":
             check_last_checkpoint(self.trainer)
         self.trainer.fit(model, weights_only=True if weights_only is None else weights_only, **kwargs)
+        for callback in self.trainer.callbacks:  # after fit: below the progress bars, which stop at teardown
+            if isinstance(callback, EndOfRunSummary) and callback.text:
+                print("\n" + callback.text + (f"\n(saved as {callback.path})\n" if callback.path else ""), flush=True)
 
     def validate(self, model, weights_only: bool | None = None, **kwargs: Any) -> Any:
         return self.trainer.validate(model, weights_only=True if weights_only is None else weights_only, **kwargs)
 
 
+class LightningNoise(logging.Filter):
+    """Drops Lightning's lines that say nothing about the run: the tips advertising its cloud services (litlogger,
+    litmodels) and the note that the standard ``model_summary`` replaces its default one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        tip = "Tip:" in message and ("litlogger" in message or "litmodels" in message)
+        return not (tip or "Skipping setting a default `ModelSummary`" in message)
+
+
+def silence_lightning_noise() -> None:
+    """Attach ``LightningNoise`` once to the logger Lightning's ``rank_zero_info`` writes to."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, LightningNoise) for f in logger.filters):
+        logger.addFilter(LightningNoise())
+
+
 def cli_main(args: list[str] | dict | None = None, run: bool = True, **kwargs: Any) -> MaestroCLI:
     """Entry point for tests and ``python -m maestro_lit``: ``args`` replaces ``sys.argv[1:]``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    silence_lightning_noise()
     # Lightning's note assumes a pre-step snapshot; our checkpoints are taken between steps.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*is deprecated")

@@ -12,7 +12,7 @@ settings under the engine's name (docs/rollout.md says when to pick which).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from jsonargparse import set_parsing_settings
 from jsonargparse.typing import (
@@ -44,6 +44,14 @@ def _check(ok: bool, key: str, valid: str, value: object) -> None:
         raise ValueError(f"{key} must be {valid}, got {value!r}")
 
 
+TEMPLATE_ARGUMENTS = frozenset(
+    {"conversation", "tokenize", "add_generation_prompt", "continue_final_message", "chat_template", "tools"}
+    | {"documents", "return_tensors", "return_dict", "padding", "truncation", "max_length", "tokenizer_kwargs"}
+)
+"""apply_chat_template's own arguments: the rollout sets them (or they change what it returns), so they cannot be
+template variables in ``model.sampling.chat_template_kwargs``."""
+
+
 @dataclass
 class SamplingSettings:
     """The training rollout (evaluation decodes greedily): sampling and token budgets."""
@@ -61,8 +69,13 @@ class SamplingSettings:
     merge_adapters_for_rollout: bool = False
     """Generate with W + B·A merged into a separate buffer (faster decoding; the base is restored exactly).
     Not with policy.load_in_4bit."""
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Variables for the policy's chat template, passed to apply_chat_template for every prompt the policy answers
+    (training, validation, evaluations), e.g. {enable_thinking: true} for Qwen3 (docs/data.md)."""
 
     def __post_init__(self) -> None:
+        taken = sorted(set(self.chat_template_kwargs) & TEMPLATE_ARGUMENTS)
+        _check(not taken, "model.sampling.chat_template_kwargs", f"free of {sorted(TEMPLATE_ARGUMENTS)}", taken)
         _check(self.temperature > 0, "model.sampling.temperature", "> 0", self.temperature)
         _check(0 < self.top_p <= 1, "model.sampling.top_p", "in (0, 1]", self.top_p)
         _check(self.top_k >= 0, "model.sampling.top_k", ">= 0 (0 = off)", self.top_k)

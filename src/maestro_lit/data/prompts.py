@@ -1,6 +1,7 @@
 """Prompt data: JSONL, Parquet or an HF dataset id, streamed row by row.
 
-Every row needs a string ``prompt``; ``category``, ``reference`` and any other columns
+Every row needs a ``prompt``: a string, or TRL's conversational form, a list of ``{role, content}`` messages
+(``data.messages``; one form per file); ``category``, ``reference`` and any other columns
 ride along and reach the reward components as keyword columns. Files are read lazily
 (an IterableDataset with a shuffle buffer), so a prompt set larger than memory is fine; at setup each
 local file is read once to its end, one row at a time, so that a bad row fails before training
@@ -20,6 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from maestro_lit.data.messages import is_conversation, prompt_problem, wrap_last_user_turn
 from maestro_lit.data.prepared import in_split, is_local, raw_rows, tag_task
 from maestro_lit.data.task_specs import task_spec
 from maestro_lit.data.templates import question_prompt
@@ -43,6 +45,8 @@ RESERVED_COLUMNS = frozenset(
         "tokenizer",
         "reference_nll",
         "earlier_scores",
+        "prompt_messages",
+        "completion_messages",
         POSITION_KEY,
     }
 )
@@ -54,12 +58,33 @@ class DataFileError(ValueError):
     """A prompt file is missing, unreadable or holds a bad row; the message names file and line."""
 
 
+class _FormCheck:
+    """One prompt form per file: a file whose rows mix strings and message lists names the first row that
+    differs (a reward function would otherwise see the shape of its inputs change from batch to batch)."""
+
+    def __init__(self) -> None:
+        self.first: tuple[str, bool] | None = None  # (location, is a conversation) of the first row
+
+    def __call__(self, location: str, row: dict[str, Any]) -> None:
+        _check_row(location, row)
+        conversation = is_conversation(row["prompt"])
+        if self.first is None:
+            self.first = (location, conversation)
+        elif self.first[1] != conversation:
+            forms = ("a plain string", "a list of messages")
+            raise DataFileError(
+                f"{location}: 'prompt' is {forms[conversation]}, but the first row ({self.first[0]}) holds "
+                f"{forms[not conversation]}; use one form per file"
+            )
+
+
 def _check_row(location: str, row: dict[str, Any]) -> None:
     prompt = row.get("prompt")
     if prompt is None:
         raise DataFileError(f"{location}: row has no 'prompt' field (fields: {sorted(map(str, row))})")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise DataFileError(f"{location}: 'prompt' must be a non-empty string, got {prompt!r:.60}")
+    problem = prompt_problem(prompt)
+    if problem:
+        raise DataFileError(f"{location}: {problem}")
     clash = sorted(RESERVED_COLUMNS.intersection(row))
     if clash:
         raise DataFileError(
@@ -74,10 +99,10 @@ def iter_rows(source: str, split: str = "train", task: str | None = None) -> Ite
     CSV/JSONL/Parquet files or hub ids, split selection and ``task`` tagging: ``maestro_lit.data.prepared``.
     """
     rows = (item for item in raw_rows(source, split, error=DataFileError) if in_split(item[1], split))
-    empty = True
+    empty, check = True, _FormCheck()
     for number, row in rows:
         location = f"{source}:{number}"
-        _check_row(location, row)
+        check(location, row)
         empty = False
         yield location, tag_task(row, task)
     if empty:
@@ -96,10 +121,11 @@ def check_source(source: str, splits: Sequence[str], whole: bool = True) -> None
             next(iter_rows(source, split))
         return
     seen: set[str] = set()
+    check = _FormCheck()
     for number, row in raw_rows(source, splits[0], error=DataFileError):
         wanted = [split for split in splits if in_split(row, split)]
         if wanted:
-            _check_row(f"{source}:{number}", row)
+            check(f"{source}:{number}", row)
             seen.update(wanted)
     for split in splits:
         if split not in seen:
@@ -146,7 +172,7 @@ class PromptStream(IterableDataset):
             if i % count != index:
                 continue
             if self.prompt_template == "nover":
-                row = {**row, "prompt": question_prompt(row["prompt"])}
+                row = {**row, "prompt": wrap_last_user_turn(row["prompt"], question_prompt)}
             if not self.shuffle:
                 yield row
                 continue
@@ -177,8 +203,8 @@ class PromptDataModule(L.LightningDataModule):
     set: that task's shipped sample). A file in
     NOVER's prepared format (``prompt, reference, split``) serves both: ``train_split`` and
     ``val_split`` pick its rows; ``task`` names the task in each row's ``task``/``category``.
-    ``prompt_template: nover`` wraps plain questions in NOVER's training template (the
-    ``<think>…</think><answer>…</answer>`` instruction); prepared files already carry it.
+    ``prompt_template: nover`` wraps plain questions (a conversation's last user turn) in NOVER's training
+    template (the ``<think>…</think><answer>…</answer>`` instruction); prepared files already carry it.
     ``check_files`` (default true): at setup, before the first step, read each local data file once to its end
     (streamed, one row in memory at a time) so that a bad row deep in the file fails then, naming file and line,
     not hours into the run; false reads only the first row (for files so large that one pass takes too long).

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from maestro_lit.data.messages import Conversation, Prompt, continues_answer, conversational_prompts, prompt_text
 from maestro_lit.rewards.base import RewardInputs, id_lists
 from maestro_lit.settings import SamplingSettings
 
@@ -49,14 +50,19 @@ class Rollout:
 
 
 def reward_inputs(
-    rollout: Rollout, prompts: Sequence[str], columns: Mapping[str, list[Any]], group_size: int, **extras: Any
+    rollout: Rollout, prompts: Sequence[Prompt], columns: Mapping[str, list[Any]], group_size: int, **extras: Any
 ) -> RewardInputs:
     """What the reward components read about a rollout: texts, unpadded ids, masks, the step's prompts,
     columns repeated per completion and G; ``extras`` are the other ``RewardInputs`` fields
-    (``trainer_state``, ``logprobs``, ``ref_logprobs``, ``token_entropy``, ``tokenizer``, ``reference_nll``)."""
+    (``trainer_state``, ``logprobs``, ``ref_logprobs``, ``token_entropy``, ``tokenizer``, ``reference_nll``).
+    Conversational prompts also give ``prompt_messages``/``completion_messages``, TRL's conversational shape."""
+    messages = conversational_prompts(prompts, rollout.completions)
+    prompt_messages, completion_messages = messages if messages else (None, None)
     return RewardInputs(
-        prompts=list(prompts),
+        prompts=[prompt_text(prompt) for prompt in prompts],
         completions=list(rollout.completions),
+        prompt_messages=prompt_messages,
+        completion_messages=completion_messages,
         completion_ids=id_lists(rollout.completion_ids, rollout.completion_mask),
         columns={key: list(values) for key, values in columns.items()},
         group_size=group_size,
@@ -67,28 +73,40 @@ def reward_inputs(
     )
 
 
-def expand_groups(batch: dict[str, list], group_size: int) -> tuple[list[str], dict[str, list]]:
+def expand_groups(batch: dict[str, list], group_size: int) -> tuple[list[Prompt], dict[str, list]]:
     """Prompts and data columns of a batch repeated G times, one row per completion, in group layout."""
     prompts = [p for p in batch["prompt"] for _ in range(group_size)]
     columns = {k: [v for v in values for _ in range(group_size)] for k, values in batch.items() if k != "prompt"}
     return prompts, columns
 
 
-def render_prompt(tokenizer, conversation: list[dict[str, str]]) -> str:
-    """Chat-template the conversation when the tokenizer has a template; else plain text."""
+def render_prompt(tokenizer, conversation: Conversation, template_kwargs: Mapping[str, Any] | None = None) -> str:
+    """Chat-template the conversation when the tokenizer has a template; else plain text.
+
+    The generation prompt follows, unless the conversation ends in an assistant turn: generation then continues
+    that turn (TRL's ``continue_final_message``). ``template_kwargs`` reach the template as variables
+    (``model.sampling.chat_template_kwargs``, e.g. Qwen3's ``enable_thinking``).
+    """
+    continues = continues_answer(conversation)
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-    return "\n\n".join(message["content"] for message in conversation) + "\n"
+        return tokenizer.apply_chat_template(
+            conversation,
+            tokenize=False,
+            add_generation_prompt=not continues,
+            continue_final_message=continues,
+            **dict(template_kwargs or {}),
+        )
+    return "\n\n".join(message["content"] for message in conversation) + ("" if continues else "\n")
 
 
 def tokenize_prompts(
-    tokenizer, conversations: list[list[dict[str, str]]], max_prompt_tokens: int
+    tokenizer, conversations: list[Conversation], max_prompt_tokens: int, template_kwargs: Mapping | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Left-padded prompt ids and mask; over-long prompts keep their last tokens.
 
     Returns the number of prompts that were truncated so the caller can log it.
     """
-    texts = [render_prompt(tokenizer, c) for c in conversations]
+    texts = [render_prompt(tokenizer, c, template_kwargs) for c in conversations]
     full = tokenizer(texts, add_special_tokens=False)["input_ids"]
     truncated = sum(len(ids) > max_prompt_tokens for ids in full)
     batch = tokenizer(

@@ -12,14 +12,14 @@ from dataclasses import replace
 
 import torch
 
+from maestro_lit.data.messages import Conversation, Prompt, as_conversation
 from maestro_lit.policy.rollout import GenerateEngine, Rollout, RolloutEngine, tokenize_prompts
 from maestro_lit.settings import SamplingSettings
 
-Conversation = list[dict[str, str]]
 
-
-def user_turn(prompt: str) -> Conversation:
-    return [{"role": "user", "content": prompt}]
+def user_turn(prompt: Prompt) -> Conversation:
+    """A plain prompt as one user turn; a conversational prompt (a list of messages) as it is."""
+    return as_conversation(prompt)
 
 
 class NonFinitePolicy(RuntimeError):
@@ -75,7 +75,7 @@ class Sampler:
     ) -> tuple[Rollout, int]:
         """The rollout, and how many prompts were cut to ``max_prompt_tokens``."""
         prompt_ids, prompt_mask, n_truncated = tokenize_prompts(
-            self.policy.tokenizer, conversations, sampling.max_prompt_tokens
+            self.policy.tokenizer, conversations, sampling.max_prompt_tokens, self.sampling.chat_template_kwargs
         )
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         merge = self.sampling.merge_adapters_for_rollout and self.engine.samples_the_module
@@ -90,13 +90,13 @@ class Sampler:
 
     def prompts(
         self,
-        prompts: Sequence[str],
+        prompts: Sequence[Prompt],
         num_generations: int,
         greedy: bool,
         device: torch.device,
         max_new_tokens: int | None = None,
     ) -> tuple[Rollout, int]:
-        """G completions per plain-text prompt (a single user turn), sampled or greedy."""
+        """G completions per prompt (plain text as a single user turn, or a conversation), sampled or greedy."""
         sampling = self.sampling if max_new_tokens is None else replace(self.sampling, max_new_tokens=max_new_tokens)
         return self.conversations([user_turn(p) for p in prompts], num_generations, sampling, greedy, device)
 

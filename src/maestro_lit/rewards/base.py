@@ -53,6 +53,9 @@ class RewardComponent:
     needs_scores_of: tuple[str, ...] = ()
     #: True when ``acall`` is a coroutine (async TRL reward functions); awaited concurrently.
     is_async: bool = False
+    #: with conversational data, ``prompts`` as message lists and ``completions`` as
+    #: ``[{"role": "assistant", "content": …}]``, TRL's conversational shape; otherwise the texts.
+    takes_messages: bool = False
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -86,6 +89,8 @@ class RewardInputs:
     tokenizer: Any = None
     reference_nll: Callable[..., torch.Tensor] | None = None
     earlier_scores: dict[str, torch.Tensor] = field(default_factory=dict)
+    prompt_messages: list[list[dict[str, Any]]] | None = None  # conversational data: each prompt's messages
+    completion_messages: list[list[dict[str, Any]]] | None = None  # and each completion as one assistant turn
 
     def __post_init__(self) -> None:
         n = len(self.completions)
@@ -93,6 +98,10 @@ class RewardInputs:
             raise ValueError(
                 f"RewardInputs: {len(self.prompts)} prompts, {n} completions, {len(self.completion_ids)} completion_ids"
             )
+        for name in ("prompt_messages", "completion_messages"):
+            values = getattr(self, name)
+            if values is not None and len(values) != n:
+                raise ValueError(f"RewardInputs: {len(values)} {name} for {n} completions")
         for key, values in self.columns.items():
             if key in ("prompts", "completions", "completion_ids", "trainer_state"):
                 raise ValueError(f"dataset column '{key}' clashes with a reward-function keyword of the same name")
@@ -118,6 +127,9 @@ def component_kwargs(component: RewardComponent, batch: RewardInputs) -> dict[st
         **batch.columns,
         "trainer_state": batch.trainer_state,
     }
+    if component.takes_messages and batch.prompt_messages is not None and batch.completion_messages is not None:
+        kwargs["prompts"] = [list(messages) for messages in batch.prompt_messages]
+        kwargs["completions"] = [list(messages) for messages in batch.completion_messages]
     wanted: dict[str, bool] = {
         "ref_logprobs": component.needs_reference_logprobs,
         "logprobs": component.needs_logprobs,

@@ -4,7 +4,10 @@ The function is called exactly as TRL's ``GRPOTrainer`` calls it, by keyword:
 ``f(prompts=..., completions=..., completion_ids=..., <dataset columns>=..., trainer_state=...)``,
 so TRL's documented shapes (``def f(completions, **kwargs)``, ``def f(completion_ids, **kwargs)``,
 ``def f(prompts, completions, ground_truth, **kwargs)``, ``async def f(...)``) plug in unchanged
-through YAML (``function: my_pkg.rewards:format_reward``). ``None`` means "not applicable" and
+through YAML (``function: my_pkg.rewards:format_reward``). With conversational data (``prompt`` as a list of
+messages) ``prompts`` and ``completions`` come in TRL's conversational shape, each completion
+``[{"role": "assistant", "content": …}]``, so a function reading ``completion[0]["content"]`` runs unchanged
+(``takes_messages``). ``None`` means "not applicable" and
 becomes NaN, which the trainer masks. Async functions are awaited; several async ones are
 gathered concurrently by ``base.score_components``.
 """
@@ -47,24 +50,26 @@ class CallableReward(RewardComponent):
     so a function written for TRL sees exactly what TRL would give it.
     """
 
+    takes_messages = True  # TRL's conversational shape for conversational data
+
     def __init__(self, function: str, name: str | None = None) -> None:
         self.function_path = function
         self.function = import_function(function)
         self.name = name or getattr(self.function, "__name__", function.replace(":", "."))
         self.is_async = inspect.iscoroutinefunction(self.function)
 
-    def _validate(self, scores: Any, completions: list[str]) -> torch.Tensor:
+    def _validate(self, scores: Any, completions: list[Any]) -> torch.Tensor:
         if not isinstance(scores, (torch.Tensor, list, tuple)) and hasattr(scores, "tolist"):
             scores = scores.tolist()  # numpy arrays and the like
         return as_score_tensor(self.name, scores, len(completions))
 
-    def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> torch.Tensor:
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> torch.Tensor:
         scores = self.function(prompts=list(prompts), completions=list(completions), **kwargs)
         if asyncio.iscoroutine(scores):
             scores = run_coroutine(scores)
         return self._validate(scores, completions)
 
-    async def acall(self, prompts: list[str], completions: list[str], **kwargs: Any) -> torch.Tensor:
+    async def acall(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> torch.Tensor:
         scores = self.function(prompts=list(prompts), completions=list(completions), **kwargs)
         if inspect.isawaitable(scores):
             scores = await scores

@@ -30,6 +30,7 @@ from maestro_lit import grpo
 from maestro_lit.conductor.base import Conductor, Scalarizer
 from maestro_lit.conductor.null_credit import run_start_null_credit
 from maestro_lit.conductor.outer_loop import OuterLoop, OuterLoopSettings
+from maestro_lit.data.messages import Prompt, prompt_text
 from maestro_lit.policy.engines import build_engine
 from maestro_lit.policy.model import Policy
 from maestro_lit.policy.reference import ReferenceWeights, reference_nll_for
@@ -320,7 +321,7 @@ class MaestroModule(L.LightningModule):
         self.last_step = StepRecord(
             step=self._rollouts_done,
             group_size=G,
-            prompts=prompts,
+            prompts=[prompt_text(prompt) for prompt in prompts],
             completions=rollout.completions,
             completion_lengths=rollout.lengths,
             raw_rewards=raw,
@@ -394,7 +395,7 @@ class MaestroModule(L.LightningModule):
 
     @torch.no_grad()
     def evaluate_prompts(
-        self, prompts: Sequence[str], columns: dict[str, list], max_new_tokens: int | None = None
+        self, prompts: Sequence[Prompt], columns: dict[str, list], max_new_tokens: int | None = None
     ) -> EvaluationResult:
         """Greedy answers, their reward components and the scalariser's evaluation choice per prompt (the
         Conductor's continuous π_φ(·|h) or argmax, per its ``eval_weights``): held-out evaluation computed one

@@ -24,7 +24,7 @@ class StepRecord:
     group_size: int
     """G: completions per prompt."""
     prompts: list[str]
-    """The prompt of each completion (each prompt repeated G times)."""
+    """The prompt of each completion as text (each prompt repeated G times; a conversation's turns joined)."""
     completions: list[str]
     completion_lengths: torch.Tensor
     """[N] completion tokens, up to and including the first EOS."""
