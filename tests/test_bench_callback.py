@@ -93,8 +93,26 @@ def test_csv_and_markdown_written(tmp_path):
     row = next(r for r in rows if r["metric"] == "prompt_strict")
     assert row["step"] == "3" and row["trigger"] == "fit_end" and float(row["value"]) == pytest.approx(1 / 3)
     md = (tmp_path / "out" / "benchmarks.md").read_text()
-    assert "| ifeval | prompt_strict | 0.3333 |" in md and "| eq_bench | score | 100 |" in md
+    assert "| ifeval | 3 | fit_end | prompt_strict | 0.3333 |" in md
+    assert "| eq_bench | 3 | fit_end | score | 100 |" in md
     assert (tmp_path / "out" / "benchmarks" / "ifeval_step3.jsonl").read_text().count("\n") == 3
+
+
+def test_markdown_keeps_every_benchmark_at_its_latest_evaluation(tmp_path):
+    """Several callbacks (one per paper task) write into one run folder: the table keeps each benchmark's latest
+    evaluation, not only the last callback's."""
+    from maestro_lit.evals.base import BenchmarkResult
+    from maestro_lit.evals.report import write_all
+
+    def result(name, value):
+        return BenchmarkResult(name=name, metrics={"preference": value}, failed=0, n_items=1, seconds=1.0)
+
+    write_all(tmp_path, [result("ss_gen", 10.0)], step=2, trigger="validation")
+    write_all(tmp_path, [result("ss_gen", 20.0)], step=5, trigger="fit_end")
+    write_all(tmp_path, [result("tombench", 30.0)], step=5, trigger="fit_end")
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "| ss_gen | 5 | fit_end | preference | 20 |" in md and "| tombench | 5 | fit_end | preference | 30 |" in md
+    assert "| 10 |" not in md  # ss_gen's earlier evaluation is history (the CSV), not the table
 
 
 def test_validate_runs_once_with_log_dict(tmp_path):

@@ -4,7 +4,7 @@ and saved as ``summary.md`` in the run folder.
 Why: a run otherwise ends on progress bars, and the user is left to find the run folder, the checkpoint, the task
 table and the Conductor's choices. The summary names the run folder and the last checkpoint, shows the headline
 training metrics first → last, the paper tasks' latest evaluation (the ``compare`` cells, read from the run's
-``benchmarks.csv``, which holds every task; ``benchmarks.md`` keeps only the last one written), the scalariser's
+``benchmarks.csv``), the scalariser's
 mean weight per reward and prompt category, and the ``tensorboard --logdir …`` command.
 
 "First" and "last" are means over the first and the last ``window`` training steps (10 by default): one step's

@@ -1,7 +1,8 @@
 """Writing benchmark results to the run directory: a CSV history and a markdown table.
 
 Why both: the CSV (long format, appended at every evaluation) is for plotting and diffing
-runs; ``benchmarks.md`` (rewritten each time) is the latest table to paste into a report.
+runs; ``benchmarks.md`` (rewritten from the CSV each time) is the table to paste into a report: each
+benchmark's latest evaluation, whichever callback ran it, so the seven paper tasks' callbacks share one table.
 Per-item answers go to ``benchmarks/<name>_step<step>.jsonl`` for reading what the model said.
 """
 
@@ -13,6 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from maestro_lit import atomic_io
 from maestro_lit.evals.base import BenchmarkResult
 
 CSV_NAME, MD_NAME = "benchmarks.csv", "benchmarks.md"
@@ -36,18 +38,34 @@ def append_csv(run_dir: Path, results: Sequence[BenchmarkResult], step: int, tri
     return path
 
 
-def markdown_table(results: Sequence[BenchmarkResult], step: int, trigger: str) -> str:
-    lines = [f"## Benchmarks at step {step} ({trigger})", "", "| benchmark | metric | value |", "|---|---|---|"]
-    for result in results:
-        for metric, value in result.metrics.items():
-            lines.append(f"| {result.name} | {metric} | {_fmt(float(value))} |")
-        lines.append(f"| {result.name} | seconds | {result.seconds:.1f} |")
+def latest_rows(csv_path: Path) -> list[list[str]]:
+    """``[benchmark, step, trigger, metric, value]`` of each benchmark's latest evaluation in the CSV, in the
+    order the benchmarks first appear (the latest: the last rows written for that benchmark)."""
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    latest: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        latest[row["benchmark"]] = (row["step"], row["trigger"])
+    return [
+        [row["benchmark"], row["step"], row["trigger"], row["metric"], row["value"]]
+        for row in rows
+        if latest[row["benchmark"]] == (row["step"], row["trigger"])
+    ]
+
+
+def markdown_table(rows: Sequence[Sequence[str]]) -> str:
+    lines = ["## Benchmarks (each one's latest evaluation)", ""]
+    lines += ["| benchmark | step | trigger | metric | value |", "|---|---|---|---|---|"]
+    for benchmark, step, trigger, metric, value in rows:
+        shown = f"{float(value):.1f}" if metric == "seconds" else _fmt(float(value))
+        lines.append(f"| {benchmark} | {step} | {trigger} | {metric} | {shown} |")
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(run_dir: Path, results: Sequence[BenchmarkResult], step: int, trigger: str) -> Path:
+def write_markdown(run_dir: Path) -> Path:
+    """Rewrite ``benchmarks.md`` from ``benchmarks.csv`` (written first)."""
     path = run_dir / MD_NAME
-    path.write_text(markdown_table(results, step, trigger), encoding="utf-8")
+    atomic_io.write_text(path, markdown_table(latest_rows(run_dir / CSV_NAME)))
     return path
 
 
@@ -64,5 +82,5 @@ def write_records(run_dir: Path, result: BenchmarkResult, step: int) -> Path:
 def write_all(run_dir: str | Path, results: Sequence[BenchmarkResult], step: int, trigger: str) -> list[Path]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    paths = [append_csv(run_dir, results, step, trigger), write_markdown(run_dir, results, step, trigger)]
+    paths = [append_csv(run_dir, results, step, trigger), write_markdown(run_dir)]
     return paths + [write_records(run_dir, r, step) for r in results]
