@@ -9,12 +9,14 @@
 #   check32    fp32 greedy tokens of every rollout variant against `generate` (Qwen2-0.5B shape)
 #   rollout    tokens/s and fraction of the bandwidth floor per variant, Qwen2-0.5B shape, batch 256
 #   methods=equal,maestro  full training steps at the Qwen3-8B shape (base/gpu.yaml: LoRA r16, gradient
-#              checkpointing, num_minibatches auto, 32 x 256 new tokens): s/step, phase breakdown, minibatches
+#              checkpointing, num_minibatches auto, 32 x 256 new tokens) with the rollout engine METHODS_ENGINE:
+#              s/step, phase breakdown, minibatches; if every run fails, once more with `generate`
 #   qlora      QLoRA (4-bit NF4) s/step and peak memory at the Qwen2-0.5B shape, ~3 minutes for it alone
 #   rollout8b  the rollout table at the Qwen3-8B shape, batch 32 (4 prompts x 8), 128 new tokens (needs
 #              perf/gpu_rollout.py --shape; skipped with a note without it), with what is left
 # Other words: check (the greedy check in bf16), fit (gpu_fit.py: the user's `fit` command, 0.5B shape).
-# Environment: ROLLOUT_VARIANTS (the variants of every rollout step, one comma list), GPU_CHECK_SECONDS
+# Environment: ROLLOUT_VARIANTS (the variants of every rollout step, one comma list), METHODS_ENGINE
+# (model.rollout.engine of the training steps; GPU default continuous_batching, --tiny: base/gpu.yaml's), GPU_CHECK_SECONDS
 # (the run's deadline, default 500), PYTHON (default python3).
 # --tiny: the same plumbing on a CPU (tiny shapes, one step, a few tokens; ~70 s of CPU, mostly imports): a smoke
 # run, no numbers.
@@ -75,12 +77,14 @@ if [ -n "$tiny" ]; then
   methods_args=(--tiny --repeats 1 --steps 1 --warmup 0 --new-tokens 4 --prompt-tokens 16)
   qlora_args=(--tiny --contenders qlora --repeats 1 --steps 1 --warmup 0 --new-tokens 4)
   fit_args=(--tiny --steps 1)
+  methods_engine="${METHODS_ENGINE:-}"
 else
   rollout_args=(--batches 256 --repeats 1)
   rollout8b_args=(--shape qwen3-8b --batches 32 --new-tokens 128 --repeats 1)
   methods_args=(--steps 2 --warmup 1 --max-seconds 40)
   qlora_args=(--contenders qlora --repeats 1 --steps 3 --warmup 1)
   fit_args=(--steps 5)
+  methods_engine="${METHODS_ENGINE-continuous_batching}"
 fi
 
 # harness NAME SECONDS MIN ARGS...: python perf/<NAME up to '-'>.py ARGS under a timeout of SECONDS, cut to what is
@@ -140,8 +144,13 @@ for step in $steps; do
     methods=*)
       list="${step#methods=}"
       count=$(echo "$list" | tr ',' ' ' | wc -w)
-      harness "gpu_methods-${list//,/_}" $((30 + count * 90)) 60 --methods ${list//,/ } "${methods_args[@]}"
       step="gpu_methods-${list//,/_}"
+      harness "$step" $((30 + count * 90)) 60 --methods ${list//,/ } "${methods_args[@]}" ${methods_engine:+--engine "$methods_engine"}
+      if [ -n "$methods_engine" ] && [ "$methods_engine" != generate ] && ! grep -qE '^\| [a-z_]+ +\| [0-9]' "$out/$step.txt"; then
+        names+=("$step") # no method ran with that engine: the same steps with the reference engine
+        step="$step-generate"
+        harness "$step" $((30 + count * 90)) 60 --methods ${list//,/ } "${methods_args[@]}" --engine generate
+      fi
       ;;
   esac
   case "$step" in

@@ -15,6 +15,7 @@ and, with ``--tiny``, the accelerator and prompts per step substituted; minibatc
 name: ``--component`` (default ``pref``) is given to both. Rollout tokens/s = completion tokens
 of a step / its rollout seconds; the phase columns are medians over the timed steps.
 A method that fails is reported with its last error line instead of stopping the others.
+``--engine`` sets ``model.rollout.engine`` for every run (the table's header names it).
 ``--max-seconds`` bounds each method's training time (a lent machine's per-call limit); the table
 says how many steps were timed.
 """
@@ -79,6 +80,8 @@ def method_runs(model_dir: Path, args) -> dict[str, list[str]]:
             "trainer.devices=1",
             "data.batch_size=2",
         ]
+    if getattr(args, "engine", None):
+        sets.append(f"model.rollout.engine={args.engine}")
     runs = {}
     for method in args.methods:
         argv = [
@@ -108,6 +111,7 @@ def main() -> None:
     parser.add_argument("--component", default="pref", help="the reward component single.yaml and trusted.yaml name")
     parser.add_argument("--new-tokens", type=int, default=None, help="default 256 (GPU) or 8 (--tiny)")
     parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--engine", default=None, help="model.rollout.engine for every run (default: base/gpu.yaml's)")
     parser.add_argument(
         "--max-seconds", type=float, default=None, help="training-time budget per method run (a lent machine's limit)"
     )
@@ -158,7 +162,8 @@ def main() -> None:
     shape = "2-layer Qwen3 shape, bf16, CPU" if args.tiny else "Qwen3-8B-shaped, random bf16 weights"
     print(
         f"\n{bu.today()} · {bu.machine()} · {shape} · LoRA r16, gradient checkpointing · rewards/{args.rewards} · "
-        f"{completions} completions x {args.new_tokens} new tokens · up to {args.steps - args.warmup} timed steps"
+        f"{completions} completions x {args.new_tokens} new tokens · "
+        f"rollout engine {args.engine or 'of base/gpu.yaml'} · up to {args.steps - args.warmup} timed steps"
     )
     headers = [
         "method",

@@ -77,6 +77,10 @@ def test_gpu_methods_passes_the_budget_to_every_method_run(tmp_path):
     assert "model.scalarizer.init_args.component=pref" in runs["single"]
     args.max_seconds = None
     assert "--max-seconds" not in gpu_methods.method_runs(tmp_path, args)["maestro"]
+    assert not any("model.rollout.engine" in a for a in gpu_methods.method_runs(tmp_path, args)["maestro"])
+    args.engine = "continuous_batching"  # gpu_check.sh's engine for the 8B steps reaches every run
+    runs = gpu_methods.method_runs(tmp_path, args)
+    assert all("model.rollout.engine=continuous_batching" in run for run in runs.values())
 
 
 @pytest.mark.parametrize("tiny", [False, True])
