@@ -5,8 +5,8 @@
 
 The model shapes below are copied from the models' public ``config.json`` files (no download);
 the run settings (prompts, G, token budgets, minibatches, merging, 4-bit, LoRA r) are read from
-the composed configs themselves (``base/gpu.yaml`` + model + ``rewards/helpfulness`` +
-``tasks/ultrafeedback`` + overlay), so the table follows the files. Terms, in bytes:
+the composed configs themselves (``base/gpu.yaml`` (the paper's rewards and Conductor) + model +
+``tasks/webinstruct`` + overlay, the README's GPU recipes), so the table follows the files. Terms, in bytes:
 
 - weights: bf16 2·P; 4-bit NF4: 0.516 B per decoder-linear parameter (4 bits + double-quantised
   block scales), and embeddings / lm_head / norms in fp32 (peft's ``prepare_model_for_kbit_training``
@@ -23,8 +23,8 @@ the composed configs themselves (``base/gpu.yaml`` + model + ``rewards/helpfulne
   outputs, q/k/v, attention output, gate/up/SiLU/product of the MLP); with gradient checkpointing
   only each layer's input (d per token) plus one layer's full set during its recompute.
 - logits of that minibatch: m·T·V bf16, plus one row's fp32 log-softmax and its gradient (2 × T·V × 4 B).
-- reward / judge models (bf16, resident): Skywork-Reward-V2-Qwen3-4B (helpfulness), MiniLM,
-  and four Skywork-Reward-V2-Llama-3.2-3B judges for the benchmark callback.
+- reward models (bf16, resident): ``pref``'s Skywork-Reward-V2-Qwen3-4B. ``ppl``'s reference forward reuses the
+  policy's weights (adapters off, or the synced reference adapter); the tasks' LLM judge runs on its own server.
 
 FSDP rows: ``overlays/fsdp.yaml`` wraps the model as one unit (no ``auto_wrap_policy``), so every
 forward gathers all weights and the peak equals the unsharded one; ``estimate(..., sharded_over=n)``
@@ -109,8 +109,8 @@ MODELS: dict[str, ModelShape] = {
         },
     ),
 }
-REWARD_PARAMS = {"helpfulness RM (Qwen3-4B)": 4.02e9, "MiniLM": 22.7e6}
-JUDGE_PARAMS = 4 * 3.21e9  # tasks/ultrafeedback.yaml: four Skywork-Reward-V2-Llama-3.2-3B judge copies
+REWARD_PARAMS = {"pref RM (Skywork-Reward-V2-Qwen3-4B)": 4.02e9}
+JUDGE_PARAMS = 0.0  # the paper tasks' judge: an OpenAI-compatible server on other GPUs (or the offline proxy)
 OVERLAYS = ("", "qlora", "full_ft", "ddp", "fsdp")
 
 
@@ -221,7 +221,7 @@ def recipe_config(model: str, overlay: str) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from maestro_lit.cli import compose
 
-    parts = ["base/gpu", f"models/{model}", "rewards/helpfulness", "tasks/ultrafeedback"] + (
+    parts = ["base/gpu", f"models/{model}", "tasks/webinstruct"] + (
         [f"overlays/{overlay}"] if overlay else []
     )
     return compose([arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))])
