@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-import maestro_lit.policy.sampler as module_lib
+import maestro_lit.policy.rollout as module_lib  # GenerateEngine calls its module-level generate
 from maestro_lit.conductor.outer_loop import OuterLoopSettings
 from maestro_lit.data.prompts import PromptDataModule
 from maestro_lit.rewards.base import RewardComponent, RewardInputs
