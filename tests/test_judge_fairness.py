@@ -299,7 +299,7 @@ def test_e_a_silent_judge_is_cut_at_the_deadline(tmp_path, silent_server, caplog
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_the_task_files_judge_line_builds(task):
+def test_the_task_files_judge_line_builds(task, monkeypatch):
     import importlib
     from pathlib import Path
 
@@ -309,6 +309,12 @@ def test_the_task_files_judge_line_builds(task):
     [line] = [line for line in text.splitlines() if line.startswith("#   judge: ")]
     node = yaml.safe_load(line.removeprefix("#   judge: "))
     module, name = node["class_path"].rsplit(".", 1)
+    key_variable = node["init_args"].get("api_key_env")
+    if key_variable:  # a hosted judge (ss_gen, opus_books: Gemini's OpenAI-compatible endpoint) reads its key
+        monkeypatch.delenv(key_variable, raising=False)
+        with pytest.raises(ValueError, match=key_variable):  # checked before training, named
+            getattr(importlib.import_module(module), name)(**node["init_args"]).check()
+        monkeypatch.setenv(key_variable, "test-key")
     judge = getattr(importlib.import_module(module), name)(**node["init_args"])
     judge.check()
     assert judge.client.deadline_s == 3600
