@@ -15,12 +15,14 @@
 #
 #   WORK=/var/tmp/maestro-lit-docker  stand-in rootfs and wheels
 #   TORCH_WHEEL=/path/to/torch-*.whl   the stand-in's torch (default: `pip download` of the Makefile's)
+#   HOST_CA=/etc/ssl/certs/ca-certificates.crt  the stand-in trusts what this host trusts (a TLS proxy's CA)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/var/tmp/maestro-lit-docker}
 IMAGE=${IMAGE:-localhost/maestro-lit:check}
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+HOST_CA=${HOST_CA:-/etc/ssl/certs/ca-certificates.crt}
 STANDIN=localhost/maestro-lit-standin:$SUITE
 
 for tool in buildah debootstrap; do
@@ -40,6 +42,7 @@ report() {  # name, ok (0/1), start time, detail
 build_standin() {
   # The official image's contract, as the Dockerfile uses it: `python` on PATH with pip and torch,
   # root for the build, and (as on Ubuntu 24.04 bases) a stock user already holding uid 1000.
+  # It trusts the host's CA bundle, so that pip reaches PyPI wherever the host does.
   mkdir -p "$WORK"
   if [ ! -x "$WORK/rootfs/usr/bin/python3" ]; then
     rm -rf "$WORK/rootfs.partial"
@@ -53,16 +56,20 @@ build_standin() {
   fi
   local ctr mnt
   ctr=$(bh from scratch)
+  trap 'bh rm "$ctr" >/dev/null 2>&1 || true' EXIT
   mnt=$(bh mount "$ctr")
   cp -a "$WORK/rootfs/." "$mnt/"
   cp "$wheel" "$mnt/tmp/"
+  if [ -f "$HOST_CA" ]; then cp "$HOST_CA" "$mnt/etc/ssl/certs/ca-certificates.crt"; fi
   bh umount "$ctr" >/dev/null
+  bh config --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt "$ctr"
   bh run --isolation chroot "$ctr" -- sh -c 'python3 -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --quiet --no-cache-dir /tmp/torch-*.whl \
     && rm /tmp/torch-*.whl && useradd --uid 1000 --create-home ubuntu'
   bh config --env PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --env LANG=C.UTF-8 "$ctr"
   bh commit --quiet --rm "$ctr" "$STANDIN" >/dev/null
+  trap - EXIT
 }
 
 t=$(now)

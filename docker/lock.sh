@@ -8,11 +8,15 @@
 # Makefile's torch. The base image owns torch's CUDA runtime wheels (nvidia-*, cuda-*, triton): they
 # match its CUDA build, so the lock leaves them out and pins only torch itself.
 #
+# The lock is resolved on this Python; the official image runs Python 3.12 (IMAGE_PYTHON), so
+# the script then checks that every pin has a Linux x86_64 wheel for that Python too.
+#
 #   docker/lock.sh                       # with python3 (3.11 or newer)
 #   PYTHON=.venv/bin/python docker/lock.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+IMAGE_PYTHON=${IMAGE_PYTHON:-3.12}
 LOCK=docker/requirements.lock
 
 torch_version=$(sed -n 's/^TORCH ?= torch==\([^ ]*\)$/\1/p' Makefile)
@@ -59,5 +63,17 @@ print("# rerun docker/lock.sh. torch's CUDA runtime wheels (nvidia-*, cuda-*, tr
 for name in sorted(pins):
     print(f"{name}=={pins[name]}")
 PY
+
+platforms=()
+for tag in manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 \
+  manylinux2014 manylinux1 linux; do
+  platforms+=(--platform "${tag}_x86_64")
+done
+abi="cp${IMAGE_PYTHON/./}"
+if ! "$PYTHON" -m pip install --isolated --dry-run --ignore-installed --no-deps --only-binary=:all: --quiet \
+  --python-version "$IMAGE_PYTHON" --implementation cp --abi "$abi" "${platforms[@]}" -r "$LOCK.tmp"; then
+  echo "error: a pin in $LOCK.tmp has no wheel for the image's Python $IMAGE_PYTHON (IMAGE_PYTHON)" >&2
+  exit 2
+fi
 mv "$LOCK.tmp" "$LOCK"
-echo "wrote $LOCK ($(grep -vc '^#' "$LOCK") pins)"
+echo "wrote $LOCK ($(grep -vc '^#' "$LOCK") pins, wheels for Python $IMAGE_PYTHON checked)"
