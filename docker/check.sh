@@ -85,10 +85,12 @@ bh bud --isolation chroot --layers --pull=never --build-arg "BASE=$STANDIN" -t "
 size=$(bh images --format '{{.Size}}' "$IMAGE" | head -n 1)
 echo "[check] built $IMAGE in $(since "$t"), size $size"
 
+t=$(now)
 ckpt=$(mktemp -d)
 logs=$(mktemp -d)
 ctr=$(bh from --pull=never "$IMAGE")
 trap 'bh rm "$ctr" >/dev/null 2>&1 || true; rm -rf "$ckpt" "$logs"' EXIT
+echo "[check] container from $IMAGE ($(since "$t"))"
 chown 1000:1000 "$ckpt"  # what `docker run -v $PWD/checkpoints:...` needs too: a folder uid 1000 can write
 mapfile -t entrypoint < <(bh inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$IMAGE" | sed '/^$/d')
 
