@@ -1,9 +1,12 @@
-"""The Dockerfile without a Docker engine: hadolint, the pins, and the install it performs.
+"""The Dockerfile without a Docker engine: hadolint, the pins, the layers and the install it performs.
 
-No engine runs here, so the test checks what a build would do: the base image's torch is the
-Makefile's pinned torch, the project is pip-installed with the README's extras, the files
-that install reads survive ``.dockerignore``, and that build context really builds a wheel
-with the package data the quickstart needs.
+No engine runs here (docker/check.sh builds and runs the image: minutes, `make docker-check`), so
+the test checks what a build would do: the default base image is the official runtime image of
+the Makefile's torch, pinned by digest; the dependency layer installs docker/requirements.lock
+alone, before the source arrives; the lock pins every dependency pyproject.toml declares for the
+image; the project is then installed offline with the README's extras; the files those steps
+read survive ``.dockerignore``, and that build context really builds a wheel with the package
+data the quickstart needs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
+LOCK = ROOT / "docker" / "requirements.lock"
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -67,16 +71,63 @@ def test_hadolint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def makefile_torch() -> str:
+    return re.search(r"^TORCH \?= torch==(\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            match = re.fullmatch(r"([a-z0-9][a-z0-9-]*)==([\w.!]+)", line.strip())
+            assert match, f"not an exact, normalized pin: {line!r}"
+            pins[match.group(1)] = match.group(2)
+    return pins
+
+
 def test_base_image_is_pinned_to_the_makefiles_torch():
-    (base,) = only("FROM")
-    match = re.fullmatch(r"pytorch/pytorch:(\d+\.\d+\.\d+)-cuda(\d+\.\d+)-cudnn\d+-runtime", base)
-    assert match, f"expected an official, fully pinned pytorch/pytorch runtime tag, got {base}"
-    makefile_torch = re.search(r"^TORCH \?= torch==(\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
-    assert match.group(1) == makefile_torch  # the image runs the torch that `make` installs and tests
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    default = re.search(r"^ARG BASE=(\S+)$", text, re.M)
+    assert default, "the base image is a build argument with a default (docker/check.sh swaps it)"
+    official = r"pytorch/pytorch:(\d+\.\d+\.\d+)-cuda(\d+\.\d+)-cudnn\d+-runtime@sha256:[0-9a-f]{64}"
+    match = re.fullmatch(official, default[1])
+    assert match, f"expected an official pytorch/pytorch runtime tag pinned by digest, got {default[1]}"
+    assert match.group(1) == makefile_torch()  # the image runs the torch that `make` installs and tests
+    assert only("FROM") == ["${BASE}"]  # only FROM reads BASE: the offline check builds this same file
+
+
+def test_lock_pins_everything_the_image_installs():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    extras = project["optional-dependencies"]
+    declared = project["dependencies"] + extras["quant"] + extras["hub"] + pyproject["build-system"]["requires"]
+    pins = lock_pins()
+    missing = [r for r in declared if normalized(re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", r).group()) not in pins]
+    assert not missing, f"rerun docker/lock.sh: {missing}"
+    assert pins["torch"] == makefile_torch()
+    # torch's CUDA runtime wheels are the base image's: pinning PyPI's would replace its CUDA build
+    assert not [name for name in pins if name.startswith(("nvidia-", "cuda-")) or name == "triton"]
+
+
+def test_dependency_layer_precedes_the_source():
+    """A code, config or README edit must not invalidate the layer that installs the dependencies."""
+    steps = [(i, args) for i, args in instructions() if i in ("COPY", "RUN")]
+    lock_runs = [n for n, (i, args) in enumerate(steps) if i == "RUN" and "requirements.lock" in args]
+    assert len(lock_runs) == 1, steps
+    before = steps[: lock_runs[0]]
+    copied = [source for i, args in before if i == "COPY" for source in args.split()[:-1]]
+    assert copied == ["docker/requirements.lock"], copied  # nothing else reaches the image before it
+    assert re.search(r"pip install (?:--\S+ )*--requirement /tmp/requirements\.lock$", steps[lock_runs[0]][1])
+    assert "COPY docker/requirements.lock /tmp/requirements.lock" in DOCKERFILE.read_text()
 
 
 def test_installs_the_project_like_the_readme():
-    runs = [r for r in only("RUN") if "pip install" in r]
+    runs = [r for r in only("RUN") if "pip install" in r and "requirements.lock" not in r]
     assert len(runs) == 1, runs
     spec = re.search(r"pip install (?:--\S+ )*\"?\.\[([\w,-]+)\]\"?", runs[0])
     assert spec, f"the project must be installed from its source tree with extras: {runs[0]}"
@@ -85,6 +136,7 @@ def test_installs_the_project_like_the_readme():
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     assert "quant" in extras and extras <= declared
     assert "--no-deps" not in runs[0] and "-e " not in runs[0]  # a real install, not a link to the build context
+    assert "--no-index" in runs[0]  # everything it needs is in the lock's layer: nothing arrives unpinned
     # the image can run every shipped config: 4-bit bases need `quant`, hub datasets need `hub`
     configs = [yaml.safe_load(p.read_text()) or {} for p in (ROOT / "configs").rglob("*.yaml")]
     if any(((c.get("model") or {}).get("policy") or {}).get("load_in_4bit") for c in configs):
@@ -98,8 +150,8 @@ def test_installs_the_project_like_the_readme():
 
 def test_runtime_contract():
     assert json.loads(only("ENTRYPOINT")[-1]) == ["python", "-m", "maestro_lit"]
-    user = only("USER")[-1]
-    assert user.split(":")[0] not in ("root", "0")
+    assert only("USER")[-1] == "1000:1000"  # the non-root user the image creates
+    assert any("useradd --create-home --uid 1000" in r for r in only("RUN"))
     workdir = only("WORKDIR")[-1]
     volumes = [v for args in only("VOLUME") for v in (json.loads(args) if args.startswith("[") else args.split())]
     assert f"{workdir}/checkpoints" in volumes  # the trainer's default_root_dir, relative to WORKDIR
@@ -115,6 +167,7 @@ def test_build_context_builds_the_package(tmp_path):
         "checkpoints/maestro/version_0/last.ckpt",
         "tests/test_cli.py",
         "src/maestro_lit/__pycache__/cli.cpython-311.pyc",
+        "docker/check.sh",
     ):
         assert ignored(unwanted, patterns), unwanted
     stage = tmp_path / "app"
@@ -128,7 +181,7 @@ def test_build_context_builds_the_package(tmp_path):
                 if not ignored(path, patterns):
                     (stage / path).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(ROOT / path, stage / path)
-    assert (stage / "configs" / "quickstart.yaml").is_file()
+    assert (stage / "configs" / "quickstart.yaml").is_file() and (stage / "docker" / "requirements.lock").is_file()
     out = tmp_path / "wheel"
     command = [
         sys.executable,
@@ -159,3 +212,10 @@ def test_dockerignore_matcher():
     patterns = ["*", "!src/", "**/__pycache__"]
     assert ignored(".git/config", patterns) and ignored("tests/test_x.py", patterns)
     assert not ignored("src/maestro_lit/cli.py", patterns) and ignored("src/maestro_lit/__pycache__/cli.pyc", patterns)
+
+
+def test_docker_check_is_a_make_target_outside_make_test():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^docker-check:\n\tbash docker/check\.sh$", makefile, re.M)
+    test_recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    assert "docker" not in test_recipe  # minutes of building: never part of the test suite
