@@ -42,7 +42,8 @@ def reference_nll_for(policy, context: Callable[[], AbstractContextManager[Any]]
     the LoRA adapters off; ``ReferenceWeights.context``: the synced adapter)."""
     if policy.reference_model is not None:
         reference = policy.reference_model
-        return ReferenceNLL(backbone_of(reference), reference.get_output_embeddings(), partial(gathered_root, reference))
+        head = reference.get_output_embeddings()
+        return ReferenceNLL(backbone_of(reference), head, partial(gathered_root, reference))
     switch = context or policy.reference
 
     @contextmanager

@@ -58,7 +58,9 @@ def load_full_tensors(module: torch.nn.Module, state: dict[str, torch.Tensor]) -
 class FSDP2Strategy(ModelParallelStrategy):
     """FSDP2 over every process (module docstring)."""
 
-    def __init__(self, process_group_backend: str | None = None, timeout: timedelta | None = default_pg_timeout) -> None:
+    def __init__(
+        self, process_group_backend: str | None = None, timeout: timedelta | None = default_pg_timeout
+    ) -> None:
         super().__init__(
             data_parallel_size="auto",
             tensor_parallel_size=1,

@@ -61,7 +61,6 @@ from maestro_lit.train.minibatch_plan import MinibatchPlanner
 from maestro_lit.train.module_state import load_module_state, save_module_state
 from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
 from maestro_lit.train.records import EvaluationResult, StepRecord, TrainerState
-from maestro_lit.train.strategy_checks import fsdp2_refusals
 from maestro_lit.train.step_metrics import (
     evaluation_metrics,
     keep_for_this_step,
@@ -70,6 +69,7 @@ from maestro_lit.train.step_metrics import (
     sampler_weight_metrics,
     step_metrics,
 )
+from maestro_lit.train.strategy_checks import fsdp2_refusals
 from maestro_lit.train.timing import PhaseTimer
 
 __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: configs and tests import them here

@@ -3,8 +3,8 @@
 Trainable tensors only (LoRA, the scalariser, a synced reference adapter): the frozen base
 weights are reloaded from the model id. Beside them, under ``"maestro"``: the step counters,
 the RNG states, the Conductor's buffer and update count, its optimiser's state (the module owns that
-optimiser: ``train.conductor_optimizer``), the model id, the scalariser's class and the reward component names. Every value is a tensor or a plain container, so the file loads with
-``weights_only=True``.
+optimiser: ``train.conductor_optimizer``), the model id, the scalariser's class and the reward
+component names. Every value is a tensor or a plain container, so the file loads with ``weights_only=True``.
 
 Resuming checks that the checkpoint and the config describe the same run: the same scalariser
 class, the same reward components and exactly the same trainable tensors. A mismatch is a
