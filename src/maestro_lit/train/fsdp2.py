@@ -6,7 +6,8 @@
 - a checkpoint is one file, as under DDP, holding only the trainable tensors (``train.module_state``), gathered
   tensor by tensor: the frozen base is never assembled, and ``on_load_checkpoint`` sees the file's
   ``state_dict`` to check it against the config before anything is loaded;
-- the optimiser's state is saved whole, keyed by parameter name, and sharded again on load.
+- the optimiser's state is saved whole and keyed by position, as ``Optimizer.state_dict()`` keys it (the layout
+  DDP writes: a run can switch between DDP and FSDP2 on resume), and sharded again on load.
 The sharding itself is the module's ``configure_model`` (``policy.sharding``).
 """
 
@@ -55,6 +56,28 @@ def load_full_tensors(module: torch.nn.Module, state: dict[str, torch.Tensor]) -
             target.copy_(value)
 
 
+def by_position(state: dict[str, Any]) -> dict[str, Any]:
+    """A name-keyed optimiser state (``get_optimizer_state_dict``) keyed as ``Optimizer.state_dict()`` keys it:
+    by position in the param groups. The checkpoint then has the layout DDP and one device write, so a run can
+    resume under another strategy."""
+    if not state:
+        return state  # ranks other than 0 get nothing
+    position: dict[str, int] = {}
+    groups = []
+    for group in state["param_groups"]:
+        ids = [position.setdefault(name, len(position)) for name in group["params"]]
+        groups.append({**group, "params": ids})
+    return {"state": {position[name]: value for name, value in state["state"].items()}, "param_groups": groups}
+
+
+def by_name(state: dict[str, Any], ordered_names: list[str]) -> dict[str, Any]:
+    """``by_position`` undone: ``ordered_names`` are the optimiser's parameters' names in param-group order."""
+    groups = []
+    for group in state["param_groups"]:
+        groups.append({**group, "params": [ordered_names[i] for i in group["params"]]})
+    return {"state": {ordered_names[i]: value for i, value in state["state"].items()}, "param_groups": groups}
+
+
 class FSDP2Strategy(ModelParallelStrategy):
     """FSDP2 over every process (module docstring)."""
 
@@ -91,7 +114,7 @@ class FSDP2Strategy(ModelParallelStrategy):
 
         optimizer = getattr(optimizer, "_optimizer", optimizer)  # a LightningOptimizer's
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        return get_optimizer_state_dict(self.model, optimizer, options=options)
+        return by_position(get_optimizer_state_dict(self.model, optimizer, options=options))
 
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         path = Path(self.broadcast(checkpoint_path))
@@ -109,5 +132,9 @@ class FSDP2Strategy(ModelParallelStrategy):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
         options = StateDictOptions(full_state_dict=True)
+        names = {id(param): name for name, param in self.model.named_parameters()}
         for optimizer, state in zip(self.optimizers, checkpoint.get("optimizer_states", [])):
-            set_optimizer_state_dict(self.model, optimizer, optim_state_dict=state, options=options)
+            optimizer = getattr(optimizer, "_optimizer", optimizer)
+            ordered = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+            named = by_name(state, ordered)
+            set_optimizer_state_dict(self.model, optimizer, optim_state_dict=named, options=options)
