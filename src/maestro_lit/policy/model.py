@@ -309,8 +309,7 @@ class Policy(nn.Module):
         """Under FSDP2: what ``save_adapter`` writes (every LoRA tensor, reference adapter included; everything in
         full fine-tuning), gathered whole. Collective: every rank calls it; only ``keep`` ranks get the tensors.
         None when the model is not sharded."""
-        from maestro_lit.policy.sharding import is_sharded
-        from maestro_lit.train.fsdp2 import full_tensors
+        from maestro_lit.policy.sharding import full_tensors, is_sharded
 
         if not is_sharded(self.causal_lm):
             return None

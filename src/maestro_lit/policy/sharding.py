@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 from maestro_lit.policy.scoring import decoder_layers
@@ -62,3 +63,18 @@ def gathered_root(causal_lm: nn.Module) -> Iterator[None]:
         yield
     finally:
         causal_lm.reshard()
+
+
+def full_tensors(named: dict[str, torch.Tensor], keep: bool) -> dict[str, torch.Tensor]:
+    """``named``'s tensors whole on the CPU, each sharded one gathered in turn (collective: every rank calls this
+    with the same names); ``keep=False`` returns nothing (the gathered copy is dropped at once)."""
+    from torch.distributed.tensor import DTensor
+
+    out = {}
+    for name in sorted(named):
+        tensor = named[name].detach()
+        if isinstance(tensor, DTensor):
+            tensor = tensor.full_tensor()
+        if keep:
+            out[name] = tensor.cpu().clone()
+    return out

@@ -64,9 +64,11 @@ class ReferenceNLL:
     @property
     def collective(self) -> bool:
         """Whether the forward is collective (FSDP2-sharded layers): then every rank must call it, rows or not."""
-        from maestro_lit.policy.sharding import is_sharded
-
-        return any(is_sharded(module) for module in self.backbone.modules())
+        try:
+            from torch.distributed.fsdp import FSDPModule
+        except ImportError:  # a torch built without distributed
+            return False
+        return any(isinstance(module, FSDPModule) for module in self.backbone.modules())
 
     @torch.no_grad()
     def __call__(

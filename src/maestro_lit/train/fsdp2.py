@@ -22,20 +22,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.strategies.strategy import Strategy
 from torch.distributed.constants import default_pg_timeout
 
-
-def full_tensors(named: dict[str, torch.Tensor], keep: bool) -> dict[str, torch.Tensor]:
-    """``named``'s tensors whole on the CPU, each sharded one gathered in turn (collective: every rank calls this
-    with the same names); ``keep=False`` returns nothing (the gathered copy is dropped at once)."""
-    from torch.distributed.tensor import DTensor
-
-    out = {}
-    for name in sorted(named):
-        tensor = named[name].detach()
-        if isinstance(tensor, DTensor):
-            tensor = tensor.full_tensor()
-        if keep:
-            out[name] = tensor.cpu().clone()
-    return out
+from maestro_lit.policy.sharding import full_tensors
 
 
 @torch.no_grad()
