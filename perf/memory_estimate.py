@@ -26,9 +26,9 @@ the composed configs themselves (``base/gpu.yaml`` (the paper's rewards and Cond
 - reward models (bf16, resident): ``pref``'s Skywork-Reward-V2-Qwen3-4B. ``ppl``'s reference forward reuses the
   policy's weights (adapters off, or the synced reference adapter); the tasks' LLM judge runs on its own server.
 
-FSDP rows: ``overlays/fsdp.yaml`` wraps the model as one unit (no ``auto_wrap_policy``), so every
-forward gathers all weights and the peak equals the unsharded one; ``estimate(..., sharded_over=n)``
-gives the per-layer-wrapped figure. Not counted: the CUDA context (~0.5 GB), allocator fragmentation
+FSDP rows: ``overlays/fsdp.yaml`` is FSDP2 with one unit per decoder layer (``policy/sharding.py``), so weights,
+trainable state and full fine-tuning's reference copy divide by the overlay's ``trainer.devices``; one layer's
+gathered weights (not counted) are added while it runs. Not counted: the CUDA context (~0.5 GB), allocator fragmentation
 (often 10-20 %), temporary buffers of generate, and the scoring pass of the rewards. Treat a row as
 a lower bound ± 15 %.
 """
@@ -187,8 +187,8 @@ def rows_per_backward(shape: ModelShape, run: Run, card_gb: float = CARD_GB, sha
 def estimate(
     shape: ModelShape, run: Run, sharded_over: int = 1, rows: int | None = None, card_gb: float = CARD_GB
 ) -> dict[str, float]:
-    """Bytes per term for one GPU; ``sharded_over`` > 1 divides weights and trainable state (FSDP FULL_SHARD with a
-    per-layer ``auto_wrap_policy``; ``overlays/fsdp.yaml`` has none, so its peak holds the gathered model: 1).
+    """Bytes per term for one GPU; ``sharded_over`` > 1 divides weights, trainable state and the reference copy
+    (FSDP2 with one unit per decoder layer: ``overlays/fsdp.yaml``).
     ``rows``: rows per backward (default: ``rows_per_backward`` on a ``card_gb`` card)."""
     p, d, kv = shape.params, shape.hidden, shape.kv_heads * shape.head_dim
     linear = shape.layers * shape.linear_params_per_layer
@@ -199,7 +199,7 @@ def estimate(
     if run.lora_r is None:
         terms["weights"] = 4 * p / sharded_over
         terms["grads+AdamW"] = 12 * p / sharded_over
-        terms["reference copy"] = 4 * p  # unregistered: every rank holds the whole frozen copy
+        terms["reference copy"] = 4 * p / sharded_over  # sharded like the policy under FSDP2
         terms["autocast bf16 copy"] = 2 * p / sharded_over  # bf16-mixed caches the cast weights during a forward
     else:
         terms["weights"] = (0.516 * linear + 4 * (p - linear) if run.load_in_4bit else 2 * p) / sharded_over
@@ -236,7 +236,7 @@ def table(detail: bool = False, card_gb: float = CARD_GB) -> str:
     for model, shape in MODELS.items():
         for overlay in OVERLAYS:
             run = Run.from_config(recipe_config(model, overlay))
-            shards = 1  # fsdp.yaml sets no auto_wrap_policy: one unit, all weights gathered for every forward
+            shards = int(recipe_config(model, overlay)["trainer"]["devices"]) if overlay == "fsdp" else 1
             terms = estimate(shape, run, shards, card_gb=card_gb)
             no_ckpt = Run(**{**run.__dict__, "gradient_checkpointing": False})
             off = estimate(shape, no_ckpt, shards, card_gb=card_gb)

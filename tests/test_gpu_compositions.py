@@ -224,25 +224,6 @@ def test_ddp_compositions_over_two_gloo_processes(stand_ins, tiny_rm, tmp_path):
         assert len(list((tmp_path / model).rglob("run_info.json"))) == 1, model  # rank 0 writes it; no rank hangs
 
 
-def test_fsdp_overlay_builds_its_strategy_and_lightning_refuses_it_on_cpu():
-    """Lightning 2.x raises for FSDPStrategy on a CPU accelerator, so no FSDP step can run here (README, Multi-GPU)."""
-    from lightning.pytorch import Trainer
-    from lightning.pytorch.strategies import FSDPStrategy
-    from torch.distributed.fsdp import ShardingStrategy
-
-    config = compose(
-        ["--config", str(ROOT / "configs/base/gpu.yaml"), "--config", str(ROOT / "configs/overlays/fsdp.yaml")]
-    )
-    spec = config["trainer"]["strategy"]
-    assert spec["class_path"] == "lightning.pytorch.strategies.FSDPStrategy"
-    strategy = FSDPStrategy(**spec["init_args"])
-    assert strategy.sharding_strategy == ShardingStrategy.FULL_SHARD
-    assert strategy.kwargs["use_orig_params"]  # frozen base and trainable LoRA tensors in one wrapped module
-    assert config["model"]["sampling"]["merge_adapters_for_rollout"] is False
-    with pytest.raises(ValueError, match="requires a GPU accelerator"):
-        Trainer(accelerator="cpu", devices=2, strategy=strategy, logger=False)
-
-
 if __name__ == "__main__":  # one rank of test_ddp_compositions_over_two_gloo_processes: fit each config in turn
     for path in sys.argv[1:]:
         cli_main({"fit": yaml.safe_load(Path(path).read_text())})

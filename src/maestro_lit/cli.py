@@ -55,6 +55,7 @@ from maestro_lit.rewards.base import RewardError
 from maestro_lit.summary import EndOfRunSummary
 from maestro_lit.train.module import MaestroModule
 from maestro_lit.train.policy_update import DivergenceError
+from maestro_lit.train.strategy_checks import check_strategy_settings
 
 DEBUG_ENV = "MAESTRO_LIT_DEBUG"  # =1: full tracebacks for user-input errors
 
@@ -103,6 +104,10 @@ def check_learning_rates(config: Any) -> None:
 def check_step_settings(config: Any) -> None:
     """``trainer.max_steps``, and ``num_minibatches`` against the rollout size, before anything loads (Lightning's
     and the inner loop's own messages would come later, and without the keys)."""
+    try:
+        check_strategy_settings(config)  # what FSDP2 / DeepSpeed refuse
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     max_steps = config.get("trainer.max_steps")
     if max_steps is not None and int(max_steps) < -1:
         raise ConfigError(f"trainer.max_steps must be -1 (no limit) or >= 0, got {max_steps}")

@@ -117,10 +117,11 @@ def save_unit(trainer: Any, filepath: str | os.PathLike, weights_only: bool = Fa
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         trainer.save_checkpoint(str(tmp), weights_only)
+        policy = getattr(trainer.lightning_module, "policy", None)
+        gathered = policy.gathered_weights(keep=zero) if policy is not None else None  # collective under FSDP2
         if zero:
-            policy = getattr(trainer.lightning_module, "policy", None)
             if policy is not None:
-                policy.save_adapter(tmp_adapter)
+                policy.save_adapter(tmp_adapter, gathered)
                 atomic_io.fsync_path(tmp_adapter)
             atomic_io.fsync_path(tmp)
             os.replace(tmp, ready)  # the commit point: both halves are complete

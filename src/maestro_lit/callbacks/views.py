@@ -141,8 +141,9 @@ class LoggerViews(Callback):
         datamodule = getattr(trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "batch_size"):
             summary.setdefault("data", {"batch_size": datamodule.batch_size, "seed": getattr(datamodule, "seed", None)})
-        names = ("policy", "conductor")
-        summary.setdefault("optim", {f"{n}_lr": opt.param_groups[0]["lr"] for n, opt in zip(names, trainer.optimizers)})
+        conductor = getattr(getattr(pl_module, "conductor_optim", None), "optimizer", None)  # the module's own
+        optimizers = zip(("policy", "conductor"), [*trainer.optimizers[:1], *([conductor] if conductor else [])])
+        summary.setdefault("optim", {f"{n}_lr": opt.param_groups[0]["lr"] for n, opt in optimizers})
         scalarizer = getattr(pl_module, "scalarizer", None)
         fields = {
             f: getattr(scalarizer, f)

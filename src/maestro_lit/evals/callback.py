@@ -1,7 +1,7 @@
 """Lightning callback that runs the benchmark adapters on the policy being trained.
 
 When it runs: every ``every_n_train_steps`` training batches (counted by the callback, since
-with two manual optimizers ``trainer.global_step`` advances twice per batch), once at the
+``trainer.global_step`` counts policy updates, μ × num_minibatches per batch), once at the
 end of fit (skipped if the last batch just ran it), and under ``trainer.validate`` (once per
 validate call, never during fit's own validation or the sanity check). Files are read and every
 judge's configuration is checked (``Benchmark.check``: an API key variable that is unset, a

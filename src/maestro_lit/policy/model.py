@@ -305,7 +305,21 @@ class Policy(nn.Module):
             self._lora_layer_list = [m for m in self.model.modules() if isinstance(m, LoraLayer)]
         return self._lora_layer_list
 
-    def save_adapter(self, directory: str | Path) -> None:
+    def gathered_weights(self, keep: bool) -> dict[str, torch.Tensor] | None:
+        """Under FSDP2: what ``save_adapter`` writes (every LoRA tensor, reference adapter included; everything in
+        full fine-tuning), gathered whole. Collective: every rank calls it; only ``keep`` ranks get the tensors.
+        None when the model is not sharded."""
+        from maestro_lit.policy.sharding import full_tensors, is_sharded
+
+        if not is_sharded(self.causal_lm):
+            return None
+        named = dict(self.model.named_parameters())
+        if not self.full_finetuning:
+            named = {name: tensor for name, tensor in named.items() if "lora_" in name}
+        return full_tensors(named, keep)
+
+    def save_adapter(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """peft-format adapter (safetensors) that ``PeftModel.from_pretrained`` can load; full weights in full
-        fine-tuning."""
-        self.model.save_pretrained(str(directory), safe_serialization=True)
+        fine-tuning. ``state_dict``: the weights gathered by ``gathered_weights`` when the model is sharded."""
+        extra = {} if state_dict is None else {"state_dict": state_dict}
+        self.model.save_pretrained(str(directory), safe_serialization=True, **extra)

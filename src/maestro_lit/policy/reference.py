@@ -23,11 +23,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from typing import Any
 
 import torch
 
 from maestro_lit.policy.scoring import backbone_of
+from maestro_lit.policy.sharding import gathered_root
 from maestro_lit.rewards.perplexity import ReferenceNLL
 from maestro_lit.settings import ReferenceSettings
 
@@ -40,8 +42,16 @@ def reference_nll_for(policy, context: Callable[[], AbstractContextManager[Any]]
     the LoRA adapters off; ``ReferenceWeights.context``: the synced adapter)."""
     if policy.reference_model is not None:
         reference = policy.reference_model
-        return ReferenceNLL(backbone_of(reference), reference.get_output_embeddings())
-    return ReferenceNLL(policy.backbone, policy.lm_head, context=context or policy.reference)
+        head = reference.get_output_embeddings()
+        return ReferenceNLL(backbone_of(reference), head, partial(gathered_root, reference))
+    switch = context or policy.reference
+
+    @contextmanager
+    def reference_weights():  # under FSDP2 the root's own weights (embeddings, LM head) gathered too
+        with switch(), gathered_root(policy.causal_lm):
+            yield
+
+    return ReferenceNLL(policy.backbone, policy.lm_head, context=reference_weights)
 
 
 class ReferenceWeights:
@@ -60,21 +70,30 @@ class ReferenceWeights:
         from peft.tuners.lora import LoraLayer
 
         model = policy.model
-        own = model.active_adapter
-        config = copy.deepcopy(model.peft_config[own])
+        config = copy.deepcopy(model.peft_config[model.active_adapter])
         config.inference_mode = True  # peft freezes it
         model.add_adapter(ADAPTER, config)
-        named = dict(model.named_parameters())
-        for name, param in named.items():
-            if f".{ADAPTER}." in name:
-                param.requires_grad_(False)
-                self.pairs.append((name, param, named[name.replace(f".{ADAPTER}.", f".{own}.")]))
+        self.rebind()
         with torch.no_grad():
             for _, reference, weights in self.pairs:
                 reference.copy_(weights)
         self.layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
         if not self.pairs or any(not p.requires_grad for _, _, p in self.pairs):
             raise RuntimeError("adding the reference adapter changed which LoRA weights train; please report this")
+
+    def rebind(self) -> None:
+        """Pair each reference-adapter parameter with the policy's, looked up by name: again after FSDP2 replaces
+        the parameters with sharded ones (the pairs then mix shard by shard)."""
+        if not self.synced:
+            return
+        model = self.policy.model
+        own = model.active_adapter
+        named = dict(model.named_parameters())
+        self.pairs = []
+        for name, param in named.items():
+            if f".{ADAPTER}." in name:
+                param.requires_grad_(False)
+                self.pairs.append((name, param, named[name.replace(f".{ADAPTER}.", f".{own}.")]))
 
     @property
     def synced(self) -> bool:

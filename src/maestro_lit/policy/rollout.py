@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from maestro_lit.data.messages import Conversation, Prompt, continues_answer, conversational_prompts, prompt_text
+from maestro_lit.policy.sharding import is_sharded
 from maestro_lit.rewards.base import RewardInputs, id_lists
 from maestro_lit.settings import SamplingSettings
 
@@ -154,6 +155,8 @@ def generate(
         pad_token_id=policy.tokenizer.pad_token_id,
         eos_token_id=eos_ids,
     )
+    if is_sharded(policy.causal_lm):  # every forward is collective: a rank whose rows are done keeps stepping
+        kwargs["synced_gpus"] = True
     if greedy:
         kwargs.update(do_sample=False, top_p=None, top_k=None, temperature=None)
     else:

@@ -61,6 +61,15 @@ class ReferenceNLL:
         self.context = context or nullcontext
         self.calls = 0
 
+    @property
+    def collective(self) -> bool:
+        """Whether the forward is collective (FSDP2-sharded layers): then every rank must call it, rows or not."""
+        try:
+            from torch.distributed.fsdp import FSDPModule
+        except ImportError:  # a torch built without distributed
+            return False
+        return any(isinstance(module, FSDPModule) for module in self.backbone.modules())
+
     @torch.no_grad()
     def __call__(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, target_mask: torch.Tensor
@@ -186,7 +195,11 @@ class ReasoningPerplexity(RewardComponent):
         )
         scores = torch.full((n,), float("nan"), dtype=torch.float32)
         if not rows:
-            return scores  # nothing scorable: no forward at all
+            if getattr(reference_nll, "collective", False):  # FSDP2: every rank runs the forward, scorable or not
+                pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+                one = torch.full((1, 1), pad, dtype=torch.long)
+                reference_nll(one, torch.ones_like(one), torch.zeros_like(one, dtype=torch.bool))
+            return scores  # nothing scorable: no forward (unless collective)
         nll = reference_nll(input_ids, attention_mask, target_mask).float().cpu()
         mean_nll = (nll * target_mask).sum(-1) / target_mask.sum(-1).clamp(min=1)
         factors = torch.tensor([length_factor(c) for c in reasoning_counts], dtype=torch.float32)

@@ -4,8 +4,9 @@ It orchestrates; the pieces are units of their own (``policy.sampler``, ``policy
 ``rewards.reward_set``, ``conductor.base``, ``conductor.outer_loop``, ``grpo``, ``train.policy_update``,
 ``policy.reference``, ``train.step_metrics``) and get what they need passed in. Callbacks read ``last_step``.
 Choices where the paper is silent:
-- the Conductor optimiser is stepped without Lightning's wrapper, so ``trainer.global_step``
-  counts policy updates only (μ × num_minibatches per step);
+- the Conductor optimiser is the module's own (``train.conductor_optimizer``), outside Lightning's
+  optimizer list, so ``trainer.global_step`` counts policy updates only (μ × num_minibatches per step)
+  and DeepSpeed (one optimiser) can take the policy's;
 - with μ = 1 and one set minibatch the scoring pass *is* the training forward (old log-probs =
   current ones detached): one forward with grad per step; never under ``num_minibatches: auto``, whose
   probe cannot see a graph kept alive through the reward models' forwards;
@@ -43,6 +44,7 @@ from maestro_lit.policy.sampler import (
     check_merge_allowed,
 )
 from maestro_lit.policy.scoring import ScoringPass
+from maestro_lit.policy.sharding import shard_policy
 from maestro_lit.rewards.base import RewardComponent
 from maestro_lit.rewards.reward_set import MissingScores, RewardSet, missing_counts
 from maestro_lit.settings import (
@@ -54,6 +56,7 @@ from maestro_lit.settings import (
     SamplingSettings,
     ScoringSettings,
 )
+from maestro_lit.train.conductor_optimizer import ConductorOptimizer, average_gradients, syncs_every_gradient
 from maestro_lit.train.minibatch_plan import MinibatchPlanner
 from maestro_lit.train.module_state import load_module_state, save_module_state
 from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
@@ -66,6 +69,7 @@ from maestro_lit.train.step_metrics import (
     sampler_weight_metrics,
     step_metrics,
 )
+from maestro_lit.train.strategy_checks import fsdp2_refusals
 from maestro_lit.train.timing import PhaseTimer
 
 __all__ = ["DivergenceError", "GRPOSettings", "MaestroModule"]  # re-exported: configs and tests import them here
@@ -125,6 +129,7 @@ class MaestroModule(L.LightningModule):
         reference_nll = reference_nll_for(self.policy, self.reference.context) if self.reward_set.needs_policy else None
         self.reward_set.bind(self.policy.tokenizer, reference_nll)  # ppl's reference forward, built once
         self.policy_optimizer, self.conductor_optimizer = policy_optimizer, conductor_optimizer
+        self.conductor_optim = ConductorOptimizer(conductor_optimizer)  # not in Lightning's list; checkpointed
         self.policy_lr_scheduler = policy_lr_scheduler
         self.val_max_new_tokens = val_max_new_tokens or sampling.max_new_tokens
         self.generation_batch_size = generation_batch_size
@@ -181,18 +186,44 @@ class MaestroModule(L.LightningModule):
             if null:
                 self.logger.log_metrics(null, step=0)
 
+    def configure_model(self) -> None:
+        """Under FSDP2 (``train.fsdp2.FSDP2Strategy``, which sets the device mesh): shard the policy per decoder
+        layer (``policy.sharding``); the reference adapter's pairs are looked up again, as sharding replaces
+        the parameters."""
+        mesh = getattr(self, "_device_mesh", None)
+        if mesh is None:
+            return
+        problems = fsdp2_refusals(
+            self.rollout_settings.engine,
+            self.sampling.merge_adapters_for_rollout,
+            self.model_settings.load_in_4bit,
+            [type(c).__name__ for c in self.trainer.callbacks] if self._trainer else [],
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        shard_policy(self.policy, mesh["data_parallel"] if mesh.mesh_dim_names else mesh)
+        self.reference.rebind()
+
     def trainable_policy_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.policy.parameters() if p.requires_grad]
 
     def configure_optimizers(self) -> Any:
         self._trainable = self.trainable_policy_parameters()  # cached: clipped every update
         policy_opt = self.policy_optimizer(self._trainable)
-        optimizers = [policy_opt]
-        if self.scalarizer.learnable:
-            optimizers.append(self.conductor_optimizer(self.scalarizer.parameters()))
+        if self.scalarizer.learnable:  # the module's own (train.conductor_optimizer): Lightning gets one optimiser
+            self.conductor_optim.build(self.scalarizer.parameters())
         if self.policy_lr_scheduler is None:
-            return optimizers
-        return optimizers, [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
+            return policy_opt
+        return [policy_opt], [{"scheduler": self.policy_lr_scheduler(policy_opt), "interval": "step"}]
+
+    def _conductor_backward(self, loss: torch.Tensor) -> None:
+        """The Conductor's backward: ``manual_backward`` where the strategy syncs every gradient (one process,
+        DDP); else a plain backward and the gradient averaged over ranks (``train.conductor_optimizer``)."""
+        if not self._trainer or syncs_every_gradient(self.trainer.strategy):
+            self.manual_backward(loss)
+            return
+        loss.backward()
+        average_gradients(self.scalarizer.parameters())
 
     @property
     def _entropy_masked(self) -> bool:
@@ -310,10 +341,8 @@ class MaestroModule(L.LightningModule):
 
         # 7. Outer step: buffer (h, a, A); every M steps the Conductor's REINFORCE update on the buffer.
         with timer("outer"):
-            optimizer = (
-                self.optimizers()[1].optimizer if self.scalarizer.learnable else None
-            )  # raw: global_step = policy updates
-            outer = self.outer.step(choice, scored.hidden, advantages, raw, G, optimizer, self.manual_backward)
+            optimizer = self.conductor_optim.optimizer  # the module's own: global_step = policy updates
+            outer = self.outer.step(choice, scored.hidden, advantages, raw, G, optimizer, self._conductor_backward)
 
         # 8. Record and log.
         self._rollouts_done += 1

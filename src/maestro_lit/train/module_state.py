@@ -2,9 +2,9 @@
 
 Trainable tensors only (LoRA, the scalariser, a synced reference adapter): the frozen base
 weights are reloaded from the model id. Beside them, under ``"maestro"``: the step counters,
-the RNG states, the Conductor's buffer and update count, the model id, the scalariser's class and
-the reward component names. Every value is a tensor or a plain container, so the file loads with
-``weights_only=True``.
+the RNG states, the Conductor's buffer and update count, its optimiser's state (the module owns that
+optimiser: ``train.conductor_optimizer``), the model id, the scalariser's class and the reward
+component names. Every value is a tensor or a plain container, so the file loads with ``weights_only=True``.
 
 Resuming checks that the checkpoint and the config describe the same run: the same scalariser
 class, the same reward components and exactly the same trainable tensors. A mismatch is a
@@ -53,6 +53,9 @@ def save_module_state(module, checkpoint: dict[str, Any]) -> None:
         "rng": rng_states(),
         "outer_loop": module.outer.state_dict(),
     }
+    conductor_optimizer = module.conductor_optim.state_dict()
+    if conductor_optimizer is not None:
+        checkpoint["maestro"]["conductor_optimizer"] = conductor_optimizer
 
 
 def _checkpoint_name(module) -> str:
@@ -107,6 +110,7 @@ def load_module_state(module, checkpoint: dict[str, Any]) -> None:
         kept = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(SCALARIZER_PREFIX)}
         checkpoint["state_dict"] = kept
         checkpoint["optimizer_states"] = checkpoint.get("optimizer_states", [])[:1]  # the policy optimiser's, first
+        checkpoint.get("maestro", {}).pop("conductor_optimizer", None)
     state = checkpoint.get("maestro", {})
     module.updater.skipped_updates = int(state.get("skipped_updates", 0))
     module._rollouts_done = int(state.get("rollouts_done", 0))
@@ -114,3 +118,10 @@ def load_module_state(module, checkpoint: dict[str, Any]) -> None:
         restore_rng_states(state["rng"])
     if "outer_loop" in state and not scalarizer:  # absent in checkpoints from before the buffered Conductor
         module.outer.load_state_dict(state["outer_loop"])
+    conductor_optimizer = state.get("conductor_optimizer")
+    optimizer_states = checkpoint.get("optimizer_states", [])
+    if conductor_optimizer is None and len(optimizer_states) == 2 and not scalarizer:
+        conductor_optimizer = optimizer_states[1]  # written when Lightning held both optimisers
+        checkpoint["optimizer_states"] = optimizer_states[:1]
+    if conductor_optimizer is not None and module.scalarizer.learnable:
+        module.conductor_optim.load_state_dict(conductor_optimizer)
