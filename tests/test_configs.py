@@ -161,6 +161,7 @@ OLD_RECIPES = {
     ("qwen2.5-7b-instruct", "qlora"): (300, "auto", False, 1.0e-5, 4, True, 1),
     ("qwen2.5-1.5b-instruct", "ddp"): (400, 16, False, 1.5e-5, 2, False, 4),
     ("qwen2.5-7b-instruct", "fsdp"): (300, 32, False, 1.0e-5, 4, False, 8),
+    ("qwen2.5-7b-instruct", "deepspeed"): (300, 32, False, 1.0e-5, 4, False, 8),  # new: the fsdp recipe's values
 }
 
 
