@@ -221,9 +221,7 @@ def recipe_config(model: str, overlay: str) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from maestro_lit.cli import compose
 
-    parts = ["base/gpu", f"models/{model}", "tasks/webinstruct"] + (
-        [f"overlays/{overlay}"] if overlay else []
-    )
+    parts = ["base/gpu", f"models/{model}", "tasks/webinstruct"] + ([f"overlays/{overlay}"] if overlay else [])
     return compose([arg for part in parts for arg in ("--config", str(ROOT / "configs" / f"{part}.yaml"))])
 
 
