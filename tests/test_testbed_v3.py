@@ -95,6 +95,11 @@ def test_v3_methods_run_the_project_presets_and_only_name_what_v3_needs(tmp_path
     assert maestro["scalarizer"]["init_args"]["action_table"] == "one_hot"
     fast = build_config("maestro_fast", 0, 3, 1, tmp_path, testbed="v3")["model"]
     assert fast["conductor_optimizer"]["init_args"]["lr"] == 0.003 and fast["scalarizer"] == maestro["scalarizer"]
+    assert [r["init_args"].pop("normalization") for r in fast["rewards"]] == ["zscore"] * 3  # v3.yaml's default
+    for variant, mode in (("maestro_literal", "none"), ("maestro_centered", "centered")):  # maestro_fast but these
+        model = build_config(variant, 0, 3, 1, tmp_path, testbed="v3")["model"]
+        assert [r["init_args"].pop("normalization") for r in model["rewards"]] == [mode] * 3
+        assert model == fast
     trusted = build_config("trusted", 0, 3, 1, tmp_path, testbed="v3")["model"]
     names = [r["init_args"]["name"] for r in trusted["rewards"]]
     assert names == ["length_short", "length_medium", "length_long", "trusted"]

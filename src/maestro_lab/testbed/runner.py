@@ -35,6 +35,8 @@ V3_PRESETS = {
     "equal": "equal",
     "random": "random",
     "maestro": "maestro",
+    "maestro_literal": "maestro",  # the paper's literal normalisation (raw) for the bands
+    "maestro_centered": "maestro",  # raw scores centred within the group
     "maestro_fast": "maestro",
     "maestro_joint": "maestro_joint",
     "trusted": "trusted",
