@@ -106,9 +106,22 @@ def test_ppl_scores_with_the_synced_reference(make_module):
     from maestro_lit.rewards.perplexity import ReasoningPerplexity
 
     module = make_module(rewards=[ReasoningPerplexity(), LengthBand()], reference=ReferenceSettings(sync_every=1))
-    assert module.reward_set.reference_nll.context == module.reference.context
     default = make_module(rewards=[ReasoningPerplexity(), LengthBand()])
-    assert default.reward_set.reference_nll.context == default.reference.context and not default.reference.synced
+    assert module.reference.synced and not default.reference.synced
+    from peft.tuners.lora import LoraLayer
+
+    from maestro_lit.policy.reference import ADAPTER
+
+    def lora_state(built):  # (active adapters, adapters disabled) of the first LoRA layer
+        layer = next(m for m in built.policy.model.modules() if isinstance(m, LoraLayer))
+        return list(layer.active_adapters), layer.disable_adapters
+
+    # ppl's reference forward switches on the weights the module's reference scores with, and back after
+    with module.reward_set.reference_nll.context():
+        assert lora_state(module) == ([ADAPTER], False)  # the synced adapter
+    with default.reward_set.reference_nll.context():
+        assert lora_state(default)[1]  # adapters off
+    assert lora_state(module) == (["default"], False) and lora_state(default) == (["default"], False)
 
 
 def test_synced_reference_needs_lora(make_module, tiny_model_path):

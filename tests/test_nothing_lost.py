@@ -90,10 +90,10 @@ def _fail_on_second_save(monkeypatch, where: str) -> None:
     else:
         original = Policy.save_adapter
 
-        def save_adapter(policy, directory):
+        def save_adapter(policy, directory, state_dict=None):
             calls["n"] += 1
             if calls["n"] < 3:
-                return original(policy, directory)
+                return original(policy, directory, state_dict)
             Path(directory).mkdir(parents=True, exist_ok=True)
             (Path(directory) / "adapter_config.json").write_text("{}")
             raise OSError(errno.ENOSPC, "No space left on device", str(directory))
