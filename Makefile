@@ -24,7 +24,7 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest tests -n auto --maxprocesses 4 --dist loadfile
+	$(VENV)/bin/python -m pytest tests -n auto --maxprocesses 4 --dist worksteal
 
 docker-check:
 	bash docker/check.sh
