@@ -14,6 +14,14 @@ def tensorboard_logger(save_dir: Path, name: str = "run") -> dict:
     }
 
 
+def every_step_checkpoint(run_dir: Path) -> dict:
+    """The checkpoint callback that keeps every step's file and ``last.ckpt`` under ``run_dir/ckpt``."""
+    return {
+        "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
+        "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True, "every_n_train_steps": 1, "save_top_k": -1},
+    }
+
+
 def small_fit_config(
     run_dir: Path,
     max_steps: int,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fit_configs import small_fit_config
+from fit_configs import every_step_checkpoint, small_fit_config
 
 from maestro_lit.callbacks.checkpointing import adapter_dir
 
@@ -27,15 +27,7 @@ FSDP2 = {"class_path": "maestro_lit.train.fsdp2.FSDP2Strategy"}
 def _config(run_dir: Path, strategy, max_steps: int = 2) -> dict:
     callbacks = [
         {"class_path": "probes.record.RecordSteps", "init_args": {"out": str(run_dir)}},
-        {
-            "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
-            "init_args": {
-                "dirpath": str(run_dir / "ckpt"),
-                "save_last": True,
-                "every_n_train_steps": 1,
-                "save_top_k": -1,
-            },
-        },
+        every_step_checkpoint(run_dir),
     ]
     config = small_fit_config(run_dir, max_steps, callbacks, devices=2, strategy=strategy)
     model = config["model"]

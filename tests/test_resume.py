@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fit_configs import small_fit_config
+from fit_configs import every_step_checkpoint, small_fit_config
 
 from maestro_lit.callbacks.checkpointing import CheckpointError, adapter_dir
 from maestro_lit.cli import cli_main
@@ -20,15 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _config(run_dir: Path, extra_callbacks=()):
     callbacks = [
-        {
-            "class_path": "maestro_lit.callbacks.checkpointing.AdapterCheckpoint",
-            "init_args": {
-                "dirpath": str(run_dir / "ckpt"),
-                "save_last": True,
-                "every_n_train_steps": 1,
-                "save_top_k": -1,
-            },
-        },
+        every_step_checkpoint(run_dir),
         {"class_path": "probes.record.RecordSteps", "init_args": {"out": str(run_dir)}},
         *extra_callbacks,
     ]
