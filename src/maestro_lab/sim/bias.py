@@ -7,6 +7,9 @@ Two experiments, designed before their first run (docs/results.md, "The meta-rew
   actions anyway (MI between category and action; weights per category, the picture of the paper's Fig. 3)?
 - **B, the default world** (``world.py``): the paper preset under paper-literal, ``paper.yaml``'s and centred
   normalisations beside equal weights, the trusted Conductor and the oracle: true utility and gap closure.
+
+``--experiments control`` runs A's Conductors in a null world whose categories all fail the format at the same
+rate: what the pooled MI is when nothing but random drift can tie actions to categories.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from maestro_lab.testbed.metrics import mutual_information_bits
 
 PAPER_COMPONENTS = ("ppl", "fmt", "ent", "len", "pref")
 FORMAT_FAILURE_RATES = {"reasoning": 0.05, "explain": 0.15, "chat": 0.30, "creative": 0.45}
+# The control: every category fails at the mean rate, so no category can be told apart by its failures.
+CONTROL_FAILURE_RATES = dict.fromkeys(
+    FORMAT_FAILURE_RATES, sum(FORMAT_FAILURE_RATES.values()) / len(FORMAT_FAILURE_RATES)
+)
 
 # The three normalisation sets over (ppl, fmt, ent, len, pref): the rewards files' modes.
 NULL_WORLD_NORMALIZATIONS = {
@@ -70,12 +77,16 @@ class NullFormatWorld(World):
         return torch.stack([ppl, fmt, ent, length, pref], dim=-1)
 
 
-def build_null_world(hidden_size: int = 32, embed_seed: int = 1234) -> NullFormatWorld:
+def build_null_world(
+    hidden_size: int = 32, embed_seed: int = 1234, failure_rates: dict[str, float] | None = None
+) -> NullFormatWorld:
+    """The null world; ``failure_rates`` (category → rate) defaults to ``FORMAT_FAILURE_RATES``."""
+    rates = FORMAT_FAILURE_RATES if failure_rates is None else failure_rates
     base = build_world(hidden_size=hidden_size, embed_seed=embed_seed)  # its types and type embeddings
-    c, k = len(FORMAT_FAILURE_RATES), len(PAPER_COMPONENTS)
+    c, k = len(rates), len(PAPER_COMPONENTS)
     g = torch.Generator().manual_seed(embed_seed + 1)
     return NullFormatWorld(
-        categories=tuple(FORMAT_FAILURE_RATES),
+        categories=tuple(rates),
         components=PAPER_COMPONENTS,
         types=base.types,
         means=torch.zeros(len(base.types), k),
@@ -84,7 +95,7 @@ def build_null_world(hidden_size: int = 32, embed_seed: int = 1234) -> NullForma
         hidden_size=hidden_size,
         embed_category=torch.randn(c, hidden_size, generator=g),
         embed_type=base.embed_type,
-        failure_rates=torch.tensor(list(FORMAT_FAILURE_RATES.values())),
+        failure_rates=torch.tensor(list(rates.values())),
     )
 
 
@@ -152,11 +163,13 @@ def _pm(values: list[float], digits: int = 3) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
 
-def null_world_markdown(results: dict[str, list[RunResult]], world: World) -> list[str]:
+def null_world_markdown(
+    results: dict[str, list[RunResult]], world: NullFormatWorld, title: str = "A. Null world"
+) -> list[str]:
     cats = list(world.categories)
-    rates = ", ".join(f"{c} {r:.0%}" for c, r in FORMAT_FAILURE_RATES.items())
+    rates = ", ".join(f"{c} {float(r):.1%}" for c, r in zip(cats, world.failure_rates))
     lines = [
-        f"### A. Null world (format failures: {rates})",
+        f"### {title} (format failures: {rates})",
         "",
         "| normalisation | MI category–action, per run (bits) | MI pooled over seeds (bits) | "
         "MI type–action \\| category (bits) |",
@@ -202,7 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=20, help="seeds per method (0..N-1)")
     parser.add_argument("--steps", type=int, default=SimConfig.steps)
     parser.add_argument(
-        "--experiments", nargs="+", default=["null", "default"], choices=["null", "default", "fractions", "unscaled"]
+        "--experiments",
+        nargs="+",
+        default=["null", "default"],
+        choices=["null", "default", "fractions", "unscaled", "control"],
     )
     parser.add_argument("--out", type=Path, default=Path("results/sim_bias"))
     args = parser.parse_args(argv)
@@ -227,6 +243,13 @@ def main(argv: list[str] | None = None) -> None:
         world = build_world()
         methods = unscaled(maestro_with({k: DEFAULT_WORLD_NORMALIZATIONS[k] for k in ("paper_yaml", "centered")}))
         lines += [""] + default_world_markdown(compare(methods, seeds, world, config, progress), world)
+    if "control" in args.experiments:  # added after A-C had run: the pooled MI's floor for drifting Conductors
+        world = build_null_world(failure_rates=CONTROL_FAILURE_RATES)
+        methods = maestro_with(NULL_WORLD_NORMALIZATIONS) + unscaled(
+            maestro_with({k: NULL_WORLD_NORMALIZATIONS[k] for k in ("paper_yaml", "centered")})
+        )
+        title = "Control null world, one failure rate for every category"
+        lines += [""] + null_world_markdown(compare(methods, seeds, world, config, progress), world, title)
     if "fractions" in args.experiments:
         world = build_world()
         lines += [""] + fractions_markdown(compare(fraction_methods(), seeds, world, config, progress), world)
