@@ -362,6 +362,23 @@ def test_missing_scores_window():
         MissingScores(["a"], "raise").update(torch.tensor([4.0, 4.0, 4.0]), 1)
 
 
+def test_a_component_scoring_a_sample_by_design_is_warned_about_only_below_a_tenth_of_its_share():
+    monitor = MissingScores(["judge", "full"], "skip", window=2, scored_fractions=[0.25, 1.0])
+    rows = 40.0
+
+    def step(judge_missing, full_missing, number):
+        monitor.update(torch.tensor([judge_missing, full_missing, 0.0, rows]), number)
+
+    step(34, 37, 1)  # the judge scored 15 % of the rows (its design: 25 %), the full component 7.5 %
+    step(34, 37, 2)
+    assert monitor.warned == {"full"}  # 92.5 % missing: over 90 % for a component meant to score everything
+    step(40, 0, 3)
+    step(40, 0, 4)  # the judge scored nothing: under a tenth of its 25 %
+    assert monitor.warned == {"judge"}
+    with pytest.raises(ValueError, match="2 scored fractions for 1 components"):
+        MissingScores(["a"], scored_fractions=[1.0, 1.0])
+
+
 # ---------------------------------------------------------------------------------------------- hparams.yaml
 def test_hparams_yaml_loads_with_safe_load(tmp_path):
     main(_fit_args(tmp_path, "--standard_callbacks=[]"))

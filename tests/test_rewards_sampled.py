@@ -48,6 +48,7 @@ def test_exactly_the_fraction_of_groups_is_scored_and_the_rest_masked(fraction):
         assert torch.equal(scores[finite], expected[finite])  # the inner's score lands on its own row
     assert labelled == round(fraction * steps * groups)
     assert sampled.scored_rows == labelled * g == sum(len(s) for s in inner.seen)  # the inner sees only those rows
+    assert sampled.scored_fraction == fraction  # what the missing-score warning allows for
 
 
 def test_fraction_out_of_range_is_refused():

@@ -30,6 +30,7 @@ class TrustedUtility(RewardComponent):
             raise ValueError(f"TrustedUtility.share must be in (0, 1], got {share}")
         self.truth = TrueUtility(Path(weights_path) if weights_path else None)
         self.share, self.name = share, name
+        self.scored_fraction = share  # unlabelled prompts are missing by design, not a fault to warn about
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **columns: Any) -> torch.Tensor:
         labelled = torch.tensor([is_labelled(p, self.share) for p in prompts])

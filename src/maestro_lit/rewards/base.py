@@ -53,6 +53,9 @@ class RewardComponent:
     needs_scores_of: tuple[str, ...] = ()
     #: True when ``acall`` is a coroutine (async TRL reward functions); awaited concurrently.
     is_async: bool = False
+    #: the share of completions the component scores by design (a judge on a sample of prompts scores less than
+    #: all); the missing-score warning allows for the rest (``reward_set.MissingScores``).
+    scored_fraction: float = 1.0
     #: with conversational data, ``prompts`` as message lists and ``completions`` as
     #: ``[{"role": "assistant", "content": …}]``, TRL's conversational shape; otherwise the texts.
     takes_messages: bool = False

@@ -47,7 +47,8 @@ MISSING_WINDOW = 10
 """Training steps the missing-score check looks back over (module docstring)."""
 
 MISSING_WARN_FRACTION = 0.9
-"""A component missing for more than this share of the rows of the last ``MISSING_WINDOW`` steps is warned about."""
+"""A component missing for more than this share of the rows of the last ``MISSING_WINDOW`` steps is warned about;
+one that scores only ``scored_fraction`` of the rows by design, when it scores less than a tenth of that share."""
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,16 @@ class MissingScores:
         on_reward_error: OnRewardError = "raise",
         window: int = MISSING_WINDOW,
         warn_fraction: float = MISSING_WARN_FRACTION,
+        scored_fractions: Sequence[float] | None = None,
     ) -> None:
-        self.names, self.on_reward_error, self.warn_fraction = list(names), on_reward_error, warn_fraction
+        """``scored_fractions``: per component, the share it scores by design (``RewardComponent.scored_fraction``;
+        default 1 for every one)."""
+        self.names, self.on_reward_error = list(names), on_reward_error
+        scored = [1.0] * len(self.names) if scored_fractions is None else list(scored_fractions)
+        if len(scored) != len(self.names):
+            raise ValueError(f"MissingScores: {len(scored)} scored fractions for {len(self.names)} components")
+        # missing more than this share of the rows means scoring under a tenth (1 - warn_fraction) of the design
+        self.warn_above = [1.0 - (1.0 - warn_fraction) * f for f in scored]
         self.window: deque[list[float]] = deque(maxlen=window)
         self.warned: set[str] = set()
         self.unscored_steps = 0  # consecutive steps in which no component scored any row
@@ -164,7 +173,7 @@ class MissingScores:
         full = len(self.window) == self.window.maxlen  # early steps alone say little (a format still being learnt)
         for m, name in enumerate(self.names if full else []):
             fraction = sum(v[m] for v in self.window) / max(rows, 1)
-            if fraction <= self.warn_fraction:
+            if fraction <= self.warn_above[m]:
                 self.warned.discard(name)
             elif name not in self.warned:
                 self.warned.add(name)

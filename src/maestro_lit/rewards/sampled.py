@@ -49,6 +49,7 @@ class SampledReward(RewardComponent):
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"SampledReward.fraction must be in (0, 1], got {fraction}")
         self.inner, self.fraction, self.normalization, self.name = inner, fraction, normalization, name
+        self.scored_fraction = fraction * getattr(inner, "scored_fraction", 1.0)
         for flag in ("needs_reference_logprobs", "needs_logprobs", "needs_token_entropy", "needs_policy"):
             setattr(self, flag, getattr(inner, flag))
         self.needs_scores_of, self.is_async = inner.needs_scores_of, inner.is_async

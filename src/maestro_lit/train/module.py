@@ -111,7 +111,11 @@ class MaestroModule(L.LightningModule):
         check_merge_allowed(sampling, policy.load_in_4bit)  # before the model loads
         self.model_settings, self.sampling, self.grpo_settings, self.scoring = policy, sampling, grpo_settings, scoring
         self.reward_set = RewardSet(rewards, on_reward_error)
-        self.missing_scores = MissingScores(self.reward_set.names, on_reward_error)  # warns / stops (reward_set)
+        self.missing_scores = MissingScores(  # warns / stops (reward_set)
+            self.reward_set.names,
+            on_reward_error,
+            scored_fractions=[getattr(c, "scored_fraction", 1.0) for c in self.reward_set.components],
+        )
         self.rewards: list[RewardComponent] = self.reward_set.components
         try:
             self.policy = Policy(policy)
