@@ -54,3 +54,11 @@ def test_exactly_the_fraction_of_groups_is_scored_and_the_rest_masked(fraction):
 def test_fraction_out_of_range_is_refused():
     with pytest.raises(ValueError, match="fraction"):
         SampledReward(WordCount(), fraction=0.0)
+
+
+def test_the_module_warns_about_a_sampled_component_only_below_a_tenth_of_its_share(make_module):
+    from maestro_lit.rewards.diversity import DistinctN
+    from maestro_lit.rewards.length import LengthBand
+
+    module = make_module(rewards=[LengthBand(), SampledReward(DistinctN(), fraction=0.1, name="judge")])
+    assert module.missing_scores.warn_above == pytest.approx([0.9, 0.99])
