@@ -8,6 +8,7 @@ import torch
 from fit_configs import small_fit_config
 
 from maestro_lit.cli import cli_main, compose
+from maestro_lit.train.deepspeed_clipping import pass_clipping_to_deepspeed
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDP2 = {"class_path": "maestro_lit.train.fsdp2.FSDP2Strategy"}
@@ -93,3 +94,23 @@ def test_deepspeed_takes_the_modules_one_optimizer(make_module, scheduler):
         id(p) for p in module.scalarizer.parameters()
     }
     assert _overlay("deepspeed.yaml")["trainer"]["strategy"]["init_args"]["stage"] == 2
+
+
+@pytest.mark.parametrize("user_clipping", [None, 0.5])
+def test_deepspeed_clips_with_the_modules_max_grad_norm_unless_its_config_says(make_module, user_clipping):
+    """Lightning would take ``gradient_clipping`` from ``trainer.gradient_clip_val``, which it refuses for manual
+    optimisation, and ZeRO-2's gradients are not in ``param.grad`` for the update's own clipping."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
+
+    pytest.importorskip("deepspeed")
+    module = make_module(grpo={"max_grad_norm": 0.7})
+    config = None if user_clipping is None else {"zero_optimization": {"stage": 2}, "gradient_clipping": 0.5}
+    strategy = DeepSpeedStrategy(stage=2, config=config)
+    assert "gradient_clipping" not in strategy.config or user_clipping is not None
+    trainer = Trainer(accelerator="cpu", devices=1, strategy=strategy, logger=False)
+    trainer.strategy.connect(module)
+    module.trainer = trainer
+    module.setup("fit")
+    assert strategy.config["gradient_clipping"] == (0.7 if user_clipping is None else user_clipping)
+    assert not pass_clipping_to_deepspeed(DDPStrategy(), 0.7)  # other strategies are left alone

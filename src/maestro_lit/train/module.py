@@ -57,6 +57,7 @@ from maestro_lit.settings import (
     ScoringSettings,
 )
 from maestro_lit.train.conductor_optimizer import ConductorOptimizer, average_gradients, syncs_every_gradient
+from maestro_lit.train.deepspeed_clipping import pass_clipping_to_deepspeed
 from maestro_lit.train.minibatch_plan import MinibatchPlanner
 from maestro_lit.train.module_state import load_module_state, save_module_state
 from maestro_lit.train.policy_update import DivergenceError, PolicyUpdater, last_checkpoint_path
@@ -173,6 +174,8 @@ class MaestroModule(L.LightningModule):
                 "model.grpo_settings.num_minibatches=auto plans for one device; with "
                 f"{self.trainer.world_size} processes set a number (every rank must run as many backwards)"
             )
+        if self._trainer is not None:  # DeepSpeed formats its config after this hook
+            pass_clipping_to_deepspeed(self.trainer.strategy, self.grpo_settings.max_grad_norm)
         self.reward_set.to(self.device)
 
     def on_fit_start(self) -> None:
