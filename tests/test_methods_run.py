@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from fit_configs import class_path_nodes
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from maestro_lit.cli import cli_main
+from maestro_lit.cli import cli_main, compose
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_TAGS = [f"train/reward/{name}" for name in ("ppl", "fmt", "ent", "len", "pref")]
@@ -23,8 +24,8 @@ OVERRIDES = {
 }
 
 
-def composed_args(method: str, run_dir: Path, steps: int = 2) -> list[str]:
-    configs = ["base/cpu", "models/tiny", "rewards/paper", f"methods/{method}", "tasks/prompts"]
+def composed_args(method: str, run_dir: Path, steps: int = 2, rewards: str = "paper") -> list[str]:
+    configs = ["base/cpu", "models/tiny", f"rewards/{rewards}", f"methods/{method}", "tasks/prompts"]
     return [
         "fit",
         *(arg for name in configs for arg in ("--config", str(ROOT / "configs" / f"{name}.yaml"))),
@@ -73,3 +74,23 @@ def test_hidden_layer_is_a_module_setting(tmp_path):
     cli = cli_main([*composed_args("maestro", tmp_path, steps=1), "--model.scoring.hidden_layer=middle"])
     assert cli.model.scoring.hidden_layer == "middle"
     assert torch.isfinite(cli.model.last_step.raw_rewards[:, 1]).all()  # fmt scores every completion
+
+
+def test_the_judged_recipe_runs_with_its_judge_on_its_share_of_the_groups(tmp_path, caplog):
+    """rewards/paper_judged.yaml + methods/trusted.yaml as shipped but for the judge's share (5 %, so that a judge
+    missing on 95 % of the rows by design would trip the 90 % rule for components that score everything): the
+    judge scores its share of whole groups, and the missing-score warning stays quiet about it."""
+    steps = 12  # past the 10-step window of the missing-score warning
+    args = [
+        a for a in composed_args("trusted", tmp_path, steps, rewards="paper_judged") if "trusted_component" not in a
+    ]
+    config = compose(args[1:])
+    [judge_node] = list(class_path_nodes(config, ".SampledReward"))
+    judge_node["init_args"]["fraction"] = 0.05
+    module = cli_main({"fit": config}).model
+    judge = module.reward_set.components[-1]
+    assert module.component_names == ["ppl", "fmt", "ent", "len", "pref", "trusted"]
+    assert judge.groups_seen == steps * 2 and judge.groups_labelled == round(0.05 * judge.groups_seen) >= 1
+    assert judge.scored_rows == judge.groups_labelled * 2  # whole groups of G = 2
+    assert not [r for r in caplog.records if "reward component 'trusted'" in r.getMessage()]
+    assert "train/reward_nan/trusted" in scalar_tags(tmp_path)
