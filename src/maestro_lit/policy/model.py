@@ -113,12 +113,10 @@ class Policy(nn.Module):
             from peft import prepare_model_for_kbit_training
 
             _keep_4bit_trainable_on_cpu(base)
-            base = prepare_model_for_kbit_training(
-                base,
-                use_gradient_checkpointing=settings.gradient_checkpointing,
-                gradient_checkpointing_kwargs=checkpointing,
-            )
-        elif settings.gradient_checkpointing:
+            # peft would enable checkpointing by transformers' deprecated name; with use_reentrant=False that is
+            # all it would do, so it is enabled below, as for every other model
+            base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+        if settings.gradient_checkpointing:
             if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 (the old name is deprecated)
                 base.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing)
             else:
