@@ -1,17 +1,14 @@
 """Ours against TRL's GRPO on the same tensors: advantages, and the loss and its gradient at every update.
 
-TRL is not a test dependency (only the ``bench`` extra installs ``trl==1.16.0``), so the formulas below are
-TRL 1.16's, written out from ``trl/trainer/grpo_trainer.py`` (huggingface/trl) and kept to what the
-comparison needs:
+The loss side is TRL 1.16's own code: ``GRPOTrainer._compute_loss`` and ``get_high_entropy_mask``, called on the
+test's tensors through ``trl_reference`` (trl is a test dependency, pinned). The rest of TRL's step is written out
+here from ``trl/trainer/grpo_trainer.py`` 1.16.0, kept to what the comparison needs:
 
 - advantages: ``_generate_and_score_completions`` (``sum_then_normalize``: unscorable rows, every reward
   NaN, become NaN; ``nanmean``/``nanstd`` per group, ``nanstd`` over the batch for ``scale_rewards="batch"``;
   ``(r − mean) / (std + 1e-4)`` unless ``"none"``; NaN advantages → 0);
-- ``num_items_in_batch``: the generation batch's completion tokens, counted before
-  ``mask_truncated_completions`` zeroes the truncated rows of ``completion_mask``;
-- the loss: ``GRPOTrainer._compute_loss`` (token or sequence importance weights, ``get_high_entropy_mask``
-  for ``top_entropy_quantile``, k3 KL, the four ``loss_type`` reductions, ÷ gradient-accumulation steps
-  except for dapo, which divides by ``num_items_in_batch``);
+- ``num_items_in_batch``: the generation batch's loss tokens, counted after ``mask_truncated_completions``
+  zeroes the truncated rows of ``completion_mask`` (``_generate_and_score_completions``);
 - the schedule: the generation batch split into ``steps_per_generation`` chunks (TRL shuffles the rows first;
   here they stay in order so both sides see the same minibatches), each reused ``num_iterations`` times, an
   optimiser step every ``gradient_accumulation_steps`` chunks. Our ``num_minibatches`` is
@@ -25,6 +22,7 @@ import itertools
 
 import pytest
 import torch
+import trl_reference
 
 from maestro_lit import grpo
 from maestro_lit.settings import GRPOSettings
@@ -35,9 +33,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread a
 N, T, V, H = 8, 5, 6, 3  # completions, completion tokens, vocabulary, features
 MAX_COMPLETION_LENGTH = 7  # dr_grpo's constant (TRL's max_completion_length, our max_new_tokens)
 TOLERANCE = 1e-6
+SEED = 1  # its two halves hold 14 and 11 completion tokens: a per-minibatch count cannot pass for dapo's
 
 # ---------------------------------------------------------------------------------------------------------------
-# TRL's formulas
+# TRL's advantages, written out
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -66,64 +65,6 @@ def trl_advantages(rewards_per_func: torch.Tensor, weights: torch.Tensor, G: int
     return torch.nan_to_num(advantages, nan=0.0)
 
 
-def trl_high_entropy_mask(entropies: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
-    present = entropies[mask.bool()].float()
-    if present.numel() == 0:
-        return torch.zeros_like(entropies, dtype=torch.bool)
-    cut = torch.quantile(present, threshold)
-    return ((entropies * mask.float()) >= cut) & mask.bool()
-
-
-def trl_compute_loss(
-    per_token_logps,
-    old_per_token_logps,
-    ref_per_token_logps,
-    entropies,
-    advantages,
-    completion_mask,
-    *,
-    beta,
-    epsilon_low,
-    epsilon_high,
-    loss_type,
-    importance_sampling_level,
-    top_entropy_quantile,
-    num_items_in_batch,
-    gradient_accumulation_steps,
-):
-    entropy_mask = None
-    if top_entropy_quantile < 1.0:
-        entropy_mask = trl_high_entropy_mask(entropies, completion_mask, 1 - top_entropy_quantile)
-    if beta != 0.0:
-        d = ref_per_token_logps - per_token_logps
-        per_token_kl = torch.exp(d) - d - 1
-    log_ratio = per_token_logps - old_per_token_logps
-    if importance_sampling_level == "token":
-        log_importance_weights = log_ratio
-    else:
-        log_importance_weights = (log_ratio * completion_mask).sum(-1) / completion_mask.sum(-1).clamp(min=1.0)
-        log_importance_weights = log_importance_weights.unsqueeze(-1)
-    coef_1 = torch.exp(log_importance_weights)
-    coef_2 = torch.clamp(coef_1, 1 - epsilon_low, 1 + epsilon_high)
-    per_token_loss = -torch.min(coef_1 * advantages.unsqueeze(1), coef_2 * advantages.unsqueeze(1))
-    if entropy_mask is not None:
-        per_token_loss = per_token_loss * entropy_mask
-    if beta != 0.0:
-        per_token_loss = per_token_loss + beta * per_token_kl
-    if loss_type == "grpo":
-        loss = ((per_token_loss * completion_mask).sum(-1) / completion_mask.sum(-1).clamp(min=1.0)).mean()
-        return loss / gradient_accumulation_steps
-    if loss_type == "bnpo":
-        loss = (per_token_loss * completion_mask).sum() / completion_mask.sum().clamp(min=1.0)
-        return loss / gradient_accumulation_steps
-    if loss_type == "dr_grpo":
-        loss = (per_token_loss * completion_mask).sum() / (per_token_loss.size(0) * MAX_COMPLETION_LENGTH)
-        return loss / gradient_accumulation_steps
-    if loss_type == "dapo":
-        return (per_token_loss * completion_mask).sum() / num_items_in_batch  # one process
-    raise ValueError(loss_type)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # One problem, both trainers
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,7 +89,7 @@ class TinyPolicy(torch.nn.Module):
         return logprobs, -(logp.exp() * logp).sum(-1).detach()
 
 
-def _problem(seed: int = 0):
+def _problem(seed: int = SEED):
     generator = torch.Generator().manual_seed(seed + 100)
     lengths = torch.randint(1, T + 1, (N,), generator=generator)
     mask = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).long()
@@ -170,7 +111,7 @@ def _recorder(parameters, record):
     return backward
 
 
-def run_ours(settings: GRPOSettings, fused: bool, seed: int = 0, lr: float = 0.2):
+def run_ours(settings: GRPOSettings, fused: bool, seed: int = SEED, lr: float = 0.2):
     mask, truncated, advantages, ref_offset = _problem(seed)
     policy = TinyPolicy(seed)
     with torch.no_grad():
@@ -195,7 +136,7 @@ def run_ours(settings: GRPOSettings, fused: bool, seed: int = 0, lr: float = 0.2
     return record, [p.detach().clone() for p in parameters]
 
 
-def run_trl(settings: GRPOSettings, seed: int = 0):
+def run_trl(settings: GRPOSettings, seed: int = SEED):
     mask, truncated, advantages, ref_offset = _problem(seed)
     policy = TinyPolicy(seed)
     with torch.no_grad():
@@ -203,9 +144,9 @@ def run_trl(settings: GRPOSettings, seed: int = 0):
     ref = old + ref_offset
     parameters = list(policy.parameters())
     optimizer = torch.optim.SGD(parameters, lr=0.2)
-    num_items_in_batch = mask.sum()  # counted before truncated rows are masked
     if settings.mask_truncated_completions:
         mask = mask * (~truncated).unsqueeze(1).int()
+    num_items_in_batch = mask.sum()  # counted after truncated rows are masked
     steps_per_generation = settings.num_minibatches
     accumulation = steps_per_generation if settings.accumulate_minibatches else 1
     chunk = N // steps_per_generation
@@ -214,21 +155,23 @@ def run_trl(settings: GRPOSettings, seed: int = 0):
     for step in range(steps_per_generation * settings.num_iterations):
         rows = slice((step % steps_per_generation) * chunk, (step % steps_per_generation + 1) * chunk)
         logps, entropies = policy(rows)
-        loss = trl_compute_loss(
+        loss = trl_reference.compute_loss(
             logps,
+            entropies,
             old[rows],
             ref[rows],
-            entropies,
             advantages[rows],
             mask[rows],
+            num_items_in_batch,
             beta=settings.beta,
             epsilon_low=settings.epsilon_low,
             epsilon_high=settings.epsilon_high,
             loss_type=settings.loss_type,
             importance_sampling_level=settings.importance_sampling_level,
             top_entropy_quantile=settings.top_entropy_quantile,
-            num_items_in_batch=num_items_in_batch,
+            max_completion_length=MAX_COMPLETION_LENGTH,
             gradient_accumulation_steps=accumulation,
+            steps_per_generation=steps_per_generation,
         )
         backward(loss)
         if (step + 1) % accumulation == 0:
@@ -297,13 +240,33 @@ def test_the_options_change_the_loss():
         assert any(not torch.allclose(a[1][0], b[1][0]) for a, b in zip(reference, changed)), option
 
 
-def test_dapo_divides_every_minibatch_by_the_whole_rollouts_tokens():
-    """Without accumulation each minibatch's dapo loss is its token sum over the rollout's tokens (not its own)."""
+def test_dapo_divides_each_update_by_the_rollouts_tokens_per_update():
+    """dapo's denominator is the rollout's loss tokens per update, the same for every minibatch: without
+    accumulation the whole count over the number of minibatches (not each minibatch's own count, which is bnpo),
+    with accumulation the whole count."""
     mask, _, _, _ = _problem()
+    assert mask[: N // 2].sum() != mask[N // 2 :].sum()  # so bnpo and dapo differ on these tensors
     ours, _ = run_ours(GRPOSettings(loss_type="dapo", num_minibatches=2), fused=False, lr=0.0)
     bnpo, _ = run_ours(GRPOSettings(loss_type="bnpo", num_minibatches=2), fused=False, lr=0.0)
     for (dapo_loss, _), (bnpo_loss, _), rows in zip(ours, bnpo, (slice(0, N // 2), slice(N // 2, N))):
+        torch.testing.assert_close(dapo_loss, bnpo_loss * mask[rows].sum() / (mask.sum() / 2))
+    accumulated, _ = run_ours(
+        GRPOSettings(loss_type="dapo", num_minibatches=2, accumulate_minibatches=True), fused=False, lr=0.0
+    )
+    for (dapo_loss, _), (bnpo_loss, _), rows in zip(accumulated, bnpo, (slice(0, N // 2), slice(N // 2, N))):
         torch.testing.assert_close(dapo_loss, bnpo_loss * mask[rows].sum() / mask.sum())
+
+
+def test_dapo_counts_tokens_after_truncated_rows_are_masked():
+    """With mask_truncated_completions the truncated rows' tokens leave dapo's denominator too (TRL counts
+    num_items_in_batch on the masked completion_mask)."""
+    mask, truncated, _, _ = _problem()
+    kept = mask * (~truncated).unsqueeze(1).int()
+    base = dict(loss_type="dapo", num_minibatches=1)
+    masked, _ = run_ours(GRPOSettings(**base, mask_truncated_completions=True), fused=False, lr=0.0)
+    bnpo, _ = run_ours(GRPOSettings(loss_type="bnpo", mask_truncated_completions=True), fused=False, lr=0.0)
+    torch.testing.assert_close(masked[0][0], bnpo[0][0])  # one update: dapo = bnpo over the kept tokens
+    assert kept.sum() < mask.sum()
 
 
 @pytest.mark.parametrize("scale", ["group", "batch", "none"])
@@ -325,5 +288,11 @@ def test_high_entropy_mask_is_trls():
     entropies, mask = torch.rand(6, 9, generator=generator), (torch.rand(6, 9, generator=generator) > 0.3).long()
     for quantile in (0.0, 0.2, 0.5, 0.8, 1.0):
         ours = grpo.high_entropy_mask(entropies, mask, quantile)
-        assert torch.equal(ours, trl_high_entropy_mask(entropies, mask, quantile))
+        assert torch.equal(ours, trl_reference.high_entropy_mask(entropies, mask, quantile))
     assert not grpo.high_entropy_mask(entropies, torch.zeros_like(mask), 0.5).any()
+
+
+def test_the_reference_is_the_pinned_trl():
+    import trl
+
+    assert trl.__version__ == trl_reference.TRL_VERSION

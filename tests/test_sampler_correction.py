@@ -1,10 +1,11 @@
-"""The importance-sampling correction of engines with their own numerics against TRL 1.16's formula.
+"""The importance-sampling correction of engines with their own numerics against TRL 1.16.
 
-TRL is not a test dependency, so its formula is written out below from ``trl/trainer/grpo_trainer.py``
-(huggingface/trl 1.16.0): ``_generate_and_score_completions`` computes ``importance_sampling_ratio`` from
+The ratio is computed inside TRL's ``_generate_and_score_completions``, which needs a whole trainer, so it is
+written out below from ``trl/trainer/grpo_trainer.py`` 1.16.0: ``importance_sampling_ratio`` from
 ``old_per_token_logps − sampling_per_token_logps`` (masked, NaN → 0; summed over the completion for
-``sequence_*``), then clamps it (``*_truncate``) or zeroes it outside [C_min, C_max] (``*_mask``), and
-``_compute_loss`` multiplies ``per_token_loss`` by it before adding β·KL.
+``sequence_*``), then clamped (``*_truncate``) or zeroed outside [C_min, C_max] (``*_mask``). The loss that
+uses it is TRL's own ``_compute_loss`` (``trl_reference``), which multiplies ``per_token_loss`` by it before
+adding β·KL.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import pytest
 import torch
+import trl_reference
 
 from maestro_lit import grpo
 from maestro_lit.settings import RolloutSettings
@@ -30,17 +32,6 @@ def trl_importance_sampling_ratio(old, sampling, mask, mode, clip_max, clip_min)
     low = clip_min if clip_min is not None else -math.inf
     high = clip_max if clip_max is not None else math.inf
     return ratio.masked_fill((ratio < low) | (ratio > high), value=0.0)
-
-
-def trl_grpo_loss(logprobs, old, advantages, mask, is_ratio, beta, ref, eps=0.2):
-    """TRL's ``_compute_loss`` for loss_type grpo, token-level policy ratio."""
-    coef_1 = torch.exp(logprobs - old)
-    coef_2 = torch.clamp(coef_1, 1 - eps, 1 + eps)
-    per_token_loss = -torch.min(coef_1 * advantages.unsqueeze(1), coef_2 * advantages.unsqueeze(1))
-    per_token_loss = per_token_loss * is_ratio
-    if beta:
-        per_token_loss = per_token_loss + beta * (torch.exp(ref - logprobs) - (ref - logprobs) - 1)
-    return ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
 
 
 def _hand_made():
@@ -104,8 +95,24 @@ def test_weighted_advantages_give_trls_loss_and_gradient(mode, beta):
         ours_in, old, advantages.unsqueeze(-1) * weights, mask, beta=beta, ref_logprobs=ref
     )
     trl_in = moved.clone().requires_grad_(True)
-    trl = trl_grpo_loss(
-        trl_in, old, advantages, mask, trl_importance_sampling_ratio(old, sampling, mask, mode, 3.0, None), beta, ref
+    trl = trl_reference.compute_loss(
+        trl_in,
+        torch.zeros_like(old),
+        old,
+        ref,
+        advantages,
+        mask,
+        mask.sum(),
+        beta=beta,
+        epsilon_low=0.2,
+        epsilon_high=0.2,
+        loss_type="grpo",
+        importance_sampling_level="token",
+        top_entropy_quantile=1.0,
+        max_completion_length=old.shape[1],
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        importance_sampling_ratio=trl_importance_sampling_ratio(old, sampling, mask, mode, 3.0, None),
     )
     ours.backward()
     trl.backward()

@@ -10,12 +10,13 @@ Choices where the paper is silent:
   ranks last whatever the sign of its weight (a negative weight ranks the negated score);
 - a completion with no score at all is left out of its group's mean and std (and of the
   batch std) and gets advantage 0, as TRL does with unscorable completions;
-- ``dapo`` normalises every minibatch by the number of completion tokens in the whole
-  rollout (``num_batch_tokens``), ``bnpo`` by those in the minibatch at hand.
+- ``dapo`` normalises every minibatch by a token count its caller gives (``num_batch_tokens``: TRL's
+  rollout-wide count per accumulation window, ``train.policy_update``), ``bnpo`` by those in the minibatch at hand.
 
-TRL equivalence (``tests/test_grpo_trl.py``, against TRL 1.16's formulas written out in the test, float64):
-the advantages of ``sum_then_normalize`` (TRL's order) for ``scale_rewards`` group/batch/none with unscored
-rows, and, through ``train.policy_update.PolicyUpdater``, the loss and its gradient at every update for each
+TRL equivalence (``tests/test_grpo_trl.py``, float64): the advantages of ``sum_then_normalize`` (TRL's order) for
+``scale_rewards`` group/batch/none with unscored rows, against TRL 1.16's lines written out in the test; and,
+through ``train.policy_update.PolicyUpdater`` against TRL 1.16's own ``GRPOTrainer._compute_loss`` and
+``get_high_entropy_mask`` (trl is a test dependency), the loss and its gradient at every update for each
 ``loss_type`` × β ∈ {0, 0.04} × (ε_low, ε_high) ∈ {(0.2, 0.2), (0.1, 0.28)} × ``importance_sampling_level`` ×
 ``top_entropy_quantile`` ∈ {1, 0.2} × ``mask_truncated_completions`` × minibatching (fused, one, two, two
 accumulated) × μ ∈ {1, 2} agree within 1e-6. ``normalize_then_sum`` and ``rank`` are this project's, not TRL's.

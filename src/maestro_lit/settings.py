@@ -105,14 +105,15 @@ class GRPOSettings:
     beta: NonNegativeFloat = 0.0
     """Weight of the k3 KL penalty to the reference (adapters off); >= 0, 0 skips the reference forward."""
     loss_type: LossType = "grpo"
-    """Loss aggregation over tokens: grpo (per sequence), bnpo (per minibatch), dapo (every minibatch divided by the
-    completion tokens of the whole rollout, TRL's num_items_in_batch), dr_grpo (constant: rows × max_new_tokens)."""
+    """Loss aggregation over tokens: grpo (per sequence), bnpo (per minibatch), dapo (per update, by the rollout's
+    loss tokens per update: TRL's num_items_in_batch scaled to one accumulation window), dr_grpo (constant: rows ×
+    max_new_tokens)."""
     scale_rewards: ScaleRewards = "group"
     """TRL's scale_rewards: divide the group-centred reward by the group's std (group), by the std of the whole
     rollout's rewards (batch), or not at all (none: Dr. GRPO; TRL's scale_rewards=false)."""
     mask_truncated_completions: bool = False
     """TRL's option: completions with no EOS within max_new_tokens add no token to the loss (they still count in
-    their group's advantage statistics and, as in TRL, in dapo's token count)."""
+    their group's advantage statistics; as in TRL, not in dapo's token count)."""
     importance_sampling_level: ImportanceSamplingLevel = "token"
     """TRL's option: one importance ratio per token (GRPO) or per completion (sequence: GSPO, the exp of the
     completion's mean log-ratio, clipped once for the whole completion)."""

@@ -6,16 +6,16 @@ sum token counts across ranks (dapo's denominator) and how to score a slice of r
 
 As TRL's ``GRPOTrainer`` (``tests/test_grpo_trl.py``): the minibatches are TRL's
 ``steps_per_generation`` chunks of one generation batch, ``accumulate_minibatches`` is TRL's
-gradient accumulation over them, and dapo divides every minibatch by the completion tokens of the
-whole rollout (TRL's ``num_items_in_batch``, counted before ``mask_truncated_completions``), with or
-without accumulation.
+gradient accumulation over them, and dapo divides every minibatch by TRL's ``num_items_in_batch`` (the
+rollout's loss tokens, counted after ``mask_truncated_completions``, averaged over ranks) rescaled to one
+accumulation window: with accumulation the whole rollout's count, without it that count ÷ ``num_minibatches``.
 
 Choices where the paper is silent:
 - a non-finite loss or gradient norm skips that update (counted); ``max_consecutive_skips``
   in a row stop the run with ``DivergenceError``;
 - with ``accumulate_minibatches`` the minibatch losses are weighted by their share of the
   rollout, so one step on the summed gradient equals one full-batch step (dapo already divides
-  by the whole rollout's token count);
+  by the whole rollout's token count there);
 - ``num_minibatches: auto`` takes the split from ``train.minibatch_plan`` (a measured one-row probe
   against the device's free memory); the update is the hand-set split's with that count.
 """
@@ -126,13 +126,14 @@ class PolicyUpdater:
                 f"grpo_settings.num_minibatches={count} equal minibatches"
             )
         slices = grpo.minibatch_slices(n, count)
-        tokens = None
-        if s.loss_type == "dapo":  # the whole rollout's completion tokens, before truncated rows are masked (TRL)
-            tokens = completion_mask.sum().float()
-            tokens = reduce_tokens(tokens) if reduce_tokens is not None else tokens
         loss_mask = completion_mask
         if s.mask_truncated_completions and truncated is not None:
             loss_mask = completion_mask * ~truncated.to(torch.bool).unsqueeze(-1)
+        tokens = None
+        if s.loss_type == "dapo":  # TRL: num_items_in_batch / num_processes × window / steps_per_generation
+            tokens = loss_mask.sum().float()
+            tokens = reduce_tokens(tokens) if reduce_tokens is not None else tokens
+            tokens = tokens * (len(slices) if s.accumulate_minibatches else 1) / len(slices)
         sums = {"policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
         updates = 0
         for _ in range(s.num_iterations):
