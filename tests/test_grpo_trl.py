@@ -240,35 +240,6 @@ def test_the_options_change_the_loss():
         assert any(not torch.allclose(a[1][0], b[1][0]) for a, b in zip(reference, changed)), option
 
 
-def test_dapo_divides_each_update_by_the_rollouts_tokens_per_update():
-    """dapo's denominator is the rollout's loss tokens per update, the same for every minibatch: without
-    accumulation the whole count over the number of minibatches (not each minibatch's own count, which is bnpo),
-    with accumulation the whole count."""
-    mask, _, _, _ = _problem()
-    assert mask[: N // 2].sum() != mask[N // 2 :].sum()  # so bnpo and dapo differ on these tensors
-    ours, _ = run_ours(GRPOSettings(loss_type="dapo", num_minibatches=2), fused=False, lr=0.0)
-    bnpo, _ = run_ours(GRPOSettings(loss_type="bnpo", num_minibatches=2), fused=False, lr=0.0)
-    for (dapo_loss, _), (bnpo_loss, _), rows in zip(ours, bnpo, (slice(0, N // 2), slice(N // 2, N))):
-        torch.testing.assert_close(dapo_loss, bnpo_loss * mask[rows].sum() / (mask.sum() / 2))
-    accumulated, _ = run_ours(
-        GRPOSettings(loss_type="dapo", num_minibatches=2, accumulate_minibatches=True), fused=False, lr=0.0
-    )
-    for (dapo_loss, _), (bnpo_loss, _), rows in zip(accumulated, bnpo, (slice(0, N // 2), slice(N // 2, N))):
-        torch.testing.assert_close(dapo_loss, bnpo_loss * mask[rows].sum() / mask.sum())
-
-
-def test_dapo_counts_tokens_after_truncated_rows_are_masked():
-    """With mask_truncated_completions the truncated rows' tokens leave dapo's denominator too (TRL counts
-    num_items_in_batch on the masked completion_mask)."""
-    mask, truncated, _, _ = _problem()
-    kept = mask * (~truncated).unsqueeze(1).int()
-    base = dict(loss_type="dapo", num_minibatches=1)
-    masked, _ = run_ours(GRPOSettings(**base, mask_truncated_completions=True), fused=False, lr=0.0)
-    bnpo, _ = run_ours(GRPOSettings(loss_type="bnpo", mask_truncated_completions=True), fused=False, lr=0.0)
-    torch.testing.assert_close(masked[0][0], bnpo[0][0])  # one update: dapo = bnpo over the kept tokens
-    assert kept.sum() < mask.sum()
-
-
 @pytest.mark.parametrize("scale", ["group", "batch", "none"])
 def test_advantages_equal_trls_with_unscored_rows(scale):
     generator = torch.Generator().manual_seed(3)

@@ -93,4 +93,9 @@ def test_the_judged_recipe_runs_with_its_judge_on_its_share_of_the_groups(tmp_pa
     assert judge.groups_seen == steps * 2 and judge.groups_labelled == round(0.05 * judge.groups_seen) >= 1
     assert judge.scored_rows == judge.groups_labelled * 2  # whole groups of G = 2
     assert not [r for r in caplog.records if "reward component 'trusted'" in r.getMessage()]
-    assert "train/reward_nan/trusted" in scalar_tags(tmp_path)
+    events = EventAccumulator(str(next(tmp_path.rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert "train/reward_nan/trusted" in events.Tags()["scalars"]
+    paid = events.Scalars("train/reward_cost/trusted/scored_rows")
+    assert paid[-1].value == judge.scored_rows > 0  # the running total of rows the judge scored
+    assert events.Scalars("train/reward_cost/trusted/calls")[-1].value == judge.calls

@@ -159,21 +159,25 @@ def _minibatch_losses(settings, truncated=None):
     return losses, old, advantages, mask
 
 
-def test_dapo_divides_each_minibatch_by_the_whole_rollouts_tokens_without_accumulation_too():
+def test_dapo_divides_each_minibatch_by_the_rollouts_tokens_per_update():
+    """TRL 1.16: num_items_in_batch (the rollout's tokens) scaled to one accumulation window, the same for every
+    minibatch: without accumulation each minibatch is one update (the count ÷ 2 here), with it the two are one."""
     losses, old, advantages, mask = _minibatch_losses(GRPOSettings(loss_type="dapo", num_minibatches=2))
+    assert mask[:3].sum() != mask[3:].sum()  # so this is not bnpo's per-minibatch count in disguise
     per_token = -advantages.unsqueeze(-1) * torch.ones_like(old)  # ratio 1 (lr 0): −A on every token
-    expected = [float((per_token[rows] * mask[rows]).sum() / mask.sum()) for rows in (slice(0, 3), slice(3, 6))]
-    assert losses == pytest.approx(expected, abs=1e-6)  # TRL: every chunk over num_items_in_batch
+    expected = [float((per_token[rows] * mask[rows]).sum() / (mask.sum() / 2)) for rows in (slice(0, 3), slice(3, 6))]
+    assert losses == pytest.approx(expected, abs=1e-6)
     accumulated, *_ = _minibatch_losses(GRPOSettings(loss_type="dapo", num_minibatches=2, accumulate_minibatches=True))
-    assert accumulated == pytest.approx(losses, abs=1e-7)  # with or without accumulation alike
+    assert accumulated == pytest.approx([loss / 2 for loss in losses], abs=1e-7)  # over the whole count
 
 
-def test_truncated_completions_leave_the_loss_but_not_dapos_token_count():
+def test_truncated_completions_leave_the_loss_and_dapos_token_count():
     truncated = torch.tensor([True, False, False, False, False, True])
     base = {"loss_type": "dapo", "num_minibatches": 1}
     masked, old, advantages, mask = _minibatch_losses(GRPOSettings(**base, mask_truncated_completions=True), truncated)
     keep = mask * ~truncated.unsqueeze(-1)
-    assert masked == pytest.approx([float((-advantages.unsqueeze(-1) * keep).sum() / mask.sum())], abs=1e-6)
+    assert keep.sum() < mask.sum()
+    assert masked == pytest.approx([float((-advantages.unsqueeze(-1) * keep).sum() / keep.sum())], abs=1e-6)
     kept, *_ = _minibatch_losses(GRPOSettings(**base), truncated)  # off (the default): truncated rows train
     assert kept == pytest.approx([float((-advantages.unsqueeze(-1) * mask).sum() / mask.sum())], abs=1e-6)
 

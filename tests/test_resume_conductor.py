@@ -1,6 +1,8 @@
 """Exact resume with the paper's Conductor (M = 3): a checkpoint taken with 2 buffered steps resumes
 to the same weights, buffer and update count as a straight run."""
 
+import json
+
 import pytest
 import torch
 import yaml
@@ -76,3 +78,41 @@ def test_resuming_a_conductor_run_with_another_method_is_an_error_unless_partial
     assert (
         not [k for k in resumed["state_dict"] if k.startswith("scalarizer.")] and len(resumed["optimizer_states"]) == 1
     )
+
+
+@pytest.mark.usefixtures("probes_on_path")
+def test_a_sampled_judge_resumes_its_draws_and_totals(tmp_path):
+    """A judge on a share of the groups (SampledReward) labels, after a resume, the groups a straight run labels."""
+    judge = {
+        "class_path": "maestro_lit.rewards.sampled.SampledReward",
+        "init_args": {
+            "name": "judge",
+            "fraction": 0.5,
+            "inner": {"class_path": "maestro_lit.rewards.format.FormatReward", "init_args": {"name": "inner"}},
+        },
+    }
+
+    def config(run_dir, max_steps=4):
+        config = _config(run_dir)
+        config["model"]["rewards"].append(judge)
+        config["trainer"]["max_steps"] = max_steps
+        return config
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    cli_main({"fit": config(straight)})
+    cli_main({"fit": config(stopped, max_steps=2)})
+    last = stopped / "ckpt" / "last.ckpt"
+    halfway = torch.load(last, weights_only=True)["maestro"]["rewards"]["judge"]
+    assert halfway["counts"][:2] == [4, 2]  # 2 steps × 2 groups seen, half of them labelled
+    resumed = cli_main({"fit": {**config(stopped), "ckpt_path": str(last)}}).model
+    a = torch.load(straight / "ckpt" / "last.ckpt", weights_only=True)["maestro"]["rewards"]["judge"]
+    b = torch.load(last, weights_only=True)["maestro"]["rewards"]["judge"]
+    assert a["counts"] == b["counts"] == [8, 4, 4 * resumed.grpo_settings.num_generations, a["counts"][3]]
+    assert torch.equal(a["generator"], b["generator"])
+
+    def judged(run_dir):  # per step: the judge's mean score, its unscored rows, its running totals
+        keys = ("train/reward/judge", "train/reward_nan/judge", "train/reward_cost/judge/scored_rows")
+        rows = [json.loads(line)["logged"] for line in (run_dir / "rank0.jsonl").read_text().splitlines()]
+        return [[row[k] for k in keys] for row in rows]
+
+    assert len(judged(straight)) == 4 and judged(stopped) == judged(straight)

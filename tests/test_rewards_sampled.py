@@ -51,6 +51,25 @@ def test_exactly_the_fraction_of_groups_is_scored_and_the_rest_masked(fraction):
     assert sampled.scored_fraction == fraction  # what the missing-score warning allows for
 
 
+def labelled_rows(sampled: SampledReward, steps) -> list[list[bool]]:
+    return [torch.isfinite(score_components([sampled], batch(step))[:, 0]).tolist() for step in steps]
+
+
+def test_a_restored_state_labels_the_groups_an_uninterrupted_run_would():
+    def build():
+        return SampledReward(WordCount(), fraction=0.3, seed=3)
+
+    straight, stopped, resumed, fresh = build(), build(), build(), build()
+    labelled_rows(straight, range(5))
+    labelled_rows(stopped, range(5))
+    resumed.load_state_dict(stopped.state_dict())
+    expected = labelled_rows(straight, range(5, 12))
+    assert labelled_rows(resumed, range(5, 12)) == expected
+    assert resumed.cost() == straight.cost() == {"scored_rows": float(straight.scored_rows), "calls": straight.calls}
+    assert straight.calls == 12  # one inner call per step that labels a group (0.3 × 4 groups: every step here)
+    assert labelled_rows(fresh, range(5, 12)) != expected  # the same seed without the state starts over
+
+
 def test_fraction_out_of_range_is_refused():
     with pytest.raises(ValueError, match="fraction"):
         SampledReward(WordCount(), fraction=0.0)

@@ -67,6 +67,19 @@ class RewardComponent:
         """Async entry point; only components with ``is_async = True`` override it."""
         return self(**kwargs)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the component's future scores depend on besides its inputs (a sampled judge's draws and counts),
+        as tensors and plain values: saved in the checkpoint so a resumed run scores as one that never stopped."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    def cost(self) -> dict[str, float]:
+        """Running totals of what the component has paid for (e.g. judge calls, rows scored), logged as
+        ``train/reward_cost/<name>/<key>``; empty for components whose cost is the step's own compute."""
+        return {}
+
 
 class RewardError(ValueError):
     """A component returned something that is not one finite-or-NaN float per completion."""

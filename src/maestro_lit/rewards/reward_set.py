@@ -108,6 +108,21 @@ class RewardSet:
             if hasattr(component, "to"):
                 component.to(device)
 
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """Each stateful component's ``state_dict``, by name (components without state are left out)."""
+        return {c.name: state for c in self.components if (state := c.state_dict())}
+
+    def load_state_dict(self, states: dict[str, dict[str, Any]]) -> None:
+        """Restore the components named in ``states``; a component the checkpoint does not name keeps its fresh state
+        (a partial resume with other components)."""
+        for component in self.components:
+            if component.name in states:
+                component.load_state_dict(states[component.name])
+
+    def cost_metrics(self) -> dict[str, float]:
+        """``train/reward_cost/<name>/<key>``: each component's running cost totals."""
+        return {f"train/reward_cost/{c.name}/{key}": value for c in self.components for key, value in c.cost().items()}
+
     def compute(
         self, batch: RewardInputs, device: torch.device | str = "cpu", timer: Timer | None = None
     ) -> torch.Tensor:

@@ -6,8 +6,9 @@ trusted component on the groups that have it; an expensive judge does not need t
 that. ``SampledReward`` picks whole groups (all G completions of a prompt, so their advantages can be compared)
 and keeps the labelled share at ``fraction`` over the run: each step labels round(fraction × groups seen) minus
 those already labelled, chosen at random (own seeded generator, so a run's other draws are unchanged). Only the
-chosen rows reach the inner component, so its cost is that share; ``train/reward_nan/<name>`` logs the unscored
-share per step and ``scored_rows`` / ``calls`` count what was paid for.
+chosen rows reach the inner component, so its cost is that share: ``train/reward_nan/<name>`` logs the unscored
+rows per step, ``train/reward_cost/<name>/scored_rows`` and ``…/calls`` the running totals of what was paid for. The
+generator and the counts are checkpointed, so a resumed run labels the groups an uninterrupted run would.
 
 Use as ``trusted_component`` of ``configs/methods/trusted.yaml`` (``configs/rewards/paper_judged.yaml``).
 """
@@ -59,6 +60,19 @@ class SampledReward(RewardComponent):
     def to(self, device: torch.device) -> None:
         if hasattr(self.inner, "to"):
             self.inner.to(device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.get_state(),
+            "counts": [self.groups_seen, self.groups_labelled, self.scored_rows, self.calls],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.groups_seen, self.groups_labelled, self.scored_rows, self.calls = (int(v) for v in state["counts"])
+
+    def cost(self) -> dict[str, float]:
+        return {"scored_rows": float(self.scored_rows), "calls": float(self.calls)}
 
     def choose_rows(self, n: int, group_size: int) -> torch.Tensor:
         """Row indices of the groups labelled this step (sorted)."""

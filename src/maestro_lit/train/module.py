@@ -370,6 +370,7 @@ class MaestroModule(L.LightningModule):
             phase_seconds=dict(timer.seconds),
         )
         metrics = step_metrics(self.last_step, rollout, old_logprobs, prompts_truncated, {**inner, **outer})
+        metrics.update(self.reward_set.cost_metrics())
         metrics = keep_for_this_step(metrics, logger_writes_this_step(self.trainer))
         metrics = reduce_over_ranks(metrics, self.device, self.trainer.strategy, self.trainer.world_size)
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(batch["prompt"]))

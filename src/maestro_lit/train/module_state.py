@@ -2,9 +2,10 @@
 
 Trainable tensors only (LoRA, the scalariser, a synced reference adapter): the frozen base
 weights are reloaded from the model id. Beside them, under ``"maestro"``: the step counters,
-the RNG states, the Conductor's buffer and update count, its optimiser's state (the module owns that
-optimiser: ``train.conductor_optimizer``), the model id, the scalariser's class and the reward
-component names. Every value is a tensor or a plain container, so the file loads with ``weights_only=True``.
+the RNG states, the state of reward components that have one (a sampled judge's draws), the Conductor's
+buffer and update count, its optimiser's state (the module owns that optimiser:
+``train.conductor_optimizer``), the model id, the scalariser's class and the reward component names. Every
+value is a tensor or a plain container, so the file loads with ``weights_only=True``.
 
 Resuming checks that the checkpoint and the config describe the same run: the same scalariser
 class, the same reward components and exactly the same trainable tensors. A mismatch is a
@@ -53,6 +54,9 @@ def save_module_state(module, checkpoint: dict[str, Any]) -> None:
         "rng": rng_states(),
         "outer_loop": module.outer.state_dict(),
     }
+    rewards = module.reward_set.state_dict()
+    if rewards:
+        checkpoint["maestro"]["rewards"] = rewards
     conductor_optimizer = module.conductor_optim.state_dict()
     if conductor_optimizer is not None:
         checkpoint["maestro"]["conductor_optimizer"] = conductor_optimizer
@@ -116,6 +120,7 @@ def load_module_state(module, checkpoint: dict[str, Any]) -> None:
     module._rollouts_done = int(state.get("rollouts_done", 0))
     if "rng" in state:
         restore_rng_states(state["rng"])
+    module.reward_set.load_state_dict(state.get("rewards", {}))
     if "outer_loop" in state and not scalarizer:  # absent in checkpoints from before the buffered Conductor
         module.outer.load_state_dict(state["outer_loop"])
     conductor_optimizer = state.get("conductor_optimizer")

@@ -95,7 +95,7 @@ def evaluation_metrics(
     }
 
 
-SUMMED_METRICS = ("train/reward_nan/", "train/skipped_updates", "train/prompts_truncated")
+SUMMED_METRICS = ("train/reward_nan/", "train/reward_cost/", "train/skipped_updates", "train/prompts_truncated")
 EVERY_STEP_METRICS = ("train/scalar_reward", "train/completion_length", "train/reward/")
 
 
