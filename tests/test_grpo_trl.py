@@ -6,7 +6,7 @@ here from ``trl/trainer/grpo_trainer.py`` 1.16.0, kept to what the comparison ne
 
 - advantages: ``_generate_and_score_completions`` (``sum_then_normalize``: unscorable rows, every reward
   NaN, become NaN; ``nanmean``/``nanstd`` per group, ``nanstd`` over the batch for ``scale_rewards="batch"``;
-  ``(r − mean) / (std + 1e-4)`` unless ``"none"``; NaN advantages → 0);
+  ``(r − mean) / (std + 1e-4)`` unless ``"none"``; NaN advantages → 0), with TRL's own ``nanstd``;
 - ``num_items_in_batch``: the generation batch's loss tokens, counted after ``mask_truncated_completions``
   zeroes the truncated rows of ``completion_mask`` (``_generate_and_score_completions``);
 - the schedule: the generation batch split into ``steps_per_generation`` chunks (TRL shuffles the rows first;
@@ -23,6 +23,7 @@ import itertools
 import pytest
 import torch
 import trl_reference
+from trl.trainer.utils import nanstd as trl_nanstd
 
 from maestro_lit import grpo
 from maestro_lit.settings import GRPOSettings
@@ -38,16 +39,6 @@ SEED = 1  # its two halves hold 14 and 11 completion tokens: a per-minibatch cou
 # ---------------------------------------------------------------------------------------------------------------
 # TRL's advantages, written out
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def trl_nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """TRL's ``nanstd``: Bessel-corrected std ignoring NaNs (NaN or inf for a single value)."""
-    if dim is None:
-        x, dim = x.reshape(-1), 0
-    mean = torch.nanmean(x, dim=dim, keepdim=True)
-    variance = torch.nanmean((x - mean) ** 2, dim=dim)
-    count = (~torch.isnan(x)).sum(dim=dim)
-    return torch.sqrt(variance * count / (count - 1))
 
 
 def trl_advantages(rewards_per_func: torch.Tensor, weights: torch.Tensor, G: int, scale_rewards: str) -> torch.Tensor:

@@ -19,7 +19,9 @@ through ``train.policy_update.PolicyUpdater`` against TRL 1.16's own ``GRPOTrain
 ``get_high_entropy_mask`` (trl is a test dependency), the loss and its gradient at every update for each
 ``loss_type`` × β ∈ {0, 0.04} × (ε_low, ε_high) ∈ {(0.2, 0.2), (0.1, 0.28)} × ``importance_sampling_level`` ×
 ``top_entropy_quantile`` ∈ {1, 0.2} × ``mask_truncated_completions`` × minibatching (fused, one, two, two
-accumulated) × μ ∈ {1, 2} agree within 1e-6. ``normalize_then_sum`` and ``rank`` are this project's, not TRL's.
+accumulated) × μ ∈ {1, 2} agree within 1e-6. ``rank`` is this project's. So is ``normalize_then_sum``'s last step:
+TRL 1.16's option of that name also z-scores each component within its group, but then re-normalises the weighted
+sum over the whole batch; here the sum goes through the group advantage like every scalar reward.
 ``sampler_importance_weights`` is TRL's vLLM importance-sampling correction (``tests/test_sampler_correction.py``).
 """
 
